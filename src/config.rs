@@ -1,0 +1,323 @@
+//! The server's command line (getopts) turned into a checked `Config`.
+//!
+//! Pure: no sockets, no files. Every mistake a user can type becomes a `UsageError` with a
+//! message that says what to change (exit code 2); name resolution and binding happen later.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use getopts::Options;
+
+use crate::service::SERVICES;
+
+pub const DEFAULT_HOST: &str = "127.0.0.1";
+pub const DEFAULT_PORT: u16 = 5000;
+
+/// Where the server log goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogTarget {
+    File(PathBuf),
+    Stderr,
+    Off,
+}
+
+/// One listening address as the user wrote it: a host (name or IP) and a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenSpec {
+    pub host: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub listen: Vec<ListenSpec>,
+    pub service: String,
+    /// `None`: the development certificate in `certs/`, generated when missing.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub gen_certs: bool,
+    pub client_ca: Option<PathBuf>,
+    pub tls: bool,
+    pub log: LogTarget,
+    pub max_clients: usize,
+    pub max_line: usize,
+    /// `None` means never.
+    pub handshake_timeout: Option<Duration>,
+    pub idle_timeout: Option<Duration>,
+    pub name: String,
+    pub number: i64,
+    pub exit_when_empty: bool,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: vec![ListenSpec {
+                host: DEFAULT_HOST.to_string(),
+                port: DEFAULT_PORT,
+            }],
+            service: "calc".to_string(),
+            cert: None,
+            key: None,
+            gen_certs: false,
+            client_ca: None,
+            tls: true,
+            log: LogTarget::File(PathBuf::from("server.log")),
+            max_clients: 10_000,
+            max_line: 4096,
+            handshake_timeout: Some(Duration::from_secs(10)),
+            idle_timeout: Some(Duration::from_secs(300)),
+            name: "securetcp".to_string(),
+            number: 50,
+            exit_when_empty: false,
+        }
+    }
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Command {
+    Run(Box<Config>),
+    Help,
+    Version,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+fn options() -> Options {
+    let mut o = Options::new();
+    o.optmulti("l", "listen", "one more listener (repeatable; [::1]:5001 for IPv6)", "ADDR:PORT");
+    o.optopt("s", "service", "calc, chat, sum or quiz (default calc)", "NAME");
+    o.optopt("", "cert", "PEM certificate chain (default certs/server.pem)", "FILE");
+    o.optopt("", "key", "PEM private key (default certs/server.key)", "FILE");
+    o.optflag("", "gen-certs", "(re)generate the development CA and certificate in certs/");
+    o.optopt("", "client-ca", "require client certificates signed by this CA", "FILE");
+    o.optflag("", "no-tls", "plain TCP (prints a warning)");
+    o.optopt("", "log", "server log file, - for stderr (default server.log)", "FILE");
+    o.optflag("", "no-log", "no log at all");
+    o.optopt("", "max-clients", "connections at once (default 10000)", "N");
+    o.optopt("", "max-line", "longest request line in bytes (default 4096)", "BYTES");
+    o.optopt("", "handshake-timeout", "close unfinished handshakes after this (default 10, 0 = never)", "SECS");
+    o.optopt("", "idle-timeout", "close silent connections after this (default 300, 0 = never)", "SECS");
+    o.optopt("", "name", "the server's name (sum service; default securetcp)", "NAME");
+    o.optopt("", "number", "the server's number for sum, 1..100 (default 50)", "N");
+    o.optflag("", "exit-when-empty", "exit once the last client has left");
+    o.optflag("h", "help", "print this help");
+    o.optflag("V", "version", "print the version");
+    o
+}
+
+pub fn usage() -> String {
+    options().usage("Usage: securetcp [OPTIONS] [HOST [PORT]]\n\nA one-thread TLS server for small line protocols (default 127.0.0.1 5000).")
+}
+
+/// Parses the arguments after the program name.
+pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, UsageError> {
+    let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
+    let m = options()
+        .parse(&args)
+        .map_err(|e| UsageError(e.to_string()))?;
+    if m.opt_present("help") {
+        return Ok(Command::Help);
+    }
+    if m.opt_present("version") {
+        return Ok(Command::Version);
+    }
+    let mut c = Config::default();
+
+    let mut listen = Vec::new();
+    match m.free.as_slice() {
+        [] => listen.push(c.listen[0].clone()),
+        [host] => listen.push(ListenSpec {
+            host: host.clone(),
+            port: DEFAULT_PORT,
+        }),
+        [host, port] => listen.push(ListenSpec {
+            host: host.clone(),
+            port: parse_port(port)?,
+        }),
+        [_, _, extra, ..] => return Err(UsageError(format!("unexpected argument '{extra}'"))),
+    }
+    for addr in m.opt_strs("listen") {
+        listen.push(parse_listen(&addr)?);
+    }
+    c.listen = listen;
+
+    if let Some(service) = m.opt_str("service") {
+        if !SERVICES.contains(&service.as_str()) {
+            return Err(UsageError(format!(
+                "--service {service}: unknown service (choose one of: {})",
+                SERVICES.join(", ")
+            )));
+        }
+        c.service = service;
+    }
+    c.cert = m.opt_str("cert").map(PathBuf::from);
+    c.key = m.opt_str("key").map(PathBuf::from);
+    if c.cert.is_some() != c.key.is_some() {
+        return Err(UsageError("--cert and --key go together".into()));
+    }
+    c.gen_certs = m.opt_present("gen-certs");
+    if c.gen_certs && c.cert.is_some() {
+        return Err(UsageError("--gen-certs makes the development certificate; it cannot be combined with --cert".into()));
+    }
+    c.client_ca = m.opt_str("client-ca").map(PathBuf::from);
+    c.tls = !m.opt_present("no-tls");
+    if !c.tls && c.client_ca.is_some() {
+        return Err(UsageError("--client-ca needs TLS; it cannot be combined with --no-tls".into()));
+    }
+    c.log = match (m.opt_present("no-log"), m.opt_str("log")) {
+        (true, Some(_)) => return Err(UsageError("--log and --no-log contradict each other".into())),
+        (true, None) => LogTarget::Off,
+        (false, Some(path)) if path == "-" => LogTarget::Stderr,
+        (false, Some(path)) => LogTarget::File(PathBuf::from(path)),
+        (false, None) => c.log,
+    };
+    if let Some(n) = m.opt_str("max-clients") {
+        c.max_clients = parse_count("--max-clients", &n)?;
+        if c.max_clients >= crate::outbox::ConnId::MAX_SLOTS {
+            return Err(UsageError(format!("--max-clients {n}: at most {}", crate::outbox::ConnId::MAX_SLOTS - 1)));
+        }
+    }
+    if let Some(n) = m.opt_str("max-line") {
+        c.max_line = parse_count("--max-line", &n)?;
+    }
+    if let Some(s) = m.opt_str("handshake-timeout") {
+        c.handshake_timeout = parse_timeout("--handshake-timeout", &s)?;
+    }
+    if let Some(s) = m.opt_str("idle-timeout") {
+        c.idle_timeout = parse_timeout("--idle-timeout", &s)?;
+    }
+    if let Some(name) = m.opt_str("name") {
+        crate::service::check_name(&name).map_err(|why| UsageError(format!("--name: {why}")))?;
+        c.name = name;
+    }
+    if let Some(n) = m.opt_str("number") {
+        c.number = match n.parse::<i64>() {
+            Ok(v) if (1..=100).contains(&v) => v,
+            _ => return Err(UsageError(format!("--number {n}: must be an integer from 1 to 100"))),
+        };
+    }
+    c.exit_when_empty = m.opt_present("exit-when-empty");
+    Ok(Command::Run(Box::new(c)))
+}
+
+fn parse_port(text: &str) -> Result<u16, UsageError> {
+    text.parse()
+        .map_err(|_| UsageError(format!("'{text}' is not a port (0-65535)")))
+}
+
+/// `ADDR:PORT`, with IPv6 addresses in brackets: `[::1]:5001`.
+fn parse_listen(text: &str) -> Result<ListenSpec, UsageError> {
+    let bad = || UsageError(format!("--listen {text}: expected ADDR:PORT, e.g. 127.0.0.1:5001 or [::1]:5001"));
+    let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
+    let host = match host.strip_prefix('[') {
+        Some(inner) => inner.strip_suffix(']').ok_or_else(bad)?,
+        None if host.contains(':') => return Err(bad()),
+        None => host,
+    };
+    if host.is_empty() {
+        return Err(bad());
+    }
+    Ok(ListenSpec {
+        host: host.to_string(),
+        port: parse_port(port)?,
+    })
+}
+
+fn parse_count(option: &str, text: &str) -> Result<usize, UsageError> {
+    match text.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(UsageError(format!("{option} {text}: must be a whole number of at least 1"))),
+    }
+}
+
+fn parse_timeout(option: &str, text: &str) -> Result<Option<Duration>, UsageError> {
+    match text.parse::<f64>() {
+        Ok(secs) if secs == 0.0 => Ok(None),
+        Ok(secs) if secs > 0.0 && secs <= 1e9 => Ok(Some(Duration::from_secs_f64(secs))),
+        _ => Err(UsageError(format!("{option} {text}: must be a number of seconds (0 = never)"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Config {
+        match parse(args) {
+            Ok(Command::Run(c)) => *c,
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    fn usage_error(args: &[&str]) -> String {
+        match parse(args) {
+            Err(UsageError(msg)) => msg,
+            other => panic!("{args:?} should be a usage error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let c = run(&[]);
+        assert_eq!(c.listen, [ListenSpec { host: "127.0.0.1".into(), port: 5000 }]);
+        assert_eq!(c.service, "calc");
+        assert_eq!(c.max_clients, 10_000);
+        assert_eq!(c.max_line, 4096);
+        assert_eq!(c.handshake_timeout, Some(Duration::from_secs(10)));
+        assert_eq!(c.idle_timeout, Some(Duration::from_secs(300)));
+        assert_eq!(c.log, LogTarget::File("server.log".into()));
+        assert!(c.tls);
+    }
+
+    #[test]
+    fn host_port_and_listeners() {
+        let c = run(&["0.0.0.0", "0", "--listen", "[::1]:5001", "-l", "localhost:7"]);
+        assert_eq!(c.listen[0], ListenSpec { host: "0.0.0.0".into(), port: 0 });
+        assert_eq!(c.listen[1], ListenSpec { host: "::1".into(), port: 5001 });
+        assert_eq!(c.listen[2], ListenSpec { host: "localhost".into(), port: 7 });
+        assert_eq!(run(&["::1"]).listen[0].port, 5000);
+    }
+
+    #[test]
+    fn options_are_read() {
+        let c = run(&[
+            "--no-tls", "--log", "-", "--max-clients", "1", "--max-line", "10",
+            "--handshake-timeout", "1", "--idle-timeout", "0", "--name", "bob", "--number", "7",
+            "--exit-when-empty", "-s", "calc",
+        ]);
+        assert!(!c.tls);
+        assert_eq!(c.log, LogTarget::Stderr);
+        assert_eq!((c.max_clients, c.max_line), (1, 10));
+        assert_eq!(c.handshake_timeout, Some(Duration::from_secs(1)));
+        assert_eq!(c.idle_timeout, None);
+        assert_eq!((c.name.as_str(), c.number), ("bob", 7));
+        assert!(c.exit_when_empty);
+        assert_eq!(run(&["--no-log"]).log, LogTarget::Off);
+    }
+
+    #[test]
+    fn mistakes_are_usage_errors() {
+        assert!(usage_error(&["--bogus"]).contains("bogus"));
+        assert!(usage_error(&["127.0.0.1", "http"]).contains("not a port"));
+        assert!(usage_error(&["a", "1", "b"]).contains("unexpected"));
+        assert!(usage_error(&["--max-line", "0"]).contains("at least 1"));
+        assert!(usage_error(&["--max-clients", "-3"]).contains("at least 1"));
+        assert!(usage_error(&["--idle-timeout", "soon"]).contains("seconds"));
+        assert!(usage_error(&["--number", "101"]).contains("1 to 100"));
+        assert!(usage_error(&["--service", "http"]).contains("unknown service"));
+        assert!(usage_error(&["--listen", "::1:5"]).contains("ADDR:PORT"));
+        assert!(usage_error(&["--cert", "a.pem"]).contains("together"));
+        assert!(usage_error(&["--log", "x", "--no-log"]).contains("contradict"));
+        assert!(usage_error(&["--name", "a b"]).contains("name"));
+    }
+
+    #[test]
+    fn help_and_version() {
+        assert!(matches!(parse(&["-h"]), Ok(Command::Help)));
+        assert!(matches!(parse(&["--version"]), Ok(Command::Version)));
+        assert!(usage().contains("--max-clients"));
+    }
+}

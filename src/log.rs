@@ -1,0 +1,271 @@
+//! The server log (`server.log`): one `key=value` line per event, UTC RFC 3339 timestamps.
+//!
+//! The reactor formats lines into a memory buffer (no syscall per line) and hands the whole
+//! buffer to a writer thread once per loop turn, so it never waits on the disk. The writer gives
+//! emptied buffers back for reuse. `finish` hands over the rest and waits for the writer, so a
+//! clean shutdown leaves a complete log.
+
+use std::fmt::{self, Write as _};
+use std::fs::OpenOptions;
+use std::io::{self, Write};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread::JoinHandle;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::config::LogTarget;
+
+/// Values longer than this are cut in the log (a request line may be 4 KiB or more).
+const MAX_VALUE_BYTES: usize = 200;
+
+pub struct Log {
+    buffer: Vec<u8>,
+    /// The timestamp of the current loop turn, already formatted.
+    stamp: String,
+    writer: Option<Writer>,
+}
+
+struct Writer {
+    to_writer: Sender<Vec<u8>>,
+    recycled: Receiver<Vec<u8>>,
+    thread: JoinHandle<()>,
+}
+
+impl Log {
+    /// A log that writes nothing (`--no-log`).
+    pub fn off() -> Log {
+        Log {
+            buffer: Vec::new(),
+            stamp: String::new(),
+            writer: None,
+        }
+    }
+
+    pub fn open(target: &LogTarget) -> Result<Log, String> {
+        let sink: Box<dyn Write + Send> = match target {
+            LogTarget::Off => return Ok(Log::off()),
+            LogTarget::Stderr => Box::new(io::stderr()),
+            LogTarget::File(path) => Box::new(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| format!("cannot open log {}: {e}", path.display()))?,
+            ),
+        };
+        let (to_writer, from_reactor) = mpsc::channel::<Vec<u8>>();
+        let (give_back, recycled) = mpsc::channel::<Vec<u8>>();
+        let thread = std::thread::Builder::new()
+            .name("log-writer".into())
+            .spawn(move || write_loop(sink, from_reactor, give_back))
+            .map_err(|e| format!("cannot start the log writer: {e}"))?;
+        let mut log = Log {
+            buffer: Vec::with_capacity(64 * 1024),
+            stamp: String::new(),
+            writer: Some(Writer {
+                to_writer,
+                recycled,
+                thread,
+            }),
+        };
+        log.set_time(SystemTime::now());
+        Ok(log)
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.writer.is_some()
+    }
+
+    /// Sets the timestamp of the lines that follow (once per loop turn: one clock read for
+    /// all the events of the turn).
+    pub fn set_time(&mut self, now: SystemTime) {
+        if self.enabled() {
+            self.stamp.clear();
+            let _ = write_rfc3339(&mut self.stamp, now);
+        }
+    }
+
+    /// Appends one line: the timestamp, a space, `fields`, a newline.
+    pub fn line(&mut self, fields: fmt::Arguments<'_>) {
+        if !self.enabled() {
+            return;
+        }
+        self.buffer.extend_from_slice(self.stamp.as_bytes());
+        self.buffer.push(b' ');
+        let _ = ByteWriter(&mut self.buffer).write_fmt(fields);
+        self.buffer.push(b'\n');
+    }
+
+    /// Hands what was written so far to the writer thread.
+    pub fn flush(&mut self) {
+        let Some(writer) = &self.writer else { return };
+        if self.buffer.is_empty() {
+            return;
+        }
+        let spare = writer
+            .recycled
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(64 * 1024));
+        let full = std::mem::replace(&mut self.buffer, spare);
+        // If the writer thread is gone (its disk write panicked), the lines are lost but the
+        // server goes on: a log must never take the service down.
+        let _ = writer.to_writer.send(full);
+    }
+
+    /// Flushes and waits until every line is written (shutdown).
+    pub fn finish(&mut self) {
+        self.flush();
+        if let Some(writer) = self.writer.take() {
+            drop(writer.to_writer);
+            let _ = writer.thread.join();
+        }
+    }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+fn write_loop(mut sink: Box<dyn Write + Send>, input: Receiver<Vec<u8>>, give_back: Sender<Vec<u8>>) {
+    let mut failed = false;
+    while let Ok(mut chunk) = input.recv() {
+        if !failed {
+            if let Err(e) = sink.write_all(&chunk).and_then(|()| sink.flush()) {
+                eprintln!("securetcp: the server log cannot be written ({e}); logging stops");
+                failed = true;
+            }
+        }
+        chunk.clear();
+        let _ = give_back.send(chunk);
+    }
+    let _ = sink.flush();
+}
+
+/// A log value: bare when it is a simple word, else in double quotes with `"` and `\` escaped.
+/// Control characters and invalid UTF-8 are escaped too, so one request is always one log line;
+/// long values are cut to MAX_VALUE_BYTES.
+pub struct Value<'a>(pub &'a [u8]);
+
+impl fmt::Display for Value<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (shown, cut) = if self.0.len() > MAX_VALUE_BYTES {
+            (&self.0[..MAX_VALUE_BYTES], true)
+        } else {
+            (self.0, false)
+        };
+        let plain = !shown.is_empty()
+            && !cut
+            && shown
+                .iter()
+                .all(|&b| b.is_ascii_graphic() && b != b'"' && b != b'\\' && b != b'=');
+        if plain {
+            // Only printable ASCII here, so this is valid UTF-8.
+            return f.write_str(std::str::from_utf8(shown).unwrap_or("?"));
+        }
+        f.write_char('"')?;
+        for chunk in shown.utf8_chunks() {
+            for c in chunk.valid().chars() {
+                match c {
+                    '"' => f.write_str("\\\"")?,
+                    '\\' => f.write_str("\\\\")?,
+                    c if c.is_control() => write!(f, "{}", c.escape_default())?,
+                    c => f.write_char(c)?,
+                }
+            }
+            for b in chunk.invalid() {
+                write!(f, "\\x{b:02x}")?;
+            }
+        }
+        if cut {
+            f.write_str("...")?;
+        }
+        f.write_char('"')
+    }
+}
+
+/// `2026-11-21T20:15:03.120Z`
+pub fn write_rfc3339(out: &mut impl fmt::Write, time: SystemTime) -> fmt::Result {
+    let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since_epoch.as_secs();
+    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
+    let (year, month, day) = civil_from_days(days);
+    write!(
+        out,
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60,
+        since_epoch.subsec_millis()
+    )
+}
+
+/// Days since 1970-01-01 to a (year, month, day) in the proleptic Gregorian calendar
+/// (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+struct ByteWriter<'a>(&'a mut Vec<u8>);
+
+impl fmt::Write for ByteWriter<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn timestamps_are_utc_rfc3339_with_milliseconds() {
+        let mut s = String::new();
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_292_103_120);
+        write_rfc3339(&mut s, t).unwrap();
+        assert_eq!(s, "2026-11-21T20:15:03.120Z");
+        s.clear();
+        write_rfc3339(&mut s, UNIX_EPOCH + Duration::from_secs(951_782_400)).unwrap();
+        assert_eq!(s, "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn values_are_quoted_when_needed() {
+        assert_eq!(Value(b"alice").to_string(), "alice");
+        assert_eq!(Value(b"+ 3 4").to_string(), "\"+ 3 4\"");
+        assert_eq!(Value(b"a\"b\\c").to_string(), "\"a\\\"b\\\\c\"");
+        assert_eq!(Value(b"").to_string(), "\"\"");
+        assert_eq!(Value(b"x\ny").to_string(), "\"x\\ny\"");
+        assert_eq!(Value(b"\xff").to_string(), "\"\\xff\"");
+        let long = Value(&[b'a'; 1000]).to_string();
+        assert!(long.ends_with("...\"") && long.len() < 210);
+    }
+
+    #[test]
+    fn lines_reach_the_file_after_finish() {
+        let path = std::env::temp_dir().join(format!("securetcp-log-test-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let mut log = Log::open(&LogTarget::File(path.clone())).unwrap();
+        log.line(format_args!("conn=1 event=open"));
+        log.flush();
+        log.line(format_args!("conn=1 event=close reason=quit"));
+        log.finish();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].ends_with("Z conn=1 event=open"));
+        assert!(lines[1].ends_with("event=close reason=quit"));
+        let _ = std::fs::remove_file(&path);
+    }
+}

@@ -1,0 +1,111 @@
+//! The `securetcp` server: command line -> `Config` -> certificates, log, service -> reactor.
+//! Exit codes: 0 after a clean shutdown, 1 for a failure at start, 2 for a usage error.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use securetcp::config::{self, Command, Config};
+use securetcp::log::Log;
+use securetcp::reactor::Reactor;
+use securetcp::{service, tls};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let config = match config::parse(&args) {
+        Ok(Command::Run(config)) => config,
+        Ok(Command::Help) => {
+            println!("{}", config::usage());
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Version) => {
+            println!("securetcp {}", service::VERSION);
+            return ExitCode::SUCCESS;
+        }
+        Err(config::UsageError(message)) => return usage_error(&message),
+    };
+    let service = match service::create(&config.service) {
+        Ok(service) => service,
+        Err(message) => return usage_error(&message),
+    };
+    match start(&config, service) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("securetcp: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("securetcp: {message}\n\n{}", config::usage());
+    ExitCode::from(2)
+}
+
+fn start(config: &Config, service: Box<dyn service::Service>) -> Result<(), String> {
+    raise_descriptor_limit(config.max_clients);
+    let tls = if config.tls {
+        let (cert, key) = certificate_paths(config)?;
+        Some(tls::server_config(&cert, &key, config.client_ca.as_deref())?)
+    } else {
+        if config.gen_certs {
+            generate_dev_certs(config)?;
+        }
+        eprintln!("securetcp: warning: --no-tls: everything travels in plain text, readable and alterable by anyone on the path");
+        None
+    };
+    let log = Log::open(&config.log)?;
+    Reactor::bind(config, tls, service, log)?.run()
+}
+
+/// `--cert/--key` when given; else the development certificate, generated when missing
+/// (or when `--gen-certs` asks).
+fn certificate_paths(config: &Config) -> Result<(PathBuf, PathBuf), String> {
+    if let (Some(cert), Some(key)) = (&config.cert, &config.key) {
+        return Ok((cert.clone(), key.clone()));
+    }
+    if config.gen_certs || !Path::new(tls::SERVER_CERT_FILE).exists() {
+        generate_dev_certs(config)?;
+    }
+    Ok((tls::SERVER_CERT_FILE.into(), tls::SERVER_KEY_FILE.into()))
+}
+
+fn generate_dev_certs(config: &Config) -> Result<(), String> {
+    let hosts: Vec<String> = config.listen.iter().map(|l| l.host.clone()).collect();
+    let files = tls::generate_dev_certs(Path::new(tls::CERT_DIR), &hosts)?;
+    eprintln!(
+        "securetcp: generated development certificates: {} (the CA clients trust), {} and {} \
+         (mode 0600); the CA's private key was not kept",
+        files.ca.display(),
+        files.cert.display(),
+        files.key.display()
+    );
+    Ok(())
+}
+
+/// SPEC: raise the soft RLIMIT_NOFILE toward the hard limit as far as `--max-clients` needs
+/// (listeners, the log and a margin included), and warn when the hard limit is too low.
+fn raise_descriptor_limit(max_clients: usize) {
+    const SPARE: u64 = 64;
+    let wanted = max_clients as u64 + SPARE;
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct we pass; no other memory is touched.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return;
+    }
+    if limit.rlim_cur as u64 >= wanted {
+        return;
+    }
+    let raised = libc::rlimit {
+        rlim_cur: wanted.min(limit.rlim_max as u64) as libc::rlim_t,
+        rlim_max: limit.rlim_max,
+    };
+    // SAFETY: setrlimit only reads the struct we pass.
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) };
+    if (limit.rlim_max as u64) < wanted {
+        eprintln!(
+            "securetcp: warning: --max-clients {max_clients} needs about {wanted} open files but the \
+             hard limit is {}; raise it (ulimit -Hn) or expect accept to pause when descriptors run out",
+            limit.rlim_max
+        );
+    }
+}

@@ -1,0 +1,732 @@
+//! The reactor: one thread, one `mio::Poll`, every connection.
+//!
+//! Read this file top to bottom to follow the data:
+//!
+//! ```text
+//! poll -> listener readable -> accept_all -> admit            (a Conn per socket, a slot per Conn)
+//!      -> conn readable     -> read_from -> Conn::read         (rustls decrypts; handshake done -> greet)
+//!                                        -> dispatch_lines     (LineBuffer frames, Service answers into Outbox)
+//!                                        -> apply_outbox       (replies queued on their connections)
+//!      -> timers            -> run_timers                      (handshake, idle and closing deadlines)
+//!      -> end of the turn   -> flush_dirty -> Conn::flush      (one batched TLS write per connection)
+//! ```
+//!
+//! It owns the listeners, the connection table, the timers, the signals and shutdown. It knows
+//! no service's protocol: services speak only through the `Service` trait and the `Outbox`.
+
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use rustls::ServerConfig;
+use signal_hook_mio::v1_0::Signals;
+
+use crate::config::{Config, ListenSpec};
+use crate::conn::{CloseReason, Conn, Phase, READ_PAUSE_OUTPUT, ReadEvent};
+use crate::line::Frame;
+use crate::log::{Log, Value};
+use crate::outbox::{Action, ConnId, Outbox};
+use crate::service::{BadLine, Service};
+
+/// The signal pipe's token. Listeners use tokens 0..n; connection tokens are their `ConnId`,
+/// whose serial part starts at 1, so they are never below 2^24.
+const SIGNAL_TOKEN: Token = Token(ConnId::MAX_SLOTS - 1);
+
+/// Connections beyond `--max-clients` that are still accepted, handshaken and told
+/// `ERR server busy`. Past this many at once, new ones are closed right after `accept`.
+const MAX_BUSY_REPLIES: usize = 64;
+
+/// How long an orderly close may take (flush, close_notify, the peer's FIN).
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// SPEC: exit within 2 s of SIGTERM even if some client does not read.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
+
+/// After EMFILE/ENFILE, accepting pauses this long instead of spinning on the error.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// Plaintext read buffer, shared by every connection (rustls records are at most 16 KiB).
+const READ_BUFFER: usize = 64 * 1024;
+
+/// The reply to a connection over `--max-clients`.
+pub const BUSY_REPLY: &[u8] = b"ERR server busy, try again later\n";
+
+pub struct Reactor {
+    poll: Poll,
+    listeners: Vec<TcpListener>,
+    signals: Signals,
+    tls: Option<Arc<ServerConfig>>,
+    service: Box<dyn Service>,
+    outbox: Outbox,
+    log: Log,
+    settings: Settings,
+    /// The connection table: a slot per connection, reused through `free_slots`.
+    conns: Vec<Option<Conn>>,
+    free_slots: Vec<usize>,
+    live: usize,
+    last_serial: u64,
+    scratch: Box<[u8]>,
+    /// Connections with output to write at the end of this loop turn.
+    dirty: Vec<ConnId>,
+    /// Connections to close once the current step is done (never closed mid-iteration).
+    to_close: Vec<(ConnId, CloseReason)>,
+    /// The earliest deadline of any connection, or later (never earlier): when to scan.
+    next_wake: Option<Instant>,
+    accept_paused_until: Option<Instant>,
+    shutdown_deadline: Option<Instant>,
+    greeted_now: usize,
+    greeted_ever: bool,
+    now: Instant,
+}
+
+#[derive(Debug, Clone)]
+struct Settings {
+    max_clients: usize,
+    max_line: usize,
+    handshake_timeout: Option<Duration>,
+    idle_timeout: Option<Duration>,
+    exit_when_empty: bool,
+}
+
+impl Reactor {
+    /// Binds every listener (a host name gets one per address) and prints the ready lines.
+    pub fn bind(
+        config: &Config,
+        tls: Option<Arc<ServerConfig>>,
+        service: Box<dyn Service>,
+        log: Log,
+    ) -> Result<Reactor, String> {
+        let poll = Poll::new().map_err(|e| format!("cannot create the poll: {e}"))?;
+        let mut listeners = Vec::new();
+        for spec in &config.listen {
+            for addr in resolve(spec)? {
+                let mut listener = TcpListener::bind(addr)
+                    .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+                poll.registry()
+                    .register(&mut listener, Token(listeners.len()), Interest::READABLE)
+                    .map_err(|e| format!("cannot register {addr}: {e}"))?;
+                listeners.push(listener);
+            }
+        }
+        let mut signals = Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
+            .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+        poll.registry()
+            .register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)
+            .map_err(|e| format!("cannot register signals: {e}"))?;
+
+        let mut reactor = Reactor {
+            poll,
+            listeners,
+            signals,
+            tls,
+            service,
+            outbox: Outbox::new(),
+            log,
+            settings: Settings {
+                max_clients: config.max_clients,
+                max_line: config.max_line,
+                handshake_timeout: config.handshake_timeout,
+                idle_timeout: config.idle_timeout,
+                exit_when_empty: config.exit_when_empty,
+            },
+            conns: Vec::new(),
+            free_slots: Vec::new(),
+            live: 0,
+            last_serial: 0,
+            scratch: vec![0; READ_BUFFER].into_boxed_slice(),
+            dirty: Vec::new(),
+            to_close: Vec::new(),
+            next_wake: None,
+            accept_paused_until: None,
+            shutdown_deadline: None,
+            greeted_now: 0,
+            greeted_ever: false,
+            now: Instant::now(),
+        };
+        reactor.announce()?;
+        Ok(reactor)
+    }
+
+    /// The ready lines on stdout (flushed: scripts and tests wait for them), and the log's start.
+    fn announce(&mut self) -> Result<(), String> {
+        use std::io::Write;
+        let mode = if self.tls.is_some() { "tls" } else { "plain" };
+        let mut stdout = io::stdout().lock();
+        for listener in &self.listeners {
+            let addr = listener
+                .local_addr()
+                .map_err(|e| format!("cannot read the listening address: {e}"))?;
+            writeln!(stdout, "listening on {addr} ({mode}, {})", self.service.name())
+                .and_then(|()| stdout.flush())
+                .map_err(|e| format!("cannot write the ready line: {e}"))?;
+            self.log.line(format_args!(
+                "event=listen addr={addr} mode={mode} service={}",
+                self.service.name()
+            ));
+        }
+        self.log.flush();
+        Ok(())
+    }
+
+    /// The local addresses actually bound (the real ports when 0 was asked).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
+    }
+
+    /// Runs until SIGINT/SIGTERM (or `--exit-when-empty`), then closes every connection cleanly.
+    pub fn run(mut self) -> Result<(), String> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = self.poll_timeout();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue; // a signal arrived; its event comes through the signal pipe
+                }
+                return Err(format!("poll failed: {e}"));
+            }
+            self.now = Instant::now();
+            self.log.set_time(SystemTime::now());
+            for event in events.iter() {
+                match event.token() {
+                    SIGNAL_TOKEN => self.on_signal(),
+                    Token(i) if i < self.listeners.len() => self.accept_all(i),
+                    Token(t) => {
+                        let id = ConnId::from_usize(t);
+                        if event.is_writable() {
+                            self.mark_dirty(id);
+                        }
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.read_from(id);
+                        }
+                    }
+                }
+            }
+            self.run_timers();
+            self.flush_dirty();
+            if self.settings.exit_when_empty && self.greeted_ever && self.greeted_now == 0 {
+                self.begin_shutdown();
+                self.flush_dirty();
+            }
+            self.log.flush();
+            if let Some(deadline) = self.shutdown_deadline {
+                if self.live == 0 || self.now >= deadline {
+                    break;
+                }
+            }
+        }
+        // Whoever is still here did not finish closing in time.
+        for slot in 0..self.conns.len() {
+            if let Some(id) = self.conns[slot].as_ref().map(|c| c.id) {
+                self.finish(id, CloseReason::Shutdown);
+            }
+        }
+        self.log.line(format_args!("event=stop"));
+        self.log.finish();
+        Ok(())
+    }
+
+    /// Sleep until the nearest deadline (connection timers, paused accept, shutdown), or forever.
+    fn poll_timeout(&self) -> Option<Duration> {
+        [self.next_wake, self.accept_paused_until, self.shutdown_deadline]
+            .into_iter()
+            .flatten()
+            .min()
+            // Rounded up a millisecond so a wake-up is never just before the deadline.
+            .map(|at| at.saturating_duration_since(Instant::now()) + Duration::from_millis(1))
+    }
+
+    fn note_deadline(&mut self, at: Instant) {
+        if self.next_wake.is_none_or(|w| at < w) {
+            self.next_wake = Some(at);
+        }
+    }
+
+    fn mark_dirty(&mut self, id: ConnId) {
+        if let Some(conn) = slot_mut(&mut self.conns, id) {
+            if !conn.dirty {
+                conn.dirty = true;
+                self.dirty.push(id);
+            }
+        }
+    }
+
+    // ---- accepting ----
+
+    /// Accepts until the backlog is empty (edge-triggered: a missed connection would wait
+    /// for the next one to arrive).
+    fn accept_all(&mut self, index: usize) {
+        if self.accept_paused_until.is_some() || self.shutdown_deadline.is_some() {
+            return;
+        }
+        loop {
+            let Some(listener) = self.listeners.get(index) else { return };
+            match listener.accept() {
+                Ok((stream, peer)) => self.admit(stream, peer),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    // Out of descriptors. Retrying now would spin; wait until one is freed
+                    // (a close resumes at once) or the pause ends.
+                    self.log.line(format_args!("event=accept-paused error={}", Value(e.to_string().as_bytes())));
+                    self.accept_paused_until = Some(self.now + ACCEPT_PAUSE);
+                    return;
+                }
+                // ECONNABORTED and the like concern one connection that is already gone.
+                Err(_) => continue,
+            }
+        }
+    }
+
+    fn admit(&mut self, stream: TcpStream, peer: SocketAddr) {
+        let busy = self.live >= self.settings.max_clients;
+        if busy && self.live >= self.settings.max_clients + MAX_BUSY_REPLIES {
+            // Too many even to tell them: drop the socket, which frees its descriptor.
+            self.last_serial += 1;
+            self.log.line(format_args!("conn={} peer={peer} event=open tls=-", self.last_serial));
+            self.log.line(format_args!("conn={} event=close reason=busy requests=0", self.last_serial));
+            return;
+        }
+        // Small replies must leave at once, not wait for Nagle.
+        let _ = stream.set_nodelay(true);
+        let slot = self.free_slots.pop().unwrap_or_else(|| {
+            self.conns.push(None);
+            self.conns.len() - 1
+        });
+        self.last_serial += 1;
+        let id = ConnId::new(self.last_serial, slot);
+        let mut conn = match Conn::new(id, stream, peer, self.tls.as_ref(), self.settings.max_line, self.now) {
+            Ok(conn) => conn,
+            Err(e) => {
+                self.free_slots.push(slot);
+                self.log.line(format_args!("conn={id} peer={peer} event=error error={}", Value(e.to_string().as_bytes())));
+                return;
+            }
+        };
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(conn.socket_mut(), Token(id.as_usize()), Interest::READABLE)
+        {
+            self.free_slots.push(slot);
+            self.log.line(format_args!("conn={id} peer={peer} event=error error={}", Value(e.to_string().as_bytes())));
+            return;
+        }
+        conn.busy = busy;
+        self.conns[slot] = Some(conn);
+        self.live += 1;
+        if self.tls.is_some() {
+            if let Some(timeout) = self.settings.handshake_timeout {
+                self.note_deadline(self.now + timeout);
+            }
+        } else {
+            self.on_ready(id);
+        }
+    }
+
+    // ---- reading ----
+
+    /// Reads until the socket has nothing more (or the connection is throttled or closing).
+    fn read_from(&mut self, id: ConnId) {
+        loop {
+            let Some(conn) = slot_mut(&mut self.conns, id) else { return };
+            if conn.phase() == Phase::Closing || (conn.phase() == Phase::Open && conn.read_paused) {
+                return;
+            }
+            match conn.read(&mut self.scratch) {
+                ReadEvent::Data(n) => {
+                    conn.last_activity = self.now;
+                    if conn.phase() != Phase::Open {
+                        continue; // bytes after we closed: ignored
+                    }
+                    dispatch_lines(
+                        conn,
+                        &self.scratch[..n],
+                        self.service.as_mut(),
+                        &mut self.outbox,
+                        &mut self.log,
+                        self.settings.max_line,
+                    );
+                    self.settle();
+                    self.throttle_if_behind(id);
+                }
+                ReadEvent::HandshakeDone => self.on_ready(id),
+                ReadEvent::WouldBlock => {
+                    // The handshake may have produced bytes to send.
+                    self.mark_dirty(id);
+                    return;
+                }
+                ReadEvent::Closed(reason) => {
+                    if let Some(conn) = slot_mut(&mut self.conns, id) {
+                        conn.note_peer_closed();
+                        if conn.phase() == Phase::Lingering {
+                            let reason = conn.close_reason.unwrap_or(reason);
+                            self.finish(id, reason);
+                            self.settle();
+                            return;
+                        }
+                    }
+                    self.close(id, reason);
+                    self.settle();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A client with much unsent output stops being read until it catches up.
+    fn throttle_if_behind(&mut self, id: ConnId) {
+        let now = self.now;
+        let Some(conn) = slot_mut(&mut self.conns, id) else { return };
+        if conn.pending_output() <= READ_PAUSE_OUTPUT {
+            return;
+        }
+        if conn.flush(now).is_err() {
+            self.close(id, CloseReason::Reset);
+            self.settle();
+            return;
+        }
+        if conn.pending_output() > READ_PAUSE_OUTPUT {
+            conn.read_paused = true;
+            self.mark_dirty(id);
+        }
+    }
+
+    /// The connection is ready for requests (TLS handshake done, or plain accept): greet it,
+    /// or tell it the server is busy.
+    fn on_ready(&mut self, id: ConnId) {
+        let now = self.now;
+        let Some(conn) = slot_mut(&mut self.conns, id) else { return };
+        conn.last_activity = now;
+        self.log.line(format_args!(
+            "conn={id} peer={} event=open tls={}",
+            conn.peer,
+            conn.tls_description()
+        ));
+        if conn.busy {
+            conn.queue(BUSY_REPLY);
+            self.close(id, CloseReason::Busy);
+        } else {
+            conn.greeted = true;
+            self.greeted_now += 1;
+            self.greeted_ever = true;
+            self.service.greeting(id, &mut self.outbox);
+            if let Some(timeout) = self.settings.idle_timeout {
+                self.note_deadline(now + timeout);
+            }
+        }
+        self.mark_dirty(id);
+        self.settle();
+    }
+
+    // ---- carrying out what services asked ----
+
+    /// Applies the outbox and closes whoever must be closed, until nothing is left to do
+    /// (closing a chat member makes the service announce it to the others, and so on).
+    fn settle(&mut self) {
+        loop {
+            self.apply_outbox();
+            let Some((id, reason)) = self.to_close.pop() else { break };
+            self.close(id, reason);
+        }
+    }
+
+    fn apply_outbox(&mut self) {
+        if self.outbox.is_empty() {
+            return;
+        }
+        let mut shutdown = false;
+        let Reactor {
+            outbox,
+            conns,
+            log,
+            dirty,
+            to_close,
+            ..
+        } = self;
+        for action in outbox.actions() {
+            match action {
+                Action::Send { to, bytes } => {
+                    queue_to(conns, dirty, to_close, *to, outbox.bytes(bytes));
+                }
+                Action::SendMany { to, bytes } => {
+                    let line = outbox.bytes(bytes);
+                    for &target in outbox.targets(to) {
+                        queue_to(conns, dirty, to_close, target, line);
+                    }
+                }
+                Action::SetName { id, name } => {
+                    if let Some(conn) = slot_mut(conns, *id) {
+                        conn.name = Some(String::from_utf8_lossy(outbox.bytes(name)).into());
+                    }
+                }
+                Action::Log { id, fields } => {
+                    let name = slot_mut(conns, *id).and_then(|c| c.name.clone());
+                    log.line(format_args!(
+                        "conn={id} name={} {}",
+                        Value(name.as_deref().unwrap_or("-").as_bytes()),
+                        String::from_utf8_lossy(outbox.bytes(fields))
+                    ));
+                }
+                Action::Close(id) => to_close.push((*id, CloseReason::Quit)),
+                Action::Shutdown => shutdown = true,
+            }
+        }
+        outbox.clear();
+        if shutdown {
+            self.begin_shutdown();
+        }
+    }
+
+    // ---- closing ----
+
+    /// Starts closing a connection: orderly (flush, close_notify, FIN) when the peer can still
+    /// listen, at once otherwise.
+    fn close(&mut self, id: ConnId, reason: CloseReason) {
+        let deadline = match self.shutdown_deadline {
+            Some(shutdown) => shutdown.min(self.now + CLOSE_GRACE),
+            None => self.now + CLOSE_GRACE,
+        };
+        let Some(conn) = slot_mut(&mut self.conns, id) else { return };
+        if conn.begin_close(reason, deadline) {
+            self.note_deadline(deadline);
+            self.mark_dirty(id);
+        } else {
+            self.finish(id, reason);
+        }
+    }
+
+    /// Drops a connection: deregisters it, logs its close, tells the service, frees its slot.
+    fn finish(&mut self, id: ConnId, reason: CloseReason) {
+        let Some(mut conn) = self.conns.get_mut(id.slot()).and_then(|slot| {
+            if slot.as_ref().is_some_and(|c| c.id == id) {
+                slot.take()
+            } else {
+                None
+            }
+        }) else {
+            return;
+        };
+        let reason = conn.close_reason.unwrap_or(reason);
+        if reason == CloseReason::TlsError {
+            conn.send_last_alert();
+        }
+        let _ = self.poll.registry().deregister(conn.socket_mut());
+        if conn.phase() == Phase::Handshaking {
+            // Never got to `on_ready`: its open line is written now, so every connection has one.
+            self.log.line(format_args!("conn={id} peer={} event=open tls=-", conn.peer));
+        }
+        self.log.line(format_args!(
+            "conn={id} event=close reason={} requests={}",
+            reason.as_str(),
+            conn.requests
+        ));
+        if conn.greeted {
+            self.greeted_now -= 1;
+            self.service.on_close(id, &mut self.outbox);
+        }
+        drop(conn);
+        self.free_slots.push(id.slot());
+        self.live -= 1;
+        if self.accept_paused_until.is_some() {
+            // A descriptor was just freed: accept again now rather than at the pause's end.
+            self.accept_paused_until = Some(self.now);
+        }
+    }
+
+    fn on_signal(&mut self) {
+        let mut got = false;
+        for _ in self.signals.pending() {
+            got = true;
+        }
+        if got {
+            self.begin_shutdown();
+        }
+    }
+
+    /// Stops accepting and closes every connection in order; `run` exits when all are gone or
+    /// the grace period ends.
+    fn begin_shutdown(&mut self) {
+        if self.shutdown_deadline.is_some() {
+            return;
+        }
+        self.shutdown_deadline = Some(self.now + SHUTDOWN_GRACE);
+        self.log.line(format_args!("event=shutdown connections={}", self.live));
+        for mut listener in self.listeners.drain(..) {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        let ids: Vec<ConnId> = self.conns.iter().flatten().map(|c| c.id).collect();
+        for id in ids {
+            self.close(id, CloseReason::Shutdown);
+        }
+        self.settle();
+    }
+
+    // ---- timers ----
+
+    fn run_timers(&mut self) {
+        if self.accept_paused_until.is_some_and(|at| self.now >= at) {
+            self.accept_paused_until = None;
+            for index in 0..self.listeners.len() {
+                self.accept_all(index);
+            }
+        }
+        if self.next_wake.is_none_or(|at| self.now < at) {
+            return;
+        }
+        // One pass over the table: expire what is due, find the next deadline.
+        let mut next: Option<Instant> = None;
+        let mut expired = Vec::new();
+        for conn in self.conns.iter().flatten() {
+            let (deadline, reason) = match conn.phase() {
+                Phase::Handshaking => (
+                    self.settings.handshake_timeout.map(|t| conn.opened_at + t),
+                    CloseReason::HandshakeTimeout,
+                ),
+                Phase::Open => (
+                    self.settings.idle_timeout.map(|t| conn.last_activity + t),
+                    CloseReason::IdleTimeout,
+                ),
+                Phase::Closing | Phase::Lingering => (
+                    conn.close_deadline,
+                    conn.close_reason.unwrap_or(CloseReason::Shutdown),
+                ),
+            };
+            match deadline {
+                Some(at) if at <= self.now => expired.push((conn.id, conn.phase(), reason)),
+                Some(at) => next = Some(next.map_or(at, |n| n.min(at))),
+                None => {}
+            }
+        }
+        self.next_wake = next;
+        for (id, phase, reason) in expired {
+            match phase {
+                Phase::Closing | Phase::Lingering => self.finish(id, reason),
+                _ => self.close(id, reason),
+            }
+        }
+        self.settle();
+    }
+
+    // ---- writing ----
+
+    /// The "before sleep" step: every connection that got output this turn writes it now,
+    /// all of it in one batch (one `write_tls` carries every reply a read produced).
+    fn flush_dirty(&mut self) {
+        while let Some(id) = self.dirty.pop() {
+            let now = self.now;
+            let Some(conn) = slot_mut(&mut self.conns, id) else { continue };
+            conn.dirty = false;
+            if let Err(reason) = conn.flush(now) {
+                self.close(id, reason);
+                self.settle();
+                continue;
+            }
+            if conn.is_finished() {
+                let reason = conn.close_reason.unwrap_or(CloseReason::Eof);
+                self.finish(id, reason);
+                self.settle();
+                continue;
+            }
+            if conn.phase() == Phase::Lingering {
+                // Our FIN is out; the peer's may already be waiting to be read.
+                self.read_from(id);
+            } else if conn.read_paused && conn.pending_output() <= READ_PAUSE_OUTPUT / 2 {
+                conn.read_paused = false;
+                self.read_from(id);
+            }
+            let Some(conn) = slot_mut(&mut self.conns, id) else { continue };
+            if conn.phase() == Phase::Open && conn.pending_output() == 0 {
+                conn.release_memory();
+            }
+            if conn.update_registration(self.poll.registry()).is_err() {
+                self.close(id, CloseReason::Reset);
+                self.settle();
+            }
+        }
+    }
+}
+
+/// Frames one read's plaintext into lines and hands each to the service, logging request and
+/// reply. Stops at a line that closes the connection (`q`): what follows it is not answered.
+fn dispatch_lines(
+    conn: &mut Conn,
+    data: &[u8],
+    service: &mut dyn Service,
+    out: &mut Outbox,
+    log: &mut Log,
+    max_line: usize,
+) {
+    let id = conn.id;
+    let Conn {
+        lines,
+        name,
+        requests,
+        ..
+    } = conn;
+    lines.feed(data, |frame| {
+        *requests += 1;
+        let mark = out.mark();
+        let request: &[u8] = match frame {
+            Frame::Line(bytes) => {
+                match std::str::from_utf8(bytes) {
+                    Ok(text) if text.trim().is_empty() => service.on_bad_line(id, BadLine::Empty, out),
+                    Ok(text) => service.on_line(id, text, out),
+                    Err(_) => service.on_bad_line(id, BadLine::NotUtf8, out),
+                }
+                bytes
+            }
+            Frame::TooLong => {
+                service.on_bad_line(id, BadLine::TooLong { max: max_line }, out);
+                b"(too long)"
+            }
+        };
+        if !out.take_quiet() && log.enabled() {
+            log.line(format_args!(
+                "conn={id} name={} req={} reply={}",
+                Value(name.as_deref().unwrap_or("-").as_bytes()),
+                Value(request),
+                Value(out.reply_since(mark, id).unwrap_or(b"-"))
+            ));
+        }
+        !out.closes_since(mark, id)
+    });
+}
+
+/// The connection in `id`'s slot, if it is still that connection (not a later one reusing the slot).
+fn slot_mut(conns: &mut [Option<Conn>], id: ConnId) -> Option<&mut Conn> {
+    conns
+        .get_mut(id.slot())
+        .and_then(Option::as_mut)
+        .filter(|c| c.id == id)
+}
+
+fn queue_to(
+    conns: &mut [Option<Conn>],
+    dirty: &mut Vec<ConnId>,
+    to_close: &mut Vec<(ConnId, CloseReason)>,
+    id: ConnId,
+    bytes: &[u8],
+) {
+    let Some(conn) = slot_mut(conns, id) else { return };
+    if !conn.queue(bytes) {
+        to_close.push((id, CloseReason::SlowReader));
+    } else if !conn.dirty {
+        conn.dirty = true;
+        dirty.push(id);
+    }
+}
+
+fn resolve(spec: &ListenSpec) -> Result<Vec<SocketAddr>, String> {
+    let mut addrs: Vec<SocketAddr> = (spec.host.as_str(), spec.port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {}: {e}", spec.host))?
+        .collect();
+    addrs.dedup();
+    if addrs.is_empty() {
+        return Err(format!("{} has no address", spec.host));
+    }
+    Ok(addrs)
+}

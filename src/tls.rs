@@ -1,0 +1,209 @@
+//! TLS set-up: rustls configurations for the server and the client, PEM loading, and the
+//! development certificates that rcgen makes on first start.
+//!
+//! Every failure is a `String` a user can act on ("cannot read certs/server.key: ..."),
+//! because start-up errors end the program with one clear line, never a panic.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+
+/// Where the development certificates live, relative to the working directory.
+pub const CERT_DIR: &str = "certs";
+pub const CA_FILE: &str = "certs/ca.pem";
+pub const SERVER_CERT_FILE: &str = "certs/server.pem";
+pub const SERVER_KEY_FILE: &str = "certs/server.key";
+
+/// The crypto provider of both sides. `ring`: see Cargo.toml for why.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("cannot read certificate {}: {e}", path.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("cannot parse certificate {}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("no certificate found in {}", path.display()));
+    }
+    Ok(certs)
+}
+
+pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
+    PrivateKeyDer::from_pem_file(path)
+        .map_err(|e| format!("cannot read private key {}: {e}", path.display()))
+}
+
+fn root_store(ca_files: &[&Path]) -> Result<RootCertStore, String> {
+    let mut roots = RootCertStore::empty();
+    for path in ca_files {
+        for cert in load_certs(path)? {
+            roots
+                .add(cert)
+                .map_err(|e| format!("bad CA certificate in {}: {e}", path.display()))?;
+        }
+    }
+    Ok(roots)
+}
+
+/// The server's rustls configuration: TLS 1.2 and 1.3 (rustls's safe defaults), and client
+/// certificates required when `client_ca` is given.
+pub fn server_config(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> Result<Arc<ServerConfig>, String> {
+    let chain = load_certs(cert)?;
+    let key = load_key(key)?;
+    let builder = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS set-up failed: {e}"))?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let verifier = WebPkiClientVerifier::builder_with_provider(
+                Arc::new(root_store(&[ca])?),
+                provider(),
+            )
+            .build()
+            .map_err(|e| format!("--client-ca {}: {e}", ca.display()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let config = builder
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("certificate {} and key do not fit: {e}", cert.display()))?;
+    Ok(Arc::new(config))
+}
+
+/// The client's rustls configuration: the public webpki roots plus any CA files given
+/// (the development CA by default), and an optional client certificate.
+pub fn client_config(
+    ca_files: &[&Path],
+    client_cert: Option<(&Path, &Path)>,
+) -> Result<Arc<ClientConfig>, String> {
+    let mut roots = root_store(ca_files)?;
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS set-up failed: {e}"))?
+        .with_root_certificates(roots);
+    let config = match client_cert {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => builder
+            .with_client_auth_cert(load_certs(cert)?, load_key(key)?)
+            .map_err(|e| format!("client certificate {}: {e}", cert.display()))?,
+    };
+    Ok(Arc::new(config))
+}
+
+/// The files a development set-up writes.
+#[derive(Debug, Clone)]
+pub struct DevCerts {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl DevCerts {
+    pub fn in_dir(dir: &Path) -> DevCerts {
+        DevCerts {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("server.pem"),
+            key: dir.join("server.key"),
+        }
+    }
+}
+
+/// Makes a fresh development CA and a server certificate it signs, valid for `localhost`,
+/// `127.0.0.1`, `::1` and `extra_names`. Writes the CA certificate, the server chain and the
+/// server key (mode 0600). The CA's private key is dropped here: nobody can sign with it later.
+pub fn generate_dev_certs(dir: &Path, extra_names: &[String]) -> Result<DevCerts, String> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let fail = |e: rcgen::Error| format!("cannot generate development certificates: {e}");
+
+    let ca_key = KeyPair::generate().map_err(fail)?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "securetcp development CA");
+    let ca_cert = ca_params.self_signed(&ca_key).map_err(fail)?;
+    let issuer = rcgen::Issuer::new(ca_params, &ca_key);
+
+    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    for name in extra_names {
+        if !names.contains(name) && !name.is_empty() && name != "0.0.0.0" && name != "::" {
+            names.push(name.clone());
+        }
+    }
+    let server_key = KeyPair::generate().map_err(fail)?;
+    let mut params = CertificateParams::new(names).map_err(fail)?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "securetcp development server");
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let server_cert = params.signed_by(&server_key, &issuer).map_err(fail)?;
+
+    fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let files = DevCerts::in_dir(dir);
+    write_file(&files.ca, ca_cert.pem().as_bytes(), 0o644)?;
+    // The chain: the server certificate, then the CA that signed it.
+    let chain = format!("{}{}", server_cert.pem(), ca_cert.pem());
+    write_file(&files.cert, chain.as_bytes(), 0o644)?;
+    write_file(&files.key, server_key.serialize_pem().as_bytes(), 0o600)?;
+    Ok(files)
+}
+
+fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let fail = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
+    // Remove first, so the mode applies even when the file existed with a wider one.
+    let _ = fs::remove_file(path);
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(fail)?;
+    file.write_all(contents).map_err(fail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("securetcp-tls-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn generated_certificates_load_into_both_configs() {
+        let dir = temp_dir("gen");
+        let files = generate_dev_certs(&dir, &["example.test".to_string()]).unwrap();
+        assert!(server_config(&files.cert, &files.key, None).is_ok());
+        assert!(client_config(&[&files.ca], None).is_ok());
+        assert_eq!(load_certs(&files.cert).unwrap().len(), 2);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(&files.key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn missing_files_give_a_clear_message() {
+        let err = server_config(Path::new("/nonexistent/a.pem"), Path::new("/nonexistent/a.key"), None)
+            .unwrap_err();
+        assert!(err.contains("/nonexistent/a.pem"), "{err}");
+    }
+}
