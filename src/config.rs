@@ -87,21 +87,85 @@ pub struct UsageError(pub String);
 
 fn options() -> Options {
     let mut o = Options::new();
-    o.optmulti("l", "listen", "one more listener (repeatable; [::1]:5001 for IPv6)", "ADDR:PORT");
-    o.optopt("s", "service", "calc, chat, sum or quiz (default calc)", "NAME");
-    o.optopt("", "cert", "PEM certificate chain (default certs/server.pem)", "FILE");
-    o.optopt("", "key", "PEM private key (default certs/server.key)", "FILE");
-    o.optflag("", "gen-certs", "(re)generate the development CA and certificate in certs/");
-    o.optopt("", "client-ca", "require client certificates signed by this CA", "FILE");
+    o.optmulti(
+        "l",
+        "listen",
+        "one more listener (repeatable; [::1]:5001 for IPv6)",
+        "ADDR:PORT",
+    );
+    o.optopt(
+        "s",
+        "service",
+        "calc, chat, sum or quiz (default calc)",
+        "NAME",
+    );
+    o.optopt(
+        "",
+        "cert",
+        "PEM certificate chain (default certs/server.pem)",
+        "FILE",
+    );
+    o.optopt(
+        "",
+        "key",
+        "PEM private key (default certs/server.key)",
+        "FILE",
+    );
+    o.optflag(
+        "",
+        "gen-certs",
+        "(re)generate the development CA and certificate in certs/",
+    );
+    o.optopt(
+        "",
+        "client-ca",
+        "require client certificates signed by this CA",
+        "FILE",
+    );
     o.optflag("", "no-tls", "plain TCP (prints a warning)");
-    o.optopt("", "log", "server log file, - for stderr (default server.log)", "FILE");
+    o.optopt(
+        "",
+        "log",
+        "server log file, - for stderr (default server.log)",
+        "FILE",
+    );
     o.optflag("", "no-log", "no log at all");
-    o.optopt("", "max-clients", "connections at once (default 10000)", "N");
-    o.optopt("", "max-line", "longest request line in bytes (default 4096)", "BYTES");
-    o.optopt("", "handshake-timeout", "close unfinished handshakes after this (default 10, 0 = never)", "SECS");
-    o.optopt("", "idle-timeout", "close silent connections after this (default 300, 0 = never)", "SECS");
-    o.optopt("", "name", "the server's name (sum service; default securetcp)", "NAME");
-    o.optopt("", "number", "the server's number for sum, 1..100 (default 50)", "N");
+    o.optopt(
+        "",
+        "max-clients",
+        "connections at once (default 10000)",
+        "N",
+    );
+    o.optopt(
+        "",
+        "max-line",
+        "longest request line in bytes (default 4096)",
+        "BYTES",
+    );
+    o.optopt(
+        "",
+        "handshake-timeout",
+        "close unfinished handshakes after this (default 10, 0 = never)",
+        "SECS",
+    );
+    o.optopt(
+        "",
+        "idle-timeout",
+        "close silent connections after this (default 300, 0 = never)",
+        "SECS",
+    );
+    o.optopt(
+        "",
+        "name",
+        "the server's name (sum service; default securetcp)",
+        "NAME",
+    );
+    o.optopt(
+        "",
+        "number",
+        "the server's number for sum, 1..100 (default 50)",
+        "N",
+    );
     o.optflag("", "exit-when-empty", "exit once the last client has left");
     o.optflag("h", "help", "print this help");
     o.optflag("V", "version", "print the version");
@@ -160,15 +224,24 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, UsageError> {
     }
     c.gen_certs = m.opt_present("gen-certs");
     if c.gen_certs && c.cert.is_some() {
-        return Err(UsageError("--gen-certs makes the development certificate; it cannot be combined with --cert".into()));
+        return Err(UsageError(
+            "--gen-certs makes the development certificate; it cannot be combined with --cert"
+                .into(),
+        ));
     }
     c.client_ca = m.opt_str("client-ca").map(PathBuf::from);
     c.tls = !m.opt_present("no-tls");
     if !c.tls && c.client_ca.is_some() {
-        return Err(UsageError("--client-ca needs TLS; it cannot be combined with --no-tls".into()));
+        return Err(UsageError(
+            "--client-ca needs TLS; it cannot be combined with --no-tls".into(),
+        ));
     }
     c.log = match (m.opt_present("no-log"), m.opt_str("log")) {
-        (true, Some(_)) => return Err(UsageError("--log and --no-log contradict each other".into())),
+        (true, Some(_)) => {
+            return Err(UsageError(
+                "--log and --no-log contradict each other".into(),
+            ));
+        }
         (true, None) => LogTarget::Off,
         (false, Some(path)) if path == "-" => LogTarget::Stderr,
         (false, Some(path)) => LogTarget::File(PathBuf::from(path)),
@@ -177,7 +250,10 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, UsageError> {
     if let Some(n) = m.opt_str("max-clients") {
         c.max_clients = parse_count("--max-clients", &n)?;
         if c.max_clients >= crate::outbox::ConnId::MAX_SLOTS {
-            return Err(UsageError(format!("--max-clients {n}: at most {}", crate::outbox::ConnId::MAX_SLOTS - 1)));
+            return Err(UsageError(format!(
+                "--max-clients {n}: at most {}",
+                crate::outbox::ConnId::MAX_SLOTS - 1
+            )));
         }
     }
     if let Some(n) = m.opt_str("max-line") {
@@ -196,7 +272,11 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, UsageError> {
     if let Some(n) = m.opt_str("number") {
         c.number = match n.parse::<i64>() {
             Ok(v) if (1..=100).contains(&v) => v,
-            _ => return Err(UsageError(format!("--number {n}: must be an integer from 1 to 100"))),
+            _ => {
+                return Err(UsageError(format!(
+                    "--number {n}: must be an integer from 1 to 100"
+                )));
+            }
         };
     }
     c.exit_when_empty = m.opt_present("exit-when-empty");
@@ -210,7 +290,11 @@ fn parse_port(text: &str) -> Result<u16, UsageError> {
 
 /// `ADDR:PORT`, with IPv6 addresses in brackets: `[::1]:5001`.
 fn parse_listen(text: &str) -> Result<ListenSpec, UsageError> {
-    let bad = || UsageError(format!("--listen {text}: expected ADDR:PORT, e.g. 127.0.0.1:5001 or [::1]:5001"));
+    let bad = || {
+        UsageError(format!(
+            "--listen {text}: expected ADDR:PORT, e.g. 127.0.0.1:5001 or [::1]:5001"
+        ))
+    };
     let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
     let host = match host.strip_prefix('[') {
         Some(inner) => inner.strip_suffix(']').ok_or_else(bad)?,
@@ -229,7 +313,9 @@ fn parse_listen(text: &str) -> Result<ListenSpec, UsageError> {
 fn parse_count(option: &str, text: &str) -> Result<usize, UsageError> {
     match text.parse::<usize>() {
         Ok(n) if n > 0 => Ok(n),
-        _ => Err(UsageError(format!("{option} {text}: must be a whole number of at least 1"))),
+        _ => Err(UsageError(format!(
+            "{option} {text}: must be a whole number of at least 1"
+        ))),
     }
 }
 
@@ -237,7 +323,9 @@ fn parse_timeout(option: &str, text: &str) -> Result<Option<Duration>, UsageErro
     match text.parse::<f64>() {
         Ok(secs) if secs == 0.0 => Ok(None),
         Ok(secs) if secs > 0.0 && secs <= 1e9 => Ok(Some(Duration::from_secs_f64(secs))),
-        _ => Err(UsageError(format!("{option} {text}: must be a number of seconds (0 = never)"))),
+        _ => Err(UsageError(format!(
+            "{option} {text}: must be a number of seconds (0 = never)"
+        ))),
     }
 }
 
@@ -262,7 +350,13 @@ mod tests {
     #[test]
     fn defaults_match_the_spec() {
         let c = run(&[]);
-        assert_eq!(c.listen, [ListenSpec { host: "127.0.0.1".into(), port: 5000 }]);
+        assert_eq!(
+            c.listen,
+            [ListenSpec {
+                host: "127.0.0.1".into(),
+                port: 5000
+            }]
+        );
         assert_eq!(c.service, "calc");
         assert_eq!(c.max_clients, 10_000);
         assert_eq!(c.max_line, 4096);
@@ -274,19 +368,59 @@ mod tests {
 
     #[test]
     fn host_port_and_listeners() {
-        let c = run(&["0.0.0.0", "0", "--listen", "[::1]:5001", "-l", "localhost:7"]);
-        assert_eq!(c.listen[0], ListenSpec { host: "0.0.0.0".into(), port: 0 });
-        assert_eq!(c.listen[1], ListenSpec { host: "::1".into(), port: 5001 });
-        assert_eq!(c.listen[2], ListenSpec { host: "localhost".into(), port: 7 });
+        let c = run(&[
+            "0.0.0.0",
+            "0",
+            "--listen",
+            "[::1]:5001",
+            "-l",
+            "localhost:7",
+        ]);
+        assert_eq!(
+            c.listen[0],
+            ListenSpec {
+                host: "0.0.0.0".into(),
+                port: 0
+            }
+        );
+        assert_eq!(
+            c.listen[1],
+            ListenSpec {
+                host: "::1".into(),
+                port: 5001
+            }
+        );
+        assert_eq!(
+            c.listen[2],
+            ListenSpec {
+                host: "localhost".into(),
+                port: 7
+            }
+        );
         assert_eq!(run(&["::1"]).listen[0].port, 5000);
     }
 
     #[test]
     fn options_are_read() {
         let c = run(&[
-            "--no-tls", "--log", "-", "--max-clients", "1", "--max-line", "10",
-            "--handshake-timeout", "1", "--idle-timeout", "0", "--name", "bob", "--number", "7",
-            "--exit-when-empty", "-s", "calc",
+            "--no-tls",
+            "--log",
+            "-",
+            "--max-clients",
+            "1",
+            "--max-line",
+            "10",
+            "--handshake-timeout",
+            "1",
+            "--idle-timeout",
+            "0",
+            "--name",
+            "bob",
+            "--number",
+            "7",
+            "--exit-when-empty",
+            "-s",
+            "calc",
         ]);
         assert!(!c.tls);
         assert_eq!(c.log, LogTarget::Stderr);

@@ -76,7 +76,10 @@ impl CloseReason {
     fn is_orderly(self) -> bool {
         !matches!(
             self,
-            CloseReason::Reset | CloseReason::TlsError | CloseReason::SlowReader | CloseReason::HandshakeTimeout
+            CloseReason::Reset
+                | CloseReason::TlsError
+                | CloseReason::SlowReader
+                | CloseReason::HandshakeTimeout
         )
     }
 }
@@ -256,7 +259,9 @@ impl Conn {
                 Ok(_) => continue,
                 Err(e) if would_block(&e) => return ReadEvent::WouldBlock,
                 Err(e) if interrupted(&e) => continue,
-                Err(_) => return ReadEvent::Closed(self.close_reason.unwrap_or(CloseReason::Reset)),
+                Err(_) => {
+                    return ReadEvent::Closed(self.close_reason.unwrap_or(CloseReason::Reset));
+                }
             }
         }
     }

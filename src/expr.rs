@@ -71,7 +71,9 @@ pub fn evaluate(line: &str) -> Result<Value, CalcError> {
     match parser.next()? {
         Token::End => Ok(value),
         Token::RParen => Err(syntax("unmatched ')'")),
-        other => Err(syntax(format!("unexpected {other} after a complete expression"))),
+        other => Err(syntax(format!(
+            "unexpected {other} after a complete expression"
+        ))),
     }
 }
 
@@ -116,13 +118,20 @@ fn number_literal(token: &str) -> Option<Result<Value, CalcError>> {
         Some(rest) => (true, rest),
         None => (false, token),
     };
-    let mut lexer = Lexer { text: digits, pos: 0 };
+    let mut lexer = Lexer {
+        text: digits,
+        pos: 0,
+    };
     let value = match lexer.next() {
         Ok(Token::Number(v)) if lexer.pos == digits.len() => Ok(v),
         Err(e @ CalcError::Overflow) if lexer.pos == digits.len() => Err(e),
         _ => return None,
     };
-    Some(if negative { value.and_then(negate) } else { value })
+    Some(if negative {
+        value.and_then(negate)
+    } else {
+        value
+    })
 }
 
 fn syntax(what: impl Into<String>) -> CalcError {
@@ -341,11 +350,13 @@ impl<'a> Parser<'a> {
                     other => Err(syntax(format!("expected ')' but found {other}"))),
                 }
             }
-            Token::Word(word) => Err(syntax(format!(
-                "unknown word '{word}' (try: help)"
+            Token::Word(word) => Err(syntax(format!("unknown word '{word}' (try: help)"))),
+            Token::End => Err(syntax(
+                "incomplete expression: a number is missing at the end",
+            )),
+            other => Err(syntax(format!(
+                "expected a number or '(' but found {other}"
             ))),
-            Token::End => Err(syntax("incomplete expression: a number is missing at the end")),
-            other => Err(syntax(format!("expected a number or '(' but found {other}"))),
         }
     }
 }
@@ -412,7 +423,10 @@ fn apply(op: u8, a: Value, b: Value) -> Result<Value, CalcError> {
 
 fn int_power(base: i64, exponent: i64) -> Result<Value, CalcError> {
     match (base, u32::try_from(exponent)) {
-        (_, Ok(e)) => base.checked_pow(e).map(Value::Int).ok_or(CalcError::Overflow),
+        (_, Ok(e)) => base
+            .checked_pow(e)
+            .map(Value::Int)
+            .ok_or(CalcError::Overflow),
         // Exponents beyond u32 only fit for these bases.
         (0 | 1, Err(_)) => Ok(Value::Int(base)),
         (-1, Err(_)) => Ok(Value::Int(if exponent % 2 == 0 { 1 } else { -1 })),
@@ -503,7 +517,9 @@ mod tests {
 
     #[test]
     fn malformed_lines_say_what_is_wrong() {
-        for line in ["+ 3", "3 +", "hello", "(1 + 2", "1 + 2)", "3 4", "1 $ 2", ".", "1e", "add 3", "*"] {
+        for line in [
+            "+ 3", "3 +", "hello", "(1 + 2", "1 + 2)", "3 4", "1 $ 2", ".", "1e", "add 3", "*",
+        ] {
             let err = evaluate(line).unwrap_err();
             assert!(err.is_malformed(), "{line}: {err}");
             assert!(!err.to_string().is_empty());
@@ -535,7 +551,9 @@ mod tests {
     #[test]
     fn arbitrary_text_never_panics() {
         // A cheap deterministic sweep over awkward inputs (proptest comes with the hardening issue).
-        let pieces = ["(", ")", "-", "+", "^", "%", "/", "*", "1", "0", "9e999", ".5", "e", " ", "é", "add"];
+        let pieces = [
+            "(", ")", "-", "+", "^", "%", "/", "*", "1", "0", "9e999", ".5", "e", " ", "é", "add",
+        ];
         let mut seed: u64 = 0x2545F4914F6CDD1D;
         for _ in 0..20_000 {
             let mut line = String::new();

@@ -137,12 +137,18 @@ mod tests {
 
     #[test]
     fn a_line_split_over_reads_is_joined() {
-        assert_eq!(frames(100, &[b"+ 3", b" 4", b"\n1 +", b" 2\n"]), ["+ 3 4", "1 + 2"]);
+        assert_eq!(
+            frames(100, &[b"+ 3", b" 4", b"\n1 +", b" 2\n"]),
+            ["+ 3 4", "1 + 2"]
+        );
     }
 
     #[test]
     fn carriage_return_before_newline_is_dropped_only_there() {
-        assert_eq!(frames(100, &[b"a\r\nb\rc\n", b"d\r", b"\n"]), ["a", "b\rc", "d"]);
+        assert_eq!(
+            frames(100, &[b"a\r\nb\rc\n", b"d\r", b"\n"]),
+            ["a", "b\rc", "d"]
+        );
     }
 
     #[test]

@@ -127,7 +127,11 @@ impl Drop for Log {
     }
 }
 
-fn write_loop(mut sink: Box<dyn Write + Send>, input: Receiver<Vec<u8>>, give_back: Sender<Vec<u8>>) {
+fn write_loop(
+    mut sink: Box<dyn Write + Send>,
+    input: Receiver<Vec<u8>>,
+    give_back: Sender<Vec<u8>>,
+) {
     let mut failed = false;
     while let Ok(mut chunk) = input.recv() {
         if !failed {

@@ -45,12 +45,18 @@ fn start(config: &Config, service: Box<dyn service::Service>) -> Result<(), Stri
     raise_descriptor_limit(config.max_clients);
     let tls = if config.tls {
         let (cert, key) = certificate_paths(config)?;
-        Some(tls::server_config(&cert, &key, config.client_ca.as_deref())?)
+        Some(tls::server_config(
+            &cert,
+            &key,
+            config.client_ca.as_deref(),
+        )?)
     } else {
         if config.gen_certs {
             generate_dev_certs(config)?;
         }
-        eprintln!("securetcp: warning: --no-tls: everything travels in plain text, readable and alterable by anyone on the path");
+        eprintln!(
+            "securetcp: warning: --no-tls: everything travels in plain text, readable and alterable by anyone on the path"
+        );
         None
     };
     let log = Log::open(&config.log)?;
@@ -87,7 +93,10 @@ fn generate_dev_certs(config: &Config) -> Result<(), String> {
 fn raise_descriptor_limit(max_clients: usize) {
     const SPARE: u64 = 64;
     let wanted = max_clients as u64 + SPARE;
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit writes into the struct we pass; no other memory is touched.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
         return;

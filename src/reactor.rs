@@ -103,8 +103,8 @@ impl Reactor {
         let mut listeners = Vec::new();
         for spec in &config.listen {
             for addr in resolve(spec)? {
-                let mut listener = TcpListener::bind(addr)
-                    .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+                let mut listener =
+                    TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
                 poll.registry()
                     .register(&mut listener, Token(listeners.len()), Interest::READABLE)
                     .map_err(|e| format!("cannot register {addr}: {e}"))?;
@@ -159,9 +159,13 @@ impl Reactor {
             let addr = listener
                 .local_addr()
                 .map_err(|e| format!("cannot read the listening address: {e}"))?;
-            writeln!(stdout, "listening on {addr} ({mode}, {})", self.service.name())
-                .and_then(|()| stdout.flush())
-                .map_err(|e| format!("cannot write the ready line: {e}"))?;
+            writeln!(
+                stdout,
+                "listening on {addr} ({mode}, {})",
+                self.service.name()
+            )
+            .and_then(|()| stdout.flush())
+            .map_err(|e| format!("cannot write the ready line: {e}"))?;
             self.log.line(format_args!(
                 "event=listen addr={addr} mode={mode} service={}",
                 self.service.name()
@@ -173,7 +177,10 @@ impl Reactor {
 
     /// The local addresses actually bound (the real ports when 0 was asked).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
     }
 
     /// Runs until SIGINT/SIGTERM (or `--exit-when-empty`), then closes every connection cleanly.
@@ -230,12 +237,16 @@ impl Reactor {
 
     /// Sleep until the nearest deadline (connection timers, paused accept, shutdown), or forever.
     fn poll_timeout(&self) -> Option<Duration> {
-        [self.next_wake, self.accept_paused_until, self.shutdown_deadline]
-            .into_iter()
-            .flatten()
-            .min()
-            // Rounded up a millisecond so a wake-up is never just before the deadline.
-            .map(|at| at.saturating_duration_since(Instant::now()) + Duration::from_millis(1))
+        [
+            self.next_wake,
+            self.accept_paused_until,
+            self.shutdown_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        // Rounded up a millisecond so a wake-up is never just before the deadline.
+        .map(|at| at.saturating_duration_since(Instant::now()) + Duration::from_millis(1))
     }
 
     fn note_deadline(&mut self, at: Instant) {
@@ -262,7 +273,9 @@ impl Reactor {
             return;
         }
         loop {
-            let Some(listener) = self.listeners.get(index) else { return };
+            let Some(listener) = self.listeners.get(index) else {
+                return;
+            };
             match listener.accept() {
                 Ok((stream, peer)) => self.admit(stream, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -270,7 +283,10 @@ impl Reactor {
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
                     // Out of descriptors. Retrying now would spin; wait until one is freed
                     // (a close resumes at once) or the pause ends.
-                    self.log.line(format_args!("event=accept-paused error={}", Value(e.to_string().as_bytes())));
+                    self.log.line(format_args!(
+                        "event=accept-paused error={}",
+                        Value(e.to_string().as_bytes())
+                    ));
                     self.accept_paused_until = Some(self.now + ACCEPT_PAUSE);
                     return;
                 }
@@ -285,8 +301,14 @@ impl Reactor {
         if busy && self.live >= self.settings.max_clients + MAX_BUSY_REPLIES {
             // Too many even to tell them: drop the socket, which frees its descriptor.
             self.last_serial += 1;
-            self.log.line(format_args!("conn={} peer={peer} event=open tls=-", self.last_serial));
-            self.log.line(format_args!("conn={} event=close reason=busy requests=0", self.last_serial));
+            self.log.line(format_args!(
+                "conn={} peer={peer} event=open tls=-",
+                self.last_serial
+            ));
+            self.log.line(format_args!(
+                "conn={} event=close reason=busy requests=0",
+                self.last_serial
+            ));
             return;
         }
         // Small replies must leave at once, not wait for Nagle.
@@ -297,21 +319,34 @@ impl Reactor {
         });
         self.last_serial += 1;
         let id = ConnId::new(self.last_serial, slot);
-        let mut conn = match Conn::new(id, stream, peer, self.tls.as_ref(), self.settings.max_line, self.now) {
+        let mut conn = match Conn::new(
+            id,
+            stream,
+            peer,
+            self.tls.as_ref(),
+            self.settings.max_line,
+            self.now,
+        ) {
             Ok(conn) => conn,
             Err(e) => {
                 self.free_slots.push(slot);
-                self.log.line(format_args!("conn={id} peer={peer} event=error error={}", Value(e.to_string().as_bytes())));
+                self.log.line(format_args!(
+                    "conn={id} peer={peer} event=error error={}",
+                    Value(e.to_string().as_bytes())
+                ));
                 return;
             }
         };
-        if let Err(e) = self
-            .poll
-            .registry()
-            .register(conn.socket_mut(), Token(id.as_usize()), Interest::READABLE)
-        {
+        if let Err(e) = self.poll.registry().register(
+            conn.socket_mut(),
+            Token(id.as_usize()),
+            Interest::READABLE,
+        ) {
             self.free_slots.push(slot);
-            self.log.line(format_args!("conn={id} peer={peer} event=error error={}", Value(e.to_string().as_bytes())));
+            self.log.line(format_args!(
+                "conn={id} peer={peer} event=error error={}",
+                Value(e.to_string().as_bytes())
+            ));
             return;
         }
         conn.busy = busy;
@@ -331,7 +366,9 @@ impl Reactor {
     /// Reads until the socket has nothing more (or the connection is throttled or closing).
     fn read_from(&mut self, id: ConnId) {
         loop {
-            let Some(conn) = slot_mut(&mut self.conns, id) else { return };
+            let Some(conn) = slot_mut(&mut self.conns, id) else {
+                return;
+            };
             if conn.phase() == Phase::Closing || (conn.phase() == Phase::Open && conn.read_paused) {
                 return;
             }
@@ -379,7 +416,9 @@ impl Reactor {
     /// A client with much unsent output stops being read until it catches up.
     fn throttle_if_behind(&mut self, id: ConnId) {
         let now = self.now;
-        let Some(conn) = slot_mut(&mut self.conns, id) else { return };
+        let Some(conn) = slot_mut(&mut self.conns, id) else {
+            return;
+        };
         if conn.pending_output() <= READ_PAUSE_OUTPUT {
             return;
         }
@@ -398,7 +437,9 @@ impl Reactor {
     /// or tell it the server is busy.
     fn on_ready(&mut self, id: ConnId) {
         let now = self.now;
-        let Some(conn) = slot_mut(&mut self.conns, id) else { return };
+        let Some(conn) = slot_mut(&mut self.conns, id) else {
+            return;
+        };
         conn.last_activity = now;
         self.log.line(format_args!(
             "conn={id} peer={} event=open tls={}",
@@ -428,7 +469,9 @@ impl Reactor {
     fn settle(&mut self) {
         loop {
             self.apply_outbox();
-            let Some((id, reason)) = self.to_close.pop() else { break };
+            let Some((id, reason)) = self.to_close.pop() else {
+                break;
+            };
             self.close(id, reason);
         }
     }
@@ -489,7 +532,9 @@ impl Reactor {
             Some(shutdown) => shutdown.min(self.now + CLOSE_GRACE),
             None => self.now + CLOSE_GRACE,
         };
-        let Some(conn) = slot_mut(&mut self.conns, id) else { return };
+        let Some(conn) = slot_mut(&mut self.conns, id) else {
+            return;
+        };
         if conn.begin_close(reason, deadline) {
             self.note_deadline(deadline);
             self.mark_dirty(id);
@@ -516,7 +561,10 @@ impl Reactor {
         let _ = self.poll.registry().deregister(conn.socket_mut());
         if conn.phase() == Phase::Handshaking {
             // Never got to `on_ready`: its open line is written now, so every connection has one.
-            self.log.line(format_args!("conn={id} peer={} event=open tls=-", conn.peer));
+            self.log.line(format_args!(
+                "conn={id} peer={} event=open tls=-",
+                conn.peer
+            ));
         }
         self.log.line(format_args!(
             "conn={id} event=close reason={} requests={}",
@@ -553,7 +601,8 @@ impl Reactor {
             return;
         }
         self.shutdown_deadline = Some(self.now + SHUTDOWN_GRACE);
-        self.log.line(format_args!("event=shutdown connections={}", self.live));
+        self.log
+            .line(format_args!("event=shutdown connections={}", self.live));
         for mut listener in self.listeners.drain(..) {
             let _ = self.poll.registry().deregister(&mut listener);
         }
@@ -617,7 +666,9 @@ impl Reactor {
     fn flush_dirty(&mut self) {
         while let Some(id) = self.dirty.pop() {
             let now = self.now;
-            let Some(conn) = slot_mut(&mut self.conns, id) else { continue };
+            let Some(conn) = slot_mut(&mut self.conns, id) else {
+                continue;
+            };
             conn.dirty = false;
             if let Err(reason) = conn.flush(now) {
                 self.close(id, reason);
@@ -637,7 +688,9 @@ impl Reactor {
                 conn.read_paused = false;
                 self.read_from(id);
             }
-            let Some(conn) = slot_mut(&mut self.conns, id) else { continue };
+            let Some(conn) = slot_mut(&mut self.conns, id) else {
+                continue;
+            };
             if conn.phase() == Phase::Open && conn.pending_output() == 0 {
                 conn.release_memory();
             }
@@ -672,7 +725,9 @@ fn dispatch_lines(
         let request: &[u8] = match frame {
             Frame::Line(bytes) => {
                 match std::str::from_utf8(bytes) {
-                    Ok(text) if text.trim().is_empty() => service.on_bad_line(id, BadLine::Empty, out),
+                    Ok(text) if text.trim().is_empty() => {
+                        service.on_bad_line(id, BadLine::Empty, out)
+                    }
                     Ok(text) => service.on_line(id, text, out),
                     Err(_) => service.on_bad_line(id, BadLine::NotUtf8, out),
                 }
@@ -710,7 +765,9 @@ fn queue_to(
     id: ConnId,
     bytes: &[u8],
 ) {
-    let Some(conn) = slot_mut(conns, id) else { return };
+    let Some(conn) = slot_mut(conns, id) else {
+        return;
+    };
     if !conn.queue(bytes) {
         to_close.push((id, CloseReason::SlowReader));
     } else if !conn.dirty {

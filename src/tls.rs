@@ -139,7 +139,11 @@ pub fn generate_dev_certs(dir: &Path, extra_names: &[String]) -> Result<DevCerts
     let ca_cert = ca_params.self_signed(&ca_key).map_err(fail)?;
     let issuer = rcgen::Issuer::new(ca_params, &ca_key);
 
-    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    let mut names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
     for name in extra_names {
         if !names.contains(name) && !name.is_empty() && name != "0.0.0.0" && name != "::" {
             names.push(name.clone());
@@ -202,8 +206,12 @@ mod tests {
 
     #[test]
     fn missing_files_give_a_clear_message() {
-        let err = server_config(Path::new("/nonexistent/a.pem"), Path::new("/nonexistent/a.key"), None)
-            .unwrap_err();
+        let err = server_config(
+            Path::new("/nonexistent/a.pem"),
+            Path::new("/nonexistent/a.key"),
+            None,
+        )
+        .unwrap_err();
         assert!(err.contains("/nonexistent/a.pem"), "{err}");
     }
 }

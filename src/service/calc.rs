@@ -4,7 +4,8 @@
 use super::{ConnId, Outbox, Service, answer_common};
 use crate::expr;
 
-pub const HELP: &str = "commands: + 3 4 | 12 + 42 | add/sub/mul/div 3 4 | (1 + 2) * 3 ^ 2 % 5 | name NAME | help | q";
+pub const HELP: &str =
+    "commands: + 3 4 | 12 + 42 | add/sub/mul/div 3 4 | (1 + 2) * 3 ^ 2 % 5 | name NAME | help | q";
 
 /// Stateless: a calculation depends on nothing but its line.
 pub struct Calc;
@@ -71,12 +72,20 @@ mod tests {
     fn bad_lines_get_one_err_each() {
         let id = ConnId::new(1, 0);
         let mut out = Outbox::new();
-        for bad in [BadLine::Empty, BadLine::NotUtf8, BadLine::TooLong { max: 4096 }] {
+        for bad in [
+            BadLine::Empty,
+            BadLine::NotUtf8,
+            BadLine::TooLong { max: 4096 },
+        ] {
             Calc.on_bad_line(id, bad, &mut out);
         }
         assert_eq!(
             out.lines_for(id),
-            ["ERR empty line", "ERR line is not valid UTF-8", "ERR line too long (limit 4096 bytes)"]
+            [
+                "ERR empty line",
+                "ERR line is not valid UTF-8",
+                "ERR line too long (limit 4096 bytes)"
+            ]
         );
     }
 }

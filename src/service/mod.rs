@@ -22,7 +22,10 @@ pub trait Service {
 
     /// The TLS handshake is done (or the plain connection accepted): greet the client.
     fn greeting(&mut self, id: ConnId, out: &mut Outbox) {
-        out.send(id, format_args!("HELLO {} securetcp/{VERSION}", self.name()));
+        out.send(
+            id,
+            format_args!("HELLO {} securetcp/{VERSION}", self.name()),
+        );
     }
 
     /// One request line (without `\n`, valid UTF-8, not empty, within `--max-line`).
