@@ -304,6 +304,11 @@ impl Session {
         Ok(session)
     }
 
+    /// Bounds every later read (tests and benches must never hang on a silent server).
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.transport.socket.set_read_timeout(timeout)
+    }
+
     pub fn send_line(&self, line: &str) -> io::Result<()> {
         let mut bytes = Vec::with_capacity(line.len() + 1);
         bytes.extend_from_slice(line.as_bytes());

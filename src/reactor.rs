@@ -391,8 +391,10 @@ impl Reactor {
                 }
                 ReadEvent::HandshakeDone => self.on_ready(id),
                 ReadEvent::WouldBlock => {
-                    // The handshake may have produced bytes to send.
-                    self.mark_dirty(id);
+                    // Handshake messages (or a TLS key update) may be waiting to go out.
+                    if conn.interest().is_writable() {
+                        self.mark_dirty(id);
+                    }
                     return;
                 }
                 ReadEvent::Closed(reason) => {

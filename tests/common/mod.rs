@@ -1,0 +1,287 @@
+//! Test helpers: start the real server binary in its own directory on 127.0.0.1:0, wait for
+//! its ready line, and talk to it with real TLS using the CA it generated.
+#![allow(dead_code)] // each test file uses a different part of this module
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use securetcp::client::{ClientOptions, Session};
+
+/// Long enough for a debug build on a loaded 2-core machine, short enough that a hang fails.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A directory of its own for one test, removed when dropped.
+pub struct TestDir(pub PathBuf);
+
+impl TestDir {
+    pub fn new(tag: &str) -> TestDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let dir =
+            std::env::temp_dir().join(format!("securetcp-test-{}-{tag}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TestDir(dir)
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub struct Server {
+    pub child: Child,
+    pub addrs: Vec<SocketAddr>,
+    pub dir: TestDir,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Server {
+    /// Starts `securetcp 127.0.0.1 0 ARGS...` and waits for `listeners` ready lines.
+    pub fn start(args: &[&str]) -> Server {
+        Server::start_with(&["127.0.0.1", "0"], args, 1)
+    }
+
+    pub fn start_with(address: &[&str], args: &[&str], listeners: usize) -> Server {
+        let dir = TestDir::new("server");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_securetcp"))
+            .args(address)
+            .args(args)
+            .current_dir(&dir.0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the server");
+        let stdout = child.stdout.take().unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut addrs = Vec::new();
+        while addrs.len() < listeners {
+            let line = rx.recv_timeout(WAIT).unwrap_or_else(|_| {
+                panic!("no ready line from the server; stderr: {:?}", child.kill())
+            });
+            // "listening on 127.0.0.1:5000 (tls, calc)"
+            let addr = line
+                .strip_prefix("listening on ")
+                .and_then(|rest| rest.split(' ').next())
+                .unwrap_or_else(|| panic!("unexpected ready line: {line}"));
+            addrs.push(addr.parse().unwrap());
+        }
+        Server {
+            child,
+            addrs,
+            dir,
+            stderr: Some(stderr),
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addrs[0]
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        self.dir.0.join("certs/ca.pem")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.0.join("server.log")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `needle` (the log is written once per loop turn).
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let log = self.log();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "log never showed {needle:?}:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn options(&self) -> ClientOptions {
+        ClientOptions {
+            ca: Some(self.ca()),
+            ..ClientOptions::default()
+        }
+    }
+
+    /// A TLS session that has read the greeting.
+    pub fn connect(&self) -> Session {
+        self.connect_to(self.addr())
+    }
+
+    pub fn connect_to(&self, addr: SocketAddr) -> Session {
+        let session = Session::connect(&addr.ip().to_string(), addr.port(), &self.options())
+            .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+        session.set_read_timeout(Some(WAIT)).unwrap();
+        session
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill() only sends a signal to the child we started.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
+    /// Waits for the server to exit by itself, within `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "the server did not exit within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn stderr(&mut self) -> String {
+        self.stderr
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the server binary to completion (for start-up errors), bounded in time.
+pub fn run_server(dir: &Path, args: &[&str]) -> (ExitStatus, String, String) {
+    run_bounded(
+        Command::new(env!("CARGO_BIN_EXE_securetcp"))
+            .args(args)
+            .current_dir(dir),
+        None,
+    )
+}
+
+/// The example client's binary, built by `cargo test` beside the test binaries.
+pub fn client_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let path = dir.join("examples").join("client");
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--example", "client"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("build the example client");
+        assert!(status.success());
+    }
+    path
+}
+
+/// Runs the client with `args` and `stdin`, in `dir`; returns (status, stdout, stderr).
+pub fn run_client(dir: &Path, args: &[&str], stdin: Option<&str>) -> (ExitStatus, String, String) {
+    run_bounded(
+        Command::new(client_bin()).args(args).current_dir(dir),
+        stdin,
+    )
+}
+
+fn run_bounded(command: &mut Command, stdin: Option<&str>) -> (ExitStatus, String, String) {
+    let mut child = command
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(text) = stdin {
+        let mut pipe = child.stdin.take().unwrap();
+        pipe.write_all(text.as_bytes()).unwrap();
+    }
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > WAIT {
+            let _ = child.kill();
+            panic!("process did not finish within {WAIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    (status, out.join().unwrap(), err.join().unwrap())
+}
+
+/// A raw TCP connection with a read timeout, for speaking something other than TLS.
+pub fn raw_tcp(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream
+}
+
+/// Reads until EOF or a reset; returns what arrived and how long it took.
+pub fn read_to_end_timed(stream: &mut TcpStream) -> (Vec<u8>, Duration) {
+    let start = Instant::now();
+    let mut all = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => all.extend_from_slice(&buf[..n]),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                panic!("connection still open after {:?}", start.elapsed())
+            }
+            Err(_) => break, // reset: closed all the same
+        }
+    }
+    (all, start.elapsed())
+}
