@@ -51,6 +51,11 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// Plaintext read buffer, shared by every connection (rustls records are at most 16 KiB).
 const READ_BUFFER: usize = 64 * 1024;
 
+/// Plaintext read from one connection in one loop turn before the others get their turn. A
+/// client that sends faster than we answer would otherwise keep the loop to itself (readiness is
+/// edge-triggered, so "read until WouldBlock" has no end while it keeps sending).
+const READ_BUDGET: usize = 256 * 1024;
+
 /// The reply to a connection over `--max-clients`.
 pub const BUSY_REPLY: &[u8] = b"ERR server busy, try again later\n";
 
@@ -71,6 +76,8 @@ pub struct Reactor {
     scratch: Box<[u8]>,
     /// Connections with output to write at the end of this loop turn.
     dirty: Vec<ConnId>,
+    /// Connections that used up their READ_BUDGET and still have bytes waiting: read next turn.
+    read_later: Vec<ConnId>,
     /// Connections to close once the current step is done (never closed mid-iteration).
     to_close: Vec<(ConnId, CloseReason)>,
     /// The earliest deadline of any connection, or later (never earlier): when to scan.
@@ -138,6 +145,7 @@ impl Reactor {
             last_serial: 0,
             scratch: vec![0; READ_BUFFER].into_boxed_slice(),
             dirty: Vec::new(),
+            read_later: Vec::new(),
             to_close: Vec::new(),
             next_wake: None,
             accept_paused_until: None,
@@ -196,6 +204,9 @@ impl Reactor {
             }
             self.now = Instant::now();
             self.log.set_time(SystemTime::now());
+            for id in std::mem::take(&mut self.read_later) {
+                self.read_from(id);
+            }
             for event in events.iter() {
                 match event.token() {
                     SIGNAL_TOKEN => self.on_signal(),
@@ -365,6 +376,7 @@ impl Reactor {
 
     /// Reads until the socket has nothing more (or the connection is throttled or closing).
     fn read_from(&mut self, id: ConnId) {
+        let mut budget = READ_BUDGET;
         loop {
             let Some(conn) = slot_mut(&mut self.conns, id) else {
                 return;
@@ -375,6 +387,7 @@ impl Reactor {
             match conn.read(&mut self.scratch) {
                 ReadEvent::Data(n) => {
                     conn.last_activity = self.now;
+                    budget = budget.saturating_sub(n);
                     if conn.phase() != Phase::Open {
                         continue; // bytes after we closed: ignored
                     }
@@ -388,6 +401,10 @@ impl Reactor {
                     );
                     self.settle();
                     self.throttle_if_behind(id);
+                    if budget == 0 {
+                        self.read_later.push(id);
+                        return;
+                    }
                 }
                 ReadEvent::HandshakeDone => self.on_ready(id),
                 ReadEvent::WouldBlock => {

@@ -15,8 +15,8 @@ use securetcp::client::{ClientOptions, Session};
 /// Long enough for a debug build on a loaded 2-core machine, short enough that a hang fails.
 pub const WAIT: Duration = Duration::from_secs(20);
 
-/// A directory of its own for one test, removed when dropped.
-pub struct TestDir(pub PathBuf);
+/// A directory of its own for one test, removed when dropped (unless borrowed).
+pub struct TestDir(pub PathBuf, bool);
 
 impl TestDir {
     pub fn new(tag: &str) -> TestDir {
@@ -26,13 +26,20 @@ impl TestDir {
             std::env::temp_dir().join(format!("securetcp-test-{}-{tag}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        TestDir(dir)
+        TestDir(dir, true)
+    }
+
+    /// Another handle on a directory someone else owns and removes.
+    pub fn borrowed(path: &Path) -> TestDir {
+        TestDir(path.to_path_buf(), false)
     }
 }
 
 impl Drop for TestDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        if self.1 {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 }
 
@@ -50,7 +57,10 @@ impl Server {
     }
 
     pub fn start_with(address: &[&str], args: &[&str], listeners: usize) -> Server {
-        let dir = TestDir::new("server");
+        Server::start_in(TestDir::new("server"), address, args, listeners)
+    }
+
+    pub fn start_in(dir: TestDir, address: &[&str], args: &[&str], listeners: usize) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_securetcp"))
             .args(address)
             .args(args)
@@ -165,6 +175,13 @@ impl Server {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Whether stderr so far contains `needle` (ends the server's stderr capture).
+    pub fn stderr_now_contains(&mut self, needle: &str) -> bool {
+        self.signal(libc::SIGTERM);
+        let _ = self.wait_exit(WAIT);
+        self.stderr().contains(needle)
     }
 
     pub fn stderr(&mut self) -> String {
