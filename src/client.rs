@@ -154,11 +154,42 @@ impl From<io::Error> for ClientError {
 /// writing. The rustls state sits behind a mutex that is never held while blocking on a read.
 pub struct Transport {
     socket: TcpStream,
-    tls: Option<Mutex<ClientConnection>>,
+    tls: Option<Mutex<TlsState>>,
+    /// Held while writing to the socket, so records leave in the order rustls made them. The TLS
+    /// lock is not held during the write: a writer blocked by a full socket must not stop the
+    /// reader from draining replies (the server may be waiting for exactly that).
+    writing: Mutex<()>,
+}
+
+struct TlsState {
+    conn: ClientConnection,
+    /// Bytes read from the socket that rustls could not take yet (its plaintext buffer was
+    /// full); they go in before the socket is read again.
+    unread: Vec<u8>,
+}
+
+impl TlsState {
+    /// Hands rustls as much of `unread` as it takes, and decrypts it.
+    fn feed(&mut self) -> io::Result<()> {
+        let mut rest = &self.unread[..];
+        let taken = self.conn.read_tls(&mut rest)?;
+        self.unread.drain(..taken);
+        self.conn.process_new_packets().map_err(io::Error::other)?;
+        Ok(())
+    }
+
+    /// The TLS records rustls has ready to send, taken out so they can be written without the lock.
+    fn take_output(&mut self) -> io::Result<Vec<u8>> {
+        let mut records = Vec::new();
+        while self.conn.wants_write() {
+            self.conn.write_tls(&mut records)?;
+        }
+        Ok(records)
+    }
 }
 
 impl Transport {
-    fn lock(tls: &Mutex<ClientConnection>) -> MutexGuard<'_, ClientConnection> {
+    fn lock(tls: &Mutex<TlsState>) -> MutexGuard<'_, TlsState> {
         // A panic in the other thread while holding the lock leaves a usable connection state
         // (rustls never leaves it half-updated), so the poison flag is ignored.
         tls.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -172,55 +203,55 @@ impl Transport {
         let mut raw = [0u8; 16 * 1024];
         loop {
             {
-                let mut conn = Self::lock(tls);
-                match conn.reader().read(buf) {
+                let mut state = Self::lock(tls);
+                match state.conn.reader().read(buf) {
                     Ok(n) => return Ok(n),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) => return Err(e),
                 }
+                if !state.unread.is_empty() {
+                    state.feed()?;
+                    continue;
+                }
             }
             // Block on the socket without holding the lock, so the other thread can write.
             let n = (&self.socket).read(&mut raw)?;
-            let mut conn = Self::lock(tls);
+            let mut state = Self::lock(tls);
             if n == 0 {
-                conn.read_tls(&mut io::empty())?;
+                state.conn.read_tls(&mut io::empty())?;
+                state.conn.process_new_packets().map_err(io::Error::other)?;
             } else {
-                let mut fed = &raw[..n];
-                while !fed.is_empty() {
-                    conn.read_tls(&mut fed)?;
-                    conn.process_new_packets().map_err(io::Error::other)?;
-                }
+                state.unread.extend_from_slice(&raw[..n]);
+                state.feed()?;
             }
-            conn.process_new_packets().map_err(io::Error::other)?;
-            while conn.wants_write() {
-                conn.write_tls(&mut &self.socket)?;
-            }
+            // Anything rustls wants to send in answer (rare in TLS 1.3) leaves with the next write.
         }
     }
 
     /// Sends bytes (whole lines) and flushes them to the socket.
     pub fn write_all(&self, bytes: &[u8]) -> io::Result<()> {
+        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         let Some(tls) = &self.tls else {
             return (&self.socket).write_all(bytes);
         };
-        let mut conn = Self::lock(tls);
-        conn.writer().write_all(bytes)?;
-        while conn.wants_write() {
-            conn.write_tls(&mut &self.socket)?;
-        }
-        Ok(())
+        let records = {
+            let mut state = Self::lock(tls);
+            state.conn.writer().write_all(bytes)?;
+            state.take_output()?
+        };
+        (&self.socket).write_all(&records)
     }
 
     /// Sends close_notify (with TLS) and shuts the write side.
     pub fn close(&self) {
+        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(tls) = &self.tls {
-            let mut conn = Self::lock(tls);
-            conn.send_close_notify();
-            while conn.wants_write() {
-                if conn.write_tls(&mut &self.socket).is_err() {
-                    break;
-                }
-            }
+            let records = {
+                let mut state = Self::lock(tls);
+                state.conn.send_close_notify();
+                state.take_output().unwrap_or_default()
+            };
+            let _ = (&self.socket).write_all(&records);
         }
         let _ = self.socket.shutdown(std::net::Shutdown::Write);
     }
@@ -282,10 +313,17 @@ impl Session {
                     return Err(handshake_error(e));
                 }
             }
-            Some(Mutex::new(conn))
+            Some(Mutex::new(TlsState {
+                conn,
+                unread: Vec::new(),
+            }))
         };
         let mut session = Session {
-            transport: Arc::new(Transport { socket, tls }),
+            transport: Arc::new(Transport {
+                socket,
+                tls,
+                writing: Mutex::new(()),
+            }),
             pending: Vec::new(),
             service: String::new(),
         };

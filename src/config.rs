@@ -321,7 +321,7 @@ fn parse_count(option: &str, text: &str) -> Result<usize, UsageError> {
 
 fn parse_timeout(option: &str, text: &str) -> Result<Option<Duration>, UsageError> {
     match text.parse::<f64>() {
-        Ok(secs) if secs == 0.0 => Ok(None),
+        Ok(0.0) => Ok(None),
         Ok(secs) if secs > 0.0 && secs <= 1e9 => Ok(Some(Duration::from_secs_f64(secs))),
         _ => Err(UsageError(format!(
             "{option} {text}: must be a number of seconds (0 = never)"

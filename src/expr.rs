@@ -54,7 +54,8 @@ impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Value::Int(i) => write!(f, "{i}"),
-            Value::Float(x) if x == 0.0 => f.write_str("0"),
+            // Both zeros: -0 prints as 0.
+            Value::Float(0.0) => f.write_str("0"),
             Value::Float(x) if (1e-7..1e21).contains(&x.abs()) => write!(f, "{x}"),
             Value::Float(x) => write!(f, "{x:e}"),
         }

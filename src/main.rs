@@ -91,8 +91,8 @@ fn generate_dev_certs(config: &Config) -> Result<(), String> {
 /// SPEC: raise the soft RLIMIT_NOFILE toward the hard limit as far as `--max-clients` needs
 /// (listeners, the log and a margin included), and warn when the hard limit is too low.
 fn raise_descriptor_limit(max_clients: usize) {
-    const SPARE: u64 = 64;
-    let wanted = max_clients as u64 + SPARE;
+    const SPARE: libc::rlim_t = 64;
+    let wanted = max_clients as libc::rlim_t + SPARE;
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -101,16 +101,16 @@ fn raise_descriptor_limit(max_clients: usize) {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
         return;
     }
-    if limit.rlim_cur as u64 >= wanted {
+    if limit.rlim_cur >= wanted {
         return;
     }
     let raised = libc::rlimit {
-        rlim_cur: wanted.min(limit.rlim_max as u64) as libc::rlim_t,
+        rlim_cur: wanted.min(limit.rlim_max),
         rlim_max: limit.rlim_max,
     };
     // SAFETY: setrlimit only reads the struct we pass.
     unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) };
-    if (limit.rlim_max as u64) < wanted {
+    if limit.rlim_max < wanted {
         eprintln!(
             "securetcp: warning: --max-clients {max_clients} needs about {wanted} open files but the \
              hard limit is {}; raise it (ulimit -Hn) or expect accept to pause when descriptors run out",
