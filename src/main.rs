@@ -23,7 +23,7 @@ fn main() -> ExitCode {
         }
         Err(config::UsageError(message)) => return usage_error(&message),
     };
-    let service = match service::create(&config.service) {
+    let service = match service::create(&config.service, &config.name, config.number) {
         Ok(service) => service,
         Err(message) => return usage_error(&message),
     };

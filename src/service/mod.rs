@@ -5,6 +5,9 @@
 //! unit-tested with no network at all, and the reactor never knows any protocol.
 
 pub mod calc;
+pub mod chat;
+pub mod quiz;
+pub mod sum;
 
 use std::fmt;
 
@@ -58,16 +61,16 @@ impl fmt::Display for BadLine {
     }
 }
 
-/// The service names `--service` accepts, with those not built yet.
+/// The service names `--service` accepts.
 pub const SERVICES: [&str; 4] = ["calc", "chat", "sum", "quiz"];
 
-/// Builds the service `--service NAME` asks for.
-pub fn create(name: &str) -> Result<Box<dyn Service>, String> {
+/// Builds the service `--service NAME` asks for; `server_name` and `number` are for sum.
+pub fn create(name: &str, server_name: &str, number: i64) -> Result<Box<dyn Service>, String> {
     match name {
         "calc" => Ok(Box::new(calc::Calc)),
-        "chat" | "sum" | "quiz" => Err(format!(
-            "--service {name}: not built yet (this version serves calc)"
-        )),
+        "chat" => Ok(Box::new(chat::Chat::new())),
+        "sum" => Ok(Box::new(sum::Sum::new(server_name, number))),
+        "quiz" => Ok(Box::new(quiz::Quiz::seeded_from_clock())),
         other => Err(format!(
             "--service {other}: unknown service (choose one of: {})",
             SERVICES.join(", ")
@@ -159,9 +162,15 @@ mod tests {
     }
 
     #[test]
-    fn unknown_and_unbuilt_services_are_refused() {
-        assert!(create("calc").is_ok());
-        assert!(create("chat").err().unwrap().contains("not built yet"));
-        assert!(create("http").err().unwrap().contains("unknown service"));
+    fn every_service_is_built_and_unknown_ones_are_refused() {
+        for name in SERVICES {
+            assert_eq!(create(name, "s", 50).unwrap().name(), name);
+        }
+        assert!(
+            create("http", "s", 50)
+                .err()
+                .unwrap()
+                .contains("unknown service")
+        );
     }
 }

@@ -1,0 +1,206 @@
+//! The chat room: log in with `name NAME`, then every line is a message to everyone else.
+//!
+//! Members are kept in join order (for `who`) with a name index (for uniqueness). A message is
+//! written once into the Outbox with the list of its recipients (`send_many`): one pass over the
+//! members, no copy per member here, no thread per client anywhere. A member that does not read
+//! is cut off by the reactor past 1 MiB of queued output, and `on_close` then says `LEFT`.
+
+use std::collections::HashMap;
+
+use super::{Common, ConnId, Outbox, Service, check_name, common_command, quit};
+use crate::log::Value;
+
+pub const HELP: &str =
+    "commands: name NAME (log in) | who | q | any other line is a message to the room";
+
+#[derive(Default)]
+pub struct Chat {
+    /// Logged-in members in join order, with their names.
+    members: Vec<(ConnId, Box<str>)>,
+    /// Name -> member, so a taken name is refused at once.
+    by_name: HashMap<Box<str>, ConnId>,
+}
+
+impl Chat {
+    pub fn new() -> Chat {
+        Chat::default()
+    }
+
+    fn name_of(&self, id: ConnId) -> Option<&str> {
+        self.members
+            .iter()
+            .find(|(m, _)| *m == id)
+            .map(|(_, n)| &**n)
+    }
+
+    /// Everyone but `id`.
+    fn others(&self, id: ConnId) -> impl Iterator<Item = ConnId> + '_ {
+        self.members
+            .iter()
+            .map(|(m, _)| *m)
+            .filter(move |m| *m != id)
+    }
+
+    fn log_in(&mut self, id: ConnId, name: &str, out: &mut Outbox) {
+        if let Err(why) = check_name(name) {
+            return out.send(id, format_args!("ERR {why}"));
+        }
+        if self.by_name.contains_key(name) {
+            return out.send(id, "ERR name taken");
+        }
+        self.members.push((id, name.into()));
+        self.by_name.insert(name.into(), id);
+        out.set_name(id, name);
+        out.send(
+            id,
+            format_args!("OK welcome {name}, {} online", self.members.len()),
+        );
+        out.send_many(self.others(id), format_args!("JOIN {name}"));
+    }
+}
+
+impl Service for Chat {
+    fn name(&self) -> &'static str {
+        "chat"
+    }
+
+    fn on_line(&mut self, id: ConnId, line: &str, out: &mut Outbox) {
+        let logged_in = self.name_of(id).is_some();
+        match common_command(line) {
+            Some(Common::Help) => return out.send(id, format_args!("OK {HELP}")),
+            Some(Common::Quit) => return quit(id, out),
+            Some(Common::Name(_)) if logged_in => return out.send(id, "ERR already logged in"),
+            Some(Common::Name(name)) => return self.log_in(id, name, out),
+            None => {}
+        }
+        let Some(name) = self.name_of(id) else {
+            return out.send(id, "ERR log in first: name <NAME>");
+        };
+        if line.trim() == "who" {
+            let names: Vec<&str> = self.members.iter().map(|(_, n)| &**n).collect();
+            return out.send(id, format_args!("OK {}", names.join(" ")));
+        }
+        // A message: no reply; the log gets its size, never its text.
+        out.send_many(self.others(id), format_args!("MSG {name} {line}"));
+        out.quiet();
+        out.log(id, format_args!("event=msg bytes={}", line.len()));
+    }
+
+    fn on_close(&mut self, id: ConnId, out: &mut Outbox) {
+        let Some(index) = self.members.iter().position(|(m, _)| *m == id) else {
+            return;
+        };
+        let (_, name) = self.members.remove(index);
+        self.by_name.remove(&name);
+        out.send_many(self.others(id), format_args!("LEFT {name}"));
+        out.log(
+            id,
+            format_args!("event=left member={}", Value(name.as_bytes())),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u64) -> ConnId {
+        ConnId::new(n, n as usize)
+    }
+
+    /// A room with members 1..=n logged in as m1, m2, ...; the outbox is cleared afterwards.
+    fn room(n: u64) -> (Chat, Outbox) {
+        let mut chat = Chat::new();
+        let mut out = Outbox::new();
+        for i in 1..=n {
+            chat.greeting(id(i), &mut out);
+            chat.on_line(id(i), &format!("name m{i}"), &mut out);
+        }
+        out.clear();
+        (chat, out)
+    }
+
+    #[test]
+    fn login_welcomes_and_announces() {
+        let (mut chat, mut out) = room(2);
+        chat.on_line(id(3), "name carol", &mut out);
+        assert_eq!(out.lines_for(id(3)), ["OK welcome carol, 3 online"]);
+        assert_eq!(out.lines_for(id(1)), ["JOIN carol"]);
+        assert_eq!(out.lines_for(id(2)), ["JOIN carol"]);
+    }
+
+    #[test]
+    fn login_rules() {
+        let (mut chat, mut out) = room(1);
+        chat.on_line(id(2), "hello", &mut out);
+        chat.on_line(id(2), "who", &mut out);
+        chat.on_line(id(2), "name m1", &mut out);
+        chat.on_line(id(2), "name two words", &mut out);
+        chat.on_line(id(2), &format!("name {}", "x".repeat(33)), &mut out);
+        chat.on_line(id(2), "name bob", &mut out);
+        chat.on_line(id(2), "name bob2", &mut out);
+        let lines = out.lines_for(id(2));
+        assert_eq!(lines[0], "ERR log in first: name <NAME>");
+        assert_eq!(lines[1], "ERR log in first: name <NAME>");
+        assert_eq!(lines[2], "ERR name taken");
+        assert!(lines[3].starts_with("ERR name must be"));
+        assert!(lines[4].starts_with("ERR name must be"));
+        assert_eq!(lines[5], "OK welcome bob, 2 online");
+        assert_eq!(lines[6], "ERR already logged in");
+    }
+
+    #[test]
+    fn help_and_quit_work_before_login() {
+        let (mut chat, mut out) = room(0);
+        chat.on_line(id(1), "help", &mut out);
+        chat.on_line(id(1), "q", &mut out);
+        let lines = out.lines_for(id(1));
+        assert!(lines[0].starts_with("OK commands:"));
+        assert_eq!(lines[1], "BYE session ended");
+        assert!(out.is_closing(id(1)));
+    }
+
+    #[test]
+    fn a_message_goes_once_to_every_other_member_with_no_reply() {
+        let (mut chat, mut out) = room(100);
+        chat.on_line(id(7), "hello room", &mut out);
+        assert!(out.lines_for(id(7)).is_empty());
+        for i in (1..=100).filter(|&i| i != 7) {
+            assert_eq!(out.lines_for(id(i)), ["MSG m7 hello room"], "member {i}");
+        }
+        // One Send-to-many and its log line: the message text is stored once.
+        let sends = out
+            .actions()
+            .iter()
+            .filter(|a| matches!(a, crate::outbox::Action::SendMany { .. }))
+            .count();
+        assert_eq!(sends, 1);
+        assert!(out.take_quiet());
+    }
+
+    #[test]
+    fn who_lists_members_in_join_order() {
+        let (mut chat, mut out) = room(3);
+        chat.on_line(id(2), "who", &mut out);
+        assert_eq!(out.lines_for(id(2)), ["OK m1 m2 m3"]);
+    }
+
+    #[test]
+    fn leaving_or_dropping_says_left_and_frees_the_name() {
+        let (mut chat, mut out) = room(3);
+        chat.on_line(id(2), "q", &mut out);
+        chat.on_close(id(2), &mut out);
+        chat.on_close(id(3), &mut out); // dropped without q
+        assert_eq!(out.lines_for(id(1)), ["LEFT m2", "LEFT m3"]);
+        out.clear();
+        chat.on_line(id(4), "name m2", &mut out);
+        assert_eq!(out.lines_for(id(4)), ["OK welcome m2, 2 online"]);
+    }
+
+    #[test]
+    fn a_guest_that_never_logged_in_leaves_silently() {
+        let (mut chat, mut out) = room(2);
+        chat.on_close(id(9), &mut out);
+        assert!(out.is_empty());
+    }
+}

@@ -1,0 +1,161 @@
+//! The number exchange (the fourth seed): `Client of <NAME>;<N>` gets
+//! `OK Server of <server-name>;<M>`, and the log gets `N (client) + M (server) = N+M`.
+//! A bad number is an `ERR` and the conversation goes on: one client can never stop the server.
+
+use super::{ConnId, Outbox, Service, answer_common, check_name};
+use crate::log::Value;
+
+pub const HELP: &str = "commands: Client of <NAME>;<N> with N from 1 to 100 | name NAME | help | q";
+
+/// The accepted range of both numbers.
+pub const RANGE: std::ops::RangeInclusive<i64> = 1..=100;
+
+pub struct Sum {
+    server_name: String,
+    number: i64,
+}
+
+impl Sum {
+    pub fn new(server_name: &str, number: i64) -> Sum {
+        Sum {
+            server_name: server_name.to_string(),
+            number,
+        }
+    }
+}
+
+/// Why an exchange line was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ExchangeError {
+    NotAnExchange,
+    BadName(&'static str),
+    BadNumber,
+}
+
+/// Parses `Client of <NAME>;<N>`: spaces around `;` allowed, N a decimal integer 1..100 with
+/// an optional `+` and leading zeros.
+pub fn parse_exchange(line: &str) -> Result<(&str, i64), ExchangeError> {
+    let rest = line
+        .trim()
+        .strip_prefix("Client of ")
+        .ok_or(ExchangeError::NotAnExchange)?;
+    let (name, number) = rest.split_once(';').ok_or(ExchangeError::NotAnExchange)?;
+    let name = name.trim();
+    check_name(name).map_err(ExchangeError::BadName)?;
+    let digits = number.trim();
+    let digits = digits.strip_prefix('+').unwrap_or(digits);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ExchangeError::BadNumber);
+    }
+    // Leading zeros are fine; anything past 100 (however long) is out of range.
+    let value = digits.trim_start_matches('0');
+    match value.parse::<i64>() {
+        Ok(n) if RANGE.contains(&n) => Ok((name, n)),
+        _ => Err(ExchangeError::BadNumber),
+    }
+}
+
+impl Service for Sum {
+    fn name(&self) -> &'static str {
+        "sum"
+    }
+
+    fn on_line(&mut self, id: ConnId, line: &str, out: &mut Outbox) {
+        if answer_common(line, id, HELP, out) {
+            return;
+        }
+        match parse_exchange(line) {
+            Ok((name, n)) => {
+                let m = self.number;
+                out.set_name(id, name);
+                out.send(id, format_args!("OK Server of {};{m}", self.server_name));
+                let sum = format!("{n} (client) + {m} (server) = {}", n + m);
+                out.log(id, format_args!("event=sum sum={}", Value(sum.as_bytes())));
+            }
+            Err(ExchangeError::BadNumber) => {
+                out.send(id, "ERR number must be an integer from 1 to 100")
+            }
+            Err(ExchangeError::BadName(why)) => out.send(id, format_args!("ERR {why}")),
+            Err(ExchangeError::NotAnExchange) => out.send(id, "ERR expected: Client of <NAME>;<N>"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exchange_lines_are_parsed_as_spec_says() {
+        assert_eq!(parse_exchange("Client of Alice;25"), Ok(("Alice", 25)));
+        assert_eq!(parse_exchange("Client of Alice ; 25"), Ok(("Alice", 25)));
+        assert_eq!(parse_exchange("Client of Alice;+007"), Ok(("Alice", 7)));
+        assert_eq!(parse_exchange("Client of Alice;100"), Ok(("Alice", 100)));
+        assert_eq!(parse_exchange("Client of Alice;1"), Ok(("Alice", 1)));
+        for bad in [
+            "0",
+            "101",
+            "-5",
+            "2.5",
+            "",
+            "ten",
+            "99999999999999999999999",
+            "+",
+            "1 2",
+        ] {
+            assert_eq!(
+                parse_exchange(&format!("Client of A;{bad}")),
+                Err(ExchangeError::BadNumber),
+                "{bad}"
+            );
+        }
+        assert_eq!(parse_exchange("Hello"), Err(ExchangeError::NotAnExchange));
+        assert_eq!(
+            parse_exchange("Client of Alice 25"),
+            Err(ExchangeError::NotAnExchange)
+        );
+        assert!(matches!(
+            parse_exchange("Client of ;5"),
+            Err(ExchangeError::BadName(_))
+        ));
+    }
+
+    #[test]
+    fn the_server_answers_with_its_name_and_number_and_logs_the_sum() {
+        let id = ConnId::new(1, 0);
+        let mut sum = Sum::new("Server-X", 50);
+        let mut out = Outbox::new();
+        sum.on_line(id, "Client of Alice;25", &mut out);
+        assert_eq!(out.lines_for(id), ["OK Server of Server-X;50"]);
+        let logged = out.actions().iter().any(|a| match a {
+            crate::outbox::Action::Log { fields, .. } => {
+                String::from_utf8_lossy(out.bytes(fields))
+                    == "event=sum sum=\"25 (client) + 50 (server) = 75\""
+            }
+            _ => false,
+        });
+        assert!(logged);
+    }
+
+    #[test]
+    fn a_bad_number_is_an_err_and_the_exchange_can_go_on() {
+        let id = ConnId::new(1, 0);
+        let mut sum = Sum::new("s", 50);
+        let mut out = Outbox::new();
+        sum.on_line(id, "Client of A;0", &mut out);
+        sum.on_line(id, "Client of A;abc", &mut out);
+        sum.on_line(id, "Client of A;99", &mut out);
+        sum.on_line(id, "q", &mut out);
+        assert_eq!(
+            out.lines_for(id),
+            [
+                "ERR number must be an integer from 1 to 100",
+                "ERR number must be an integer from 1 to 100",
+                "OK Server of s;50",
+                "BYE session ended"
+            ]
+        );
+        // Nothing here asks the server to stop.
+        assert!(!out.actions().contains(&crate::outbox::Action::Shutdown));
+    }
+}
