@@ -42,16 +42,21 @@ pub fn parse_exchange(line: &str) -> Result<(&str, i64), ExchangeError> {
     let (name, number) = rest.split_once(';').ok_or(ExchangeError::NotAnExchange)?;
     let name = name.trim();
     check_name(name).map_err(ExchangeError::BadName)?;
-    let digits = number.trim();
+    let n = parse_number(number).ok_or(ExchangeError::BadNumber)?;
+    Ok((name, n))
+}
+
+/// A decimal integer 1..100, spaces around it, an optional `+` and leading zeros allowed.
+pub fn parse_number(text: &str) -> Option<i64> {
+    let digits = text.trim();
     let digits = digits.strip_prefix('+').unwrap_or(digits);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ExchangeError::BadNumber);
+        return None;
     }
     // Leading zeros are fine; anything past 100 (however long) is out of range.
-    let value = digits.trim_start_matches('0');
-    match value.parse::<i64>() {
-        Ok(n) if RANGE.contains(&n) => Ok((name, n)),
-        _ => Err(ExchangeError::BadNumber),
+    match digits.trim_start_matches('0').parse::<i64>() {
+        Ok(n) if RANGE.contains(&n) => Some(n),
+        _ => None,
     }
 }
 
