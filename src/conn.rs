@@ -123,6 +123,11 @@ pub struct Conn {
     pub close_deadline: Option<Instant>,
     /// Reading stopped because too much output is queued (see READ_PAUSE_OUTPUT).
     pub read_paused: bool,
+    /// Reading stopped because members receiving this client's messages are behind (chat).
+    pub fanout_paused: bool,
+    /// When the socket last took output bytes: a client far behind that still drains is slow,
+    /// one that does not is stalled.
+    pub last_drained: Instant,
     /// In the reactor's list of connections to flush at the end of this loop turn.
     pub dirty: bool,
     registered: Interest,
@@ -175,6 +180,8 @@ impl Conn {
             last_activity: now,
             close_deadline: None,
             read_paused: false,
+            fanout_paused: false,
+            last_drained: now,
             dirty: false,
             registered: Interest::READABLE,
         })
@@ -336,6 +343,7 @@ impl Conn {
             if progress {
                 // SPEC: any byte in either direction restarts the idle clock.
                 self.last_activity = now;
+                self.last_drained = now;
             } else {
                 break;
             }

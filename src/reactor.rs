@@ -56,6 +56,14 @@ const READ_BUFFER: usize = 64 * 1024;
 /// edge-triggered, so "read until WouldBlock" has no end while it keeps sending).
 const READ_BUDGET: usize = 256 * 1024;
 
+/// Fan-out flow control (chat): while a member that receives a sender's messages has more than
+/// this queued, the sender is not read, so a fast sender cannot outrun members that read...
+const FANOUT_SOFT: usize = 256 * 1024;
+
+/// ...as long as they do read: a member whose socket took nothing for this long holds nobody
+/// back any more. It then runs into MAX_PENDING_OUTPUT and is cut off as a slow reader.
+const STALLED_AFTER: Duration = Duration::from_millis(250);
+
 /// The reply to a connection over `--max-clients`.
 pub const BUSY_REPLY: &[u8] = b"ERR server busy, try again later\n";
 
@@ -78,6 +86,12 @@ pub struct Reactor {
     dirty: Vec<ConnId>,
     /// Connections that used up their READ_BUDGET and still have bytes waiting: read next turn.
     read_later: Vec<ConnId>,
+    /// The connection whose request is being handled (its own replies do not congest anyone).
+    source: Option<ConnId>,
+    /// Receivers of fan-out that are over FANOUT_SOFT and still draining.
+    congested: Vec<ConnId>,
+    /// Senders not read until `congested` clears.
+    fanout_paused: Vec<ConnId>,
     /// Connections to close once the current step is done (never closed mid-iteration).
     to_close: Vec<(ConnId, CloseReason)>,
     /// The earliest deadline of any connection, or later (never earlier): when to scan.
@@ -146,6 +160,9 @@ impl Reactor {
             scratch: vec![0; READ_BUFFER].into_boxed_slice(),
             dirty: Vec::new(),
             read_later: Vec::new(),
+            source: None,
+            congested: Vec::new(),
+            fanout_paused: Vec::new(),
             to_close: Vec::new(),
             next_wake: None,
             accept_paused_until: None,
@@ -248,6 +265,9 @@ impl Reactor {
 
     /// Sleep until the nearest deadline (connection timers, paused accept, shutdown), or forever.
     fn poll_timeout(&self) -> Option<Duration> {
+        if !self.read_later.is_empty() {
+            return Some(Duration::ZERO); // only collect new events: reading goes on at once
+        }
         [
             self.next_wake,
             self.accept_paused_until,
@@ -381,7 +401,8 @@ impl Reactor {
             let Some(conn) = slot_mut(&mut self.conns, id) else {
                 return;
             };
-            if conn.phase() == Phase::Closing || (conn.phase() == Phase::Open && conn.read_paused) {
+            let throttled = conn.read_paused || conn.fanout_paused;
+            if conn.phase() == Phase::Closing || (conn.phase() == Phase::Open && throttled) {
                 return;
             }
             match conn.read(&mut self.scratch) {
@@ -399,7 +420,13 @@ impl Reactor {
                         &mut self.log,
                         self.settings.max_line,
                     );
+                    self.source = Some(id);
                     self.settle();
+                    self.source = None;
+                    if !self.congested.is_empty() {
+                        self.pause_sender(id);
+                        return;
+                    }
                     self.throttle_if_behind(id);
                     if budget == 0 {
                         self.read_later.push(id);
@@ -449,6 +476,44 @@ impl Reactor {
         if conn.pending_output() > READ_PAUSE_OUTPUT {
             conn.read_paused = true;
             self.mark_dirty(id);
+        }
+    }
+
+    /// Stops reading a sender whose messages go to members that are behind but still reading;
+    /// `review_fanout` lets it go on once they have caught up or stalled.
+    fn pause_sender(&mut self, id: ConnId) {
+        if let Some(conn) = slot_mut(&mut self.conns, id) {
+            if !conn.fanout_paused {
+                conn.fanout_paused = true;
+                self.fanout_paused.push(id);
+            }
+        }
+        self.note_deadline(self.now + STALLED_AFTER);
+    }
+
+    /// Once per loop turn: resumes the paused senders when no receiver holds them back.
+    fn review_fanout(&mut self) {
+        if self.fanout_paused.is_empty() {
+            self.congested.clear();
+            return;
+        }
+        let now = self.now;
+        let conns = &mut self.conns;
+        self.congested.retain(|&id| {
+            slot_mut(conns, id).is_some_and(|c| {
+                c.pending_output() > FANOUT_SOFT / 2
+                    && now.duration_since(c.last_drained) < STALLED_AFTER
+            })
+        });
+        if !self.congested.is_empty() {
+            self.note_deadline(now + STALLED_AFTER); // look again even if nothing else happens
+            return;
+        }
+        for id in std::mem::take(&mut self.fanout_paused) {
+            if let Some(conn) = slot_mut(&mut self.conns, id) {
+                conn.fanout_paused = false;
+                self.read_later.push(id);
+            }
         }
     }
 
@@ -506,33 +571,42 @@ impl Reactor {
             log,
             dirty,
             to_close,
+            congested,
+            source,
+            now,
             ..
         } = self;
+        let mut queue = Queue {
+            conns,
+            dirty,
+            to_close,
+            congested,
+            source: *source,
+            now: *now,
+        };
         for action in outbox.actions() {
             match action {
-                Action::Send { to, bytes } => {
-                    queue_to(conns, dirty, to_close, *to, outbox.bytes(bytes));
-                }
+                Action::Send { to, bytes } => queue.push(*to, outbox.bytes(bytes)),
                 Action::SendMany { to, bytes } => {
                     let line = outbox.bytes(bytes);
                     for &target in outbox.targets(to) {
-                        queue_to(conns, dirty, to_close, target, line);
+                        queue.push(target, line);
                     }
                 }
                 Action::SetName { id, name } => {
-                    if let Some(conn) = slot_mut(conns, *id) {
+                    if let Some(conn) = slot_mut(queue.conns, *id) {
                         conn.name = Some(String::from_utf8_lossy(outbox.bytes(name)).into());
                     }
                 }
                 Action::Log { id, fields } => {
-                    let name = slot_mut(conns, *id).and_then(|c| c.name.clone());
+                    let name = slot_mut(queue.conns, *id).and_then(|c| c.name.clone());
                     log.line(format_args!(
                         "conn={id} name={} {}",
                         Value(name.as_deref().unwrap_or("-").as_bytes()),
                         String::from_utf8_lossy(outbox.bytes(fields))
                     ));
                 }
-                Action::Close(id) => to_close.push((*id, CloseReason::Quit)),
+                Action::Close(id) => queue.to_close.push((*id, CloseReason::Quit)),
                 Action::Shutdown => shutdown = true,
             }
         }
@@ -718,6 +792,7 @@ impl Reactor {
                 self.settle();
             }
         }
+        self.review_fanout();
     }
 }
 
@@ -777,21 +852,35 @@ fn slot_mut(conns: &mut [Option<Conn>], id: ConnId) -> Option<&mut Conn> {
         .filter(|c| c.id == id)
 }
 
-fn queue_to(
-    conns: &mut [Option<Conn>],
-    dirty: &mut Vec<ConnId>,
-    to_close: &mut Vec<(ConnId, CloseReason)>,
-    id: ConnId,
-    bytes: &[u8],
-) {
-    let Some(conn) = slot_mut(conns, id) else {
-        return;
-    };
-    if !conn.queue(bytes) {
-        to_close.push((id, CloseReason::SlowReader));
-    } else if !conn.dirty {
-        conn.dirty = true;
-        dirty.push(id);
+/// Where the outbox's lines go: the connections' queues, with the bookkeeping that follows.
+struct Queue<'a> {
+    conns: &'a mut [Option<Conn>],
+    dirty: &'a mut Vec<ConnId>,
+    to_close: &'a mut Vec<(ConnId, CloseReason)>,
+    congested: &'a mut Vec<ConnId>,
+    source: Option<ConnId>,
+    now: Instant,
+}
+
+impl Queue<'_> {
+    fn push(&mut self, id: ConnId, bytes: &[u8]) {
+        let Some(conn) = slot_mut(self.conns, id) else {
+            return;
+        };
+        if !conn.queue(bytes) {
+            self.to_close.push((id, CloseReason::SlowReader));
+            return;
+        }
+        if !conn.dirty {
+            conn.dirty = true;
+            self.dirty.push(id);
+        }
+        // A receiver of someone else's line that is far behind but still reading holds the sender back.
+        let behind = conn.pending_output() > FANOUT_SOFT
+            && self.now.duration_since(conn.last_drained) < STALLED_AFTER;
+        if behind && self.source.is_some_and(|s| s != id) && !self.congested.contains(&id) {
+            self.congested.push(id);
+        }
     }
 }
 

@@ -268,6 +268,9 @@ fn handshake(
         .map_err(|e| ClientError::Setup(format!("'{host}' is not a valid server name: {e}")))?;
     let mut conn =
         ClientConnection::new(config, name).map_err(|e| ClientError::Tls(e.to_string()))?;
+    // Our writes hand rustls whole batches and flush them at once; its default 64 KiB limit
+    // would make a larger `write_all` fail half-way.
+    conn.set_buffer_limit(None);
     while conn.is_handshaking() {
         conn.complete_io(socket).map_err(handshake_error)?;
     }

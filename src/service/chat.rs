@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 
 use super::{Common, ConnId, Outbox, Service, check_name, common_command, quit};
-use crate::log::Value;
 
 pub const HELP: &str =
     "commands: name NAME (log in) | who | q | any other line is a message to the room";
@@ -92,11 +91,8 @@ impl Service for Chat {
         };
         let (_, name) = self.members.remove(index);
         self.by_name.remove(&name);
+        // The reactor's close line already logs the departure.
         out.send_many(self.others(id), format_args!("LEFT {name}"));
-        out.log(
-            id,
-            format_args!("event=left member={}", Value(name.as_bytes())),
-        );
     }
 }
 
