@@ -175,3 +175,135 @@ fn usage_errors_exit_two() {
     assert_eq!(status.code(), Some(0));
     assert!(stdout.contains("--exec"));
 }
+
+#[test]
+fn sum_mode_asks_for_a_number_and_prints_the_sum() {
+    let server = Server::start(&["--service", "sum", "--number", "50"]);
+    let base = port_args(&server);
+    let (status, stdout, stderr) = run_client(
+        &server.dir.0,
+        &args(&base, &["--name", "alice"]),
+        Some("25\n0\n"),
+    );
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stdout.contains("Please enter an integer between 1 and 100:"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("25 (client) + 50 (server) = 75"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("warning: not sent"), "{stdout}");
+    assert!(stdout.ends_with("Session ended\n"), "{stdout}");
+    server.wait_for_log("sum=\"25 (client) + 50 (server) = 75\"");
+    let (status, stdout, _) = run_client(&server.dir.0, &args(&base, &["-e", "7"]), None);
+    assert!(status.success());
+    assert_eq!(stdout, "7 (client) + 50 (server) = 57\nSession ended\n");
+}
+
+#[test]
+fn quiz_mode_shows_questions_and_verdicts() {
+    let server = Server::start(&["--service", "quiz"]);
+    let base = port_args(&server);
+    let (status, stdout, stderr) =
+        run_client(&server.dir.0, &args(&base, &[]), Some("0\nseven\n1\n"));
+    assert!(status.success(), "{stderr}");
+    assert_eq!(stdout.matches("What is ").count(), 4, "{stdout}");
+    // 0 and 1 are never right (both addends are at least 1).
+    assert!(
+        stdout.contains("wrong, ") && stdout.contains("score 0/1") && stdout.contains("score 0/2"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("warning: not sent: answer with a whole number"),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("Session ended\n"), "{stdout}");
+}
+
+#[test]
+fn chat_mode_asks_for_a_name_and_talks() {
+    let server = Server::start(&["--service", "chat"]);
+    let mut bob = server.connect();
+    assert!(
+        bob.request("name bob")
+            .unwrap()
+            .starts_with("OK welcome bob")
+    );
+    let base = port_args(&server);
+    let (status, stdout, stderr) =
+        run_client(&server.dir.0, &args(&base, &[]), Some("dave\nhello bob\n"));
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.contains("Your name:"), "{stdout}");
+    assert!(stdout.contains("Welcome dave, 2 online"), "{stdout}");
+    assert!(stdout.ends_with("Session ended\n"), "{stdout}");
+    assert_eq!(bob.read_line().unwrap().unwrap(), "JOIN dave");
+    assert_eq!(bob.read_line().unwrap().unwrap(), "MSG dave hello bob");
+    assert_eq!(bob.read_line().unwrap().unwrap(), "LEFT dave");
+}
+
+#[test]
+fn chat_mode_prints_messages_as_they_arrive() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    let server = Server::start(&["--service", "chat"]);
+    let mut bob = server.connect();
+    assert!(
+        bob.request("name bob")
+            .unwrap()
+            .starts_with("OK welcome bob")
+    );
+    let port = server.addr().port().to_string();
+    let mut alice = Command::new(common::client_bin())
+        .args(["127.0.0.1", &port, "--name", "alice"])
+        .current_dir(&server.dir.0)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = alice.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let next = || {
+        rx.recv_timeout(common::WAIT)
+            .expect("alice printed nothing")
+    };
+    assert_eq!(next(), "Welcome alice, 2 online");
+    assert_eq!(bob.read_line().unwrap().unwrap(), "JOIN alice");
+    // Alice has typed nothing; bob's message still shows up at once.
+    bob.send_line("hi alice").unwrap();
+    assert_eq!(next(), "bob: hi alice");
+    let mut stdin = alice.stdin.take().unwrap();
+    stdin.write_all(b"hi bob\n").unwrap();
+    assert_eq!(bob.read_line().unwrap().unwrap(), "MSG alice hi bob");
+    drop(bob);
+    assert_eq!(next(), "* bob left");
+    drop(stdin); // end of input: the client says q
+    assert_eq!(next(), "Session ended");
+    assert!(alice.wait().unwrap().success());
+}
+
+#[test]
+fn chat_exec_sends_then_quits() {
+    let server = Server::start(&["--service", "chat"]);
+    let mut bob = server.connect();
+    assert!(bob.request("name bob").unwrap().starts_with("OK"));
+    let base = port_args(&server);
+    let (status, stdout, _) = run_client(
+        &server.dir.0,
+        &args(&base, &["--name", "carol", "-e", "one", "-e", "two"]),
+        None,
+    );
+    assert!(status.success());
+    assert_eq!(stdout, "Welcome carol, 2 online\nSession ended\n");
+    assert_eq!(bob.read_line().unwrap().unwrap(), "JOIN carol");
+    assert_eq!(bob.read_line().unwrap().unwrap(), "MSG carol one");
+    assert_eq!(bob.read_line().unwrap().unwrap(), "MSG carol two");
+    assert_eq!(bob.read_line().unwrap().unwrap(), "LEFT carol");
+}
