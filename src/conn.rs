@@ -211,6 +211,12 @@ impl Conn {
         }
     }
 
+    /// The subject of the certificate the client presented (mutual TLS), for the log.
+    pub fn client_subject(&self) -> Option<String> {
+        let certs = self.tls.as_ref()?.peer_certificates()?;
+        crate::tls::subject(certs.first()?)
+    }
+
     /// Reads what the peer sent: TLS records are decrypted, handshake messages processed.
     /// Call it until it returns `WouldBlock` or `Closed` (readiness is edge-triggered).
     pub fn read(&mut self, buf: &mut [u8]) -> ReadEvent {

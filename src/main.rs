@@ -80,10 +80,13 @@ fn generate_dev_certs(config: &Config) -> Result<(), String> {
     let files = tls::generate_dev_certs(Path::new(tls::CERT_DIR), &hosts)?;
     eprintln!(
         "securetcp: generated development certificates: {} (the CA clients trust), {} and {} \
-         (mode 0600); the CA's private key was not kept",
+         (mode 0600), and a client certificate {} / {} for trying --client-ca; the CA's private \
+         key was not kept",
         files.ca.display(),
         files.cert.display(),
-        files.key.display()
+        files.key.display(),
+        files.client_cert.display(),
+        files.client_key.display()
     );
     Ok(())
 }

@@ -525,11 +525,17 @@ impl Reactor {
             return;
         };
         conn.last_activity = now;
-        self.log.line(format_args!(
-            "conn={id} peer={} event=open tls={}",
-            conn.peer,
-            conn.tls_description()
-        ));
+        let (peer, tls) = (conn.peer, conn.tls_description());
+        match conn.client_subject() {
+            // Mutual TLS: the log names who the certificate says this is.
+            Some(subject) => self.log.line(format_args!(
+                "conn={id} peer={peer} event=open tls={tls} client={}",
+                Value(subject.as_bytes())
+            )),
+            None => self
+                .log
+                .line(format_args!("conn={id} peer={peer} event=open tls={tls}")),
+        }
         if conn.busy {
             conn.queue(BUSY_REPLY);
             self.close(id, CloseReason::Busy);

@@ -110,6 +110,9 @@ pub struct DevCerts {
     pub ca: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// A client certificate from the same CA, to try mutual TLS (`--client-ca certs/ca.pem`).
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
 }
 
 impl DevCerts {
@@ -118,6 +121,8 @@ impl DevCerts {
             ca: dir.join("ca.pem"),
             cert: dir.join("server.pem"),
             key: dir.join("server.key"),
+            client_cert: dir.join("client.pem"),
+            client_key: dir.join("client.key"),
         }
     }
 }
@@ -157,14 +162,89 @@ pub fn generate_dev_certs(dir: &Path, extra_names: &[String]) -> Result<DevCerts
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
     let server_cert = params.signed_by(&server_key, &issuer).map_err(fail)?;
 
+    let client_key = KeyPair::generate().map_err(fail)?;
+    let mut params = CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "securetcp development client");
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let client_cert = params.signed_by(&client_key, &issuer).map_err(fail)?;
+
     fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let files = DevCerts::in_dir(dir);
+    write_file(&files.client_cert, client_cert.pem().as_bytes(), 0o644)?;
+    write_file(
+        &files.client_key,
+        client_key.serialize_pem().as_bytes(),
+        0o600,
+    )?;
     write_file(&files.ca, ca_cert.pem().as_bytes(), 0o644)?;
     // The chain: the server certificate, then the CA that signed it.
     let chain = format!("{}{}", server_cert.pem(), ca_cert.pem());
     write_file(&files.cert, chain.as_bytes(), 0o644)?;
     write_file(&files.key, server_key.serialize_pem().as_bytes(), 0o600)?;
     Ok(files)
+}
+
+/// The subject of a DER certificate as `CN=...,O=...` (the attributes people read; others are
+/// left out), or `None` if the certificate cannot be read. For the log line of a client that
+/// presented a certificate; rustls has already verified it, this only names it.
+pub fn subject(cert: &[u8]) -> Option<String> {
+    // Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { [0] version OPTIONAL, serialNumber,
+    //   signature, issuer, validity, subject, ... }, ... }
+    let (_, tbs, _) = der_item(der_item(cert)?.1)?;
+    let mut rest = tbs;
+    let mut fields = Vec::new();
+    while !rest.is_empty() && fields.len() < 6 {
+        let (tag, body, after) = der_item(rest)?;
+        if tag != 0xA0 {
+            fields.push(body); // skip the optional explicit version
+        }
+        rest = after;
+    }
+    let name = fields.get(4)?; // serial, signature, issuer, validity, subject
+    let mut parts = Vec::new();
+    let mut sets = *name;
+    while !sets.is_empty() {
+        let (_, set, after) = der_item(sets)?;
+        sets = after;
+        let (_, attribute, _) = der_item(set)?;
+        let (_, oid, value) = der_item(attribute)?;
+        let (_, value, _) = der_item(value)?;
+        let short = match oid {
+            [0x55, 0x04, 0x03] => "CN",
+            [0x55, 0x04, 0x06] => "C",
+            [0x55, 0x04, 0x07] => "L",
+            [0x55, 0x04, 0x08] => "ST",
+            [0x55, 0x04, 0x0A] => "O",
+            [0x55, 0x04, 0x0B] => "OU",
+            _ => continue,
+        };
+        parts.push(format!("{short}={}", String::from_utf8_lossy(value)));
+    }
+    Some(parts.join(","))
+}
+
+/// One DER item: (tag, contents, what follows). Definite lengths only, as DER requires.
+fn der_item(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let count = usize::from(first & 0x7F);
+        if count == 0 || count > 4 || rest.len() < count {
+            return None;
+        }
+        let len = rest[..count]
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+        (len, &rest[count..])
+    };
+    if rest.len() < len {
+        return None;
+    }
+    Some((tag, &rest[..len], &rest[len..]))
 }
 
 fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), String> {
@@ -198,10 +278,37 @@ mod tests {
         assert!(server_config(&files.cert, &files.key, None).is_ok());
         assert!(client_config(&[&files.ca], None).is_ok());
         assert_eq!(load_certs(&files.cert).unwrap().len(), 2);
+        let client = load_certs(&files.client_cert).unwrap();
+        assert_eq!(
+            subject(&client[0]).as_deref(),
+            Some("CN=securetcp development client")
+        );
+        let server = load_certs(&files.cert).unwrap();
+        assert_eq!(
+            subject(&server[0]).as_deref(),
+            Some("CN=securetcp development server")
+        );
+        assert!(client_config(&[&files.ca], Some((&files.client_cert, &files.client_key))).is_ok());
         use std::os::unix::fs::PermissionsExt;
         let mode = fs::metadata(&files.key).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn subject_of_garbage_is_none_not_a_panic() {
+        assert_eq!(subject(b""), None);
+        assert_eq!(subject(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]), None);
+        let mut seed = 1u32;
+        for len in 0..300 {
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                    (seed >> 16) as u8
+                })
+                .collect();
+            let _ = subject(&bytes);
+        }
     }
 
     #[test]

@@ -138,6 +138,22 @@ impl fmt::Display for ClientError {
 
 impl From<io::Error> for ClientError {
     fn from(e: io::Error) -> ClientError {
+        use rustls::AlertDescription as Alert;
+        if let Some(rustls::Error::AlertReceived(alert)) = e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return ClientError::Tls(match alert {
+                Alert::CertificateRequired => {
+                    "the server requires a client certificate: give --cert FILE --key FILE".into()
+                }
+                Alert::BadCertificate | Alert::UnknownCA | Alert::CertificateUnknown => {
+                    "the server refused our client certificate (not signed by a CA it trusts)"
+                        .into()
+                }
+                other => format!("the server sent the TLS alert {other:?}"),
+            });
+        }
         match e.kind() {
             io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset => ClientError::Closed,
             _ => ClientError::Io(e),

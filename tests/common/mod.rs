@@ -209,21 +209,24 @@ pub fn run_server(dir: &Path, args: &[&str]) -> (ExitStatus, String, String) {
     )
 }
 
-/// The example client's binary, built by `cargo test` beside the test binaries.
+/// The example client's binary. `cargo test` builds it, but `cargo test --test NAME` does not, so
+/// it is (re)built once per test process to be sure it is current.
 pub fn client_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let path = dir.join("examples").join("client");
-    if !path.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--example", "client"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("build the example client");
-        assert!(status.success());
-    }
-    path
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().unwrap();
+            let dir = exe.parent().unwrap().parent().unwrap();
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "--quiet", "--example", "client"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("build the example client");
+            assert!(status.success());
+            dir.join("examples").join("client")
+        })
+        .clone()
 }
 
 /// Runs the client with `args` and `stdin`, in `dir`; returns (status, stdout, stderr).
