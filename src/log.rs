@@ -8,6 +8,8 @@
 use std::fmt::{self, Write as _};
 use std::fs::OpenOptions;
 use std::io::{self, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -17,8 +19,20 @@ use crate::config::LogTarget;
 /// Values longer than this are cut in the log (a request line may be 4 KiB or more).
 const MAX_VALUE_BYTES: usize = 200;
 
+/// Log bytes the writer thread may have in hand before the reactor stops handing it more, and
+/// the most the reactor keeps meanwhile. Past both, lines are dropped and counted (then logged
+/// as `event=log-dropped lines=N`): a disk slower than the clients must not grow memory without
+/// bound, and must not stall the reactor either.
+const MAX_IN_FLIGHT: usize = 4 << 20;
+const MAX_BUFFERED: usize = 4 << 20;
+
+/// Buffers larger than this are not kept for reuse after a burst.
+const KEEP_BUFFER: usize = 256 * 1024;
+
 pub struct Log {
     buffer: Vec<u8>,
+    /// Lines dropped since the last report, because the disk could not keep up.
+    dropped: u64,
     /// The timestamp of the current loop turn, already formatted.
     stamp: String,
     writer: Option<Writer>,
@@ -27,6 +41,8 @@ pub struct Log {
 struct Writer {
     to_writer: Sender<Vec<u8>>,
     recycled: Receiver<Vec<u8>>,
+    /// Bytes handed to the writer thread and not yet written.
+    in_flight: Arc<AtomicUsize>,
     thread: JoinHandle<()>,
 }
 
@@ -35,6 +51,7 @@ impl Log {
     pub fn off() -> Log {
         Log {
             buffer: Vec::new(),
+            dropped: 0,
             stamp: String::new(),
             writer: None,
         }
@@ -54,16 +71,20 @@ impl Log {
         };
         let (to_writer, from_reactor) = mpsc::channel::<Vec<u8>>();
         let (give_back, recycled) = mpsc::channel::<Vec<u8>>();
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let written = Arc::clone(&in_flight);
         let thread = std::thread::Builder::new()
             .name("log-writer".into())
-            .spawn(move || write_loop(sink, from_reactor, give_back))
+            .spawn(move || write_loop(sink, from_reactor, give_back, written))
             .map_err(|e| format!("cannot start the log writer: {e}"))?;
         let mut log = Log {
             buffer: Vec::with_capacity(64 * 1024),
+            dropped: 0,
             stamp: String::new(),
             writer: Some(Writer {
                 to_writer,
                 recycled,
+                in_flight,
                 thread,
             }),
         };
@@ -89,6 +110,10 @@ impl Log {
         if !self.enabled() {
             return;
         }
+        if self.buffer.len() >= MAX_BUFFERED {
+            self.dropped += 1;
+            return;
+        }
         self.buffer.extend_from_slice(self.stamp.as_bytes());
         self.buffer.push(b' ');
         let _ = ByteWriter(&mut self.buffer).write_fmt(fields);
@@ -97,15 +122,29 @@ impl Log {
 
     /// Hands what was written so far to the writer thread.
     pub fn flush(&mut self) {
+        self.hand_over(false);
+    }
+
+    /// Gives the buffer to the writer thread; unless `force`d, not while it is far behind.
+    fn hand_over(&mut self, force: bool) {
         let Some(writer) = &self.writer else { return };
-        if self.buffer.is_empty() {
+        if self.buffer.is_empty() && self.dropped == 0 {
             return;
+        }
+        if !force && writer.in_flight.load(Ordering::Acquire) >= MAX_IN_FLIGHT {
+            return; // the disk is behind: keep buffering (up to MAX_BUFFERED), try next turn
         }
         let spare = writer
             .recycled
             .try_recv()
             .unwrap_or_else(|_| Vec::with_capacity(64 * 1024));
-        let full = std::mem::replace(&mut self.buffer, spare);
+        let mut full = std::mem::replace(&mut self.buffer, spare);
+        if self.dropped > 0 {
+            let note = format!("{} event=log-dropped lines={}\n", self.stamp, self.dropped);
+            full.extend_from_slice(note.as_bytes());
+            self.dropped = 0;
+        }
+        writer.in_flight.fetch_add(full.len(), Ordering::AcqRel);
         // If the writer thread is gone (its disk write panicked), the lines are lost but the
         // server goes on: a log must never take the service down.
         let _ = writer.to_writer.send(full);
@@ -113,7 +152,7 @@ impl Log {
 
     /// Flushes and waits until every line is written (shutdown).
     pub fn finish(&mut self) {
-        self.flush();
+        self.hand_over(true);
         if let Some(writer) = self.writer.take() {
             drop(writer.to_writer);
             let _ = writer.thread.join();
@@ -131,6 +170,7 @@ fn write_loop(
     mut sink: Box<dyn Write + Send>,
     input: Receiver<Vec<u8>>,
     give_back: Sender<Vec<u8>>,
+    in_flight: Arc<AtomicUsize>,
 ) {
     let mut failed = false;
     while let Ok(mut chunk) = input.recv() {
@@ -140,8 +180,11 @@ fn write_loop(
                 failed = true;
             }
         }
-        chunk.clear();
-        let _ = give_back.send(chunk);
+        in_flight.fetch_sub(chunk.len(), Ordering::AcqRel);
+        if chunk.capacity() <= KEEP_BUFFER {
+            chunk.clear();
+            let _ = give_back.send(chunk);
+        }
     }
     let _ = sink.flush();
 }
@@ -254,6 +297,29 @@ mod tests {
         assert_eq!(Value(b"\xff").to_string(), "\"\\xff\"");
         let long = Value(&[b'a'; 1000]).to_string();
         assert!(long.ends_with("...\"") && long.len() < 210);
+    }
+
+    #[test]
+    fn a_log_that_cannot_keep_up_drops_lines_and_says_how_many() {
+        let path = std::env::temp_dir().join(format!("securetcp-log-drop-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let mut log = Log::open(&LogTarget::File(path.clone())).unwrap();
+        // Never flushed during the burst: the buffer stops at MAX_BUFFERED and counts the rest.
+        let line = "y".repeat(100);
+        for _ in 0..100_000 {
+            log.line(format_args!("{line}"));
+        }
+        assert!(log.buffer.len() < MAX_BUFFERED + 200);
+        assert!(log.dropped > 0);
+        let dropped = log.dropped;
+        log.finish();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.ends_with(&format!("event=log-dropped lines={dropped}\n")),
+            "{}",
+            &text[text.len() - 80..]
+        );
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Server, WAIT};
+use common::{Server, WAIT, rss_kib};
 use securetcp::client::Session;
 
 fn login(server: &Server, name: &str) -> Session {
@@ -77,13 +77,6 @@ fn a_hundred_members_each_receive_one_message() {
         let line = read_until(m, |l| l.starts_with("MSG "));
         assert_eq!(line, "MSG speaker one for all", "member {i}");
     }
-}
-
-/// Resident memory of a process, from /proc.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
 #[test]

@@ -108,6 +108,26 @@ impl Transport {
         (&self.socket).write_all(&records)
     }
 
+    /// Makes the connection end with a reset (RST, no close_notify, no FIN) once it is dropped:
+    /// how a crashed client looks to the server.
+    pub fn reset_on_drop(&self) {
+        use std::os::fd::AsRawFd;
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: setsockopt reads `linger` for the duration of the call; the descriptor is ours.
+        unsafe {
+            libc::setsockopt(
+                self.socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&linger as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            );
+        }
+    }
+
     /// Sends close_notify (with TLS) and shuts the write side.
     pub fn close(&self) {
         let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
@@ -127,6 +147,8 @@ impl Transport {
 pub struct LineReader {
     transport: Arc<Transport>,
     pending: Vec<u8>,
+    /// The session ended with the server's close_notify (or a plain FIN without TLS), not a cut.
+    clean_end: bool,
 }
 
 impl LineReader {
@@ -140,7 +162,10 @@ impl LineReader {
                 return Ok(Some(text.trim_end_matches('\r').to_string()));
             }
             match self.transport.read(&mut chunk) {
-                Ok(0) => return Ok(None),
+                Ok(0) => {
+                    self.clean_end = true;
+                    return Ok(None);
+                }
                 Ok(n) => self.pending.extend_from_slice(&chunk[..n]),
                 // A peer that closes without close_notify still ended the session.
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
@@ -180,6 +205,7 @@ impl Session {
             reader: LineReader {
                 transport: Arc::clone(&transport),
                 pending: Vec::new(),
+                clean_end: false,
             },
             transport,
             service: String::new(),
@@ -214,6 +240,11 @@ impl Session {
     /// The next line from the server, without `\n`; `None` at the end of the session.
     pub fn read_line(&mut self) -> io::Result<Option<String>> {
         self.reader.read_line()
+    }
+
+    /// True once the session has ended with the server's close_notify (TLS) or FIN (plain).
+    pub fn ended_cleanly(&self) -> bool {
+        self.reader.clean_end
     }
 
     /// Sends a line and reads the one reply line.
