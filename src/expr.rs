@@ -568,4 +568,71 @@ mod tests {
             seed = seed.wrapping_add(1);
         }
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// An expression of integers with + - * and parentheses, its text, and its value as
+        /// checked i64 arithmetic computes it step by step (`None`: some step overflows).
+        fn expression() -> impl Strategy<Value = (String, Option<i64>)> {
+            let leaf = prop_oneof![
+                -1000i64..1000,
+                Just(i64::MAX),
+                Just(i64::MIN + 1),
+                Just(1 << 40)
+            ]
+            .prop_map(|n| {
+                let text = if n < 0 {
+                    format!("({n})")
+                } else {
+                    n.to_string()
+                };
+                (text, Some(n))
+            });
+            leaf.prop_recursive(6, 64, 2, |inner| {
+                (
+                    inner.clone(),
+                    prop_oneof![Just('+'), Just('-'), Just('*')],
+                    inner,
+                )
+                    .prop_map(|((a, x), op, (b, y))| {
+                        let value = x.zip(y).and_then(|(x, y)| match op {
+                            '+' => x.checked_add(y),
+                            '-' => x.checked_sub(y),
+                            _ => x.checked_mul(y),
+                        });
+                        (format!("({a} {op} {b})"), value)
+                    })
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn any_text_is_answered_without_panic(line in any::<String>()) {
+                let _ = evaluate(&line);
+            }
+
+            #[test]
+            fn any_mix_of_calculator_tokens_is_answered_without_panic(
+                tokens in prop::collection::vec(
+                    prop_oneof![
+                        Just("("), Just(")"), Just("-"), Just("+"), Just("*"), Just("/"), Just("%"),
+                        Just("^"), Just("0"), Just("7"), Just("2.5"), Just("1e308"), Just("9223372036854775807"),
+                        Just(" "), Just("add"), Just("e"), Just(".")
+                    ],
+                    0..40,
+                )
+            ) {
+                let _ = evaluate(&tokens.concat());
+            }
+
+            #[test]
+            fn integer_arithmetic_is_exact_or_overflow(case in expression()) {
+                let (text, expected) = case;
+                let expected = expected.map(Value::Int).ok_or(CalcError::Overflow);
+                prop_assert_eq!(evaluate(&text), expected);
+            }
+        }
+    }
 }

@@ -215,4 +215,57 @@ mod tests {
         let bytes: Vec<&[u8]> = input.chunks(1).collect();
         assert_eq!(frames(12, &bytes), whole);
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Frames of `input` fed in pieces cut at `cuts`.
+        fn framed(max: usize, input: &[u8], cuts: &[usize]) -> (Vec<Vec<u8>>, usize) {
+            let mut buffer = LineBuffer::new(max);
+            let mut out = Vec::new();
+            let mut at = 0;
+            let mut ends: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
+            ends.sort_unstable();
+            ends.push(input.len());
+            for end in ends {
+                buffer.feed(&input[at..end.max(at)], |frame| {
+                    out.push(match frame {
+                        Frame::Line(l) => l.to_vec(),
+                        Frame::TooLong => b"<too long>".to_vec(),
+                    });
+                    true
+                });
+                at = end.max(at);
+            }
+            (out, buffer.pending())
+        }
+
+        proptest! {
+            #[test]
+            fn framing_is_independent_of_how_bytes_are_split(
+                input in prop::collection::vec(prop_oneof![Just(b'\n'), Just(b'\r'), any::<u8>()], 0..600),
+                cuts in prop::collection::vec(any::<usize>(), 0..12),
+                max in 1usize..64,
+            ) {
+                let (whole, pending_whole) = framed(max, &input, &[]);
+                let (split, pending_split) = framed(max, &input, &cuts);
+                prop_assert_eq!(whole, split);
+                prop_assert_eq!(pending_whole, pending_split);
+            }
+
+            #[test]
+            fn nothing_held_ever_exceeds_the_limit(
+                input in prop::collection::vec(any::<u8>(), 0..2000),
+                cuts in prop::collection::vec(any::<usize>(), 0..12),
+                max in 1usize..100,
+            ) {
+                let (frames, pending) = framed(max, &input, &cuts);
+                prop_assert!(pending <= max);
+                for frame in frames {
+                    prop_assert!(frame.len() <= max || frame == b"<too long>");
+                }
+            }
+        }
+    }
 }
