@@ -77,9 +77,15 @@ pub fn server_config(
             builder.with_client_cert_verifier(verifier)
         }
     };
-    let config = builder
+    let mut config = builder
         .with_single_cert(chain, key)
         .map_err(|e| format!("certificate {} and key do not fit: {e}", cert.display()))?;
+    // The server's order of cipher suites (strongest first), not whatever a client prefers.
+    config.ignore_client_order = true;
+    // TLS 1.3 session tickets: a returning client skips the full handshake, and the server
+    // keeps no per-client state for it (the ticket carries it, encrypted under a rotating key).
+    config.ticketer = rustls::crypto::ring::Ticketer::new()
+        .map_err(|e| format!("cannot set up session tickets: {e}"))?;
     Ok(Arc::new(config))
 }
 
@@ -134,9 +140,23 @@ pub fn generate_dev_certs(dir: &Path, extra_names: &[String]) -> Result<DevCerts
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
     let fail = |e: rcgen::Error| format!("cannot generate development certificates: {e}");
 
+    // Valid from yesterday for 397 days: browsers' and scanners' limit for server certificates.
+    let today = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+        / 86_400) as i64;
+    let date = |days: i64| {
+        let (y, m, d) = crate::log::civil_from_days(days);
+        rcgen::date_time_ymd(y as i32, m as u8, d as u8)
+    };
+    let (not_before, not_after) = (date(today - 1), date(today + 396));
+
     let ca_key = KeyPair::generate().map_err(fail)?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca_params.not_before = not_before;
+    ca_params.not_after = not_after;
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     ca_params
         .distinguished_name
@@ -160,6 +180,8 @@ pub fn generate_dev_certs(dir: &Path, extra_names: &[String]) -> Result<DevCerts
         .distinguished_name
         .push(DnType::CommonName, "securetcp development server");
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    params.not_before = not_before;
+    params.not_after = not_after;
     let server_cert = params.signed_by(&server_key, &issuer).map_err(fail)?;
 
     let client_key = KeyPair::generate().map_err(fail)?;
@@ -168,6 +190,8 @@ pub fn generate_dev_certs(dir: &Path, extra_names: &[String]) -> Result<DevCerts
         .distinguished_name
         .push(DnType::CommonName, "securetcp development client");
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    params.not_before = not_before;
+    params.not_after = not_after;
     let client_cert = params.signed_by(&client_key, &issuer).map_err(fail)?;
 
     fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;

@@ -247,7 +247,23 @@ pub fn client_bin() -> PathBuf {
             let exe = std::env::current_exe().unwrap();
             let dir = exe.parent().unwrap().parent().unwrap();
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo)
+            let mut command = Command::new(cargo);
+            // Cargo sets these for the test binary; a nested build that sees them thinks the
+            // environment changed and rebuilds dependencies (ring watches CARGO_MANIFEST_DIR).
+            for (key, _) in std::env::vars() {
+                let set_for_tests = [
+                    "CARGO_PKG_",
+                    "CARGO_MANIFEST_",
+                    "CARGO_CRATE_",
+                    "CARGO_BIN_",
+                    "CARGO_PRIMARY_",
+                    "CARGO_TARGET_TMPDIR",
+                ];
+                if set_for_tests.iter().any(|prefix| key.starts_with(prefix)) || key == "OUT_DIR" {
+                    command.env_remove(key);
+                }
+            }
+            let status = command
                 .args(["build", "--quiet", "--example", "client"])
                 .current_dir(env!("CARGO_MANIFEST_DIR"))
                 .status()
