@@ -275,8 +275,9 @@ fn sigterm_with_500_clients_mid_conversation_answers_everything_read() {
     }
     let status = server.wait_exit(Duration::from_secs(5));
     assert_eq!(status.code(), Some(0));
+    // SPEC: exit within 2 s (this also counts the time taken to read 500 sessions here).
     assert!(
-        start.elapsed() < Duration::from_secs(3),
+        start.elapsed() < Duration::from_secs(2),
         "{:?}",
         start.elapsed()
     );
