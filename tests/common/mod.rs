@@ -73,7 +73,30 @@ impl Server {
         listeners: usize,
         nofile: Option<u64>,
     ) -> Server {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_securetcp"));
+        Server::launch(
+            Command::new(env!("CARGO_BIN_EXE_securetcp")),
+            dir,
+            address,
+            args,
+            listeners,
+            nofile,
+        )
+    }
+
+    /// Starts an example server (`blocking_server`) the same way, in a fresh directory.
+    pub fn start_example(name: &str, args: &[&str]) -> Server {
+        let command = Command::new(example_bin(name));
+        Server::launch(command, TestDir::new(name), &[], args, 1, None)
+    }
+
+    fn launch(
+        mut command: Command,
+        dir: TestDir,
+        address: &[&str],
+        args: &[&str],
+        listeners: usize,
+        nofile: Option<u64>,
+    ) -> Server {
         if let Some(limit) = nofile {
             use std::os::unix::process::CommandExt;
             // SAFETY: between fork and exec only setrlimit (async-signal-safe) runs.
@@ -238,40 +261,44 @@ pub fn run_server(dir: &Path, args: &[&str]) -> (ExitStatus, String, String) {
     )
 }
 
-/// The example client's binary. `cargo test` builds it, but `cargo test --test NAME` does not, so
-/// it is (re)built once per test process to be sure it is current.
+/// The example client's binary.
 pub fn client_bin() -> PathBuf {
+    example_bin("client")
+}
+
+/// An example's binary. `cargo test` builds the examples, but `cargo test --test NAME` does not,
+/// so they are (re)built once per test process to be sure they are current.
+pub fn example_bin(name: &str) -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let exe = std::env::current_exe().unwrap();
-            let dir = exe.parent().unwrap().parent().unwrap();
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let mut command = Command::new(cargo);
-            // Cargo sets these for the test binary; a nested build that sees them thinks the
-            // environment changed and rebuilds dependencies (ring watches CARGO_MANIFEST_DIR).
-            for (key, _) in std::env::vars() {
-                let set_for_tests = [
-                    "CARGO_PKG_",
-                    "CARGO_MANIFEST_",
-                    "CARGO_CRATE_",
-                    "CARGO_BIN_",
-                    "CARGO_PRIMARY_",
-                    "CARGO_TARGET_TMPDIR",
-                ];
-                if set_for_tests.iter().any(|prefix| key.starts_with(prefix)) || key == "OUT_DIR" {
-                    command.env_remove(key);
-                }
+    let examples = BUILT.get_or_init(|| {
+        let exe = std::env::current_exe().unwrap();
+        let dir = exe.parent().unwrap().parent().unwrap();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut command = Command::new(cargo);
+        // Cargo sets these for the test binary; a nested build that sees them thinks the
+        // environment changed and rebuilds dependencies (ring watches CARGO_MANIFEST_DIR).
+        for (key, _) in std::env::vars() {
+            let set_for_tests = [
+                "CARGO_PKG_",
+                "CARGO_MANIFEST_",
+                "CARGO_CRATE_",
+                "CARGO_BIN_",
+                "CARGO_PRIMARY_",
+                "CARGO_TARGET_TMPDIR",
+            ];
+            if set_for_tests.iter().any(|prefix| key.starts_with(prefix)) || key == "OUT_DIR" {
+                command.env_remove(key);
             }
-            let status = command
-                .args(["build", "--quiet", "--example", "client"])
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status()
-                .expect("build the example client");
-            assert!(status.success());
-            dir.join("examples").join("client")
-        })
-        .clone()
+        }
+        let status = command
+            .args(["build", "--quiet", "--examples"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("build the examples");
+        assert!(status.success());
+        dir.join("examples")
+    });
+    examples.join(name)
 }
 
 /// Runs the client with `args` and `stdin`, in `dir`; returns (status, stdout, stderr).
