@@ -205,7 +205,15 @@ impl Conn {
         match &self.tls {
             None => "plain".to_string(),
             Some(tls) => match (tls.protocol_version(), tls.negotiated_cipher_suite()) {
-                (Some(version), Some(suite)) => format!("{version:?}/{:?}", suite.suite()),
+                (Some(version), Some(suite)) => {
+                    // A resumed session (a returning client's ticket) says so.
+                    let resumed = tls.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+                    format!(
+                        "{version:?}/{:?}{}",
+                        suite.suite(),
+                        if resumed { " resumed=yes" } else { "" }
+                    )
+                }
                 _ => "-".to_string(),
             },
         }
