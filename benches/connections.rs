@@ -1,29 +1,40 @@
-//! Connection benchmarks on real loopback sockets against the real server binary:
-//! a full TLS handshake plus greeting, and one request/reply round trip on an open connection.
-//! (The comparison servers and the many-connection runs come with the benchmark issue.)
+//! Connection benchmarks on real loopback sockets against the real servers: the reactor
+//! (`securetcp`), the thread-per-client server and the iterative server (`blocking_server`).
 //!
-//! Run: `cargo bench --bench connections`. Each group states what one iteration is.
+//! - `handshake_full/SERVER`: TCP connect + full TLS 1.3 handshake + greeting read + close.
+//! - `handshake_resumed/SERVER`: the same with a session ticket from an earlier connection.
+//! - `round_trip/SERVER/N`: N open connections; one iteration sends one calc request on each and
+//!   reads every reply (so the time per iteration is N requests served concurrently). The
+//!   iterative server only ever holds one connection, so it runs at N = 1 only.
+//!
+//! Run: `cargo bench --bench connections` (about 2 minutes on 2 cores). Client and server share the
+//! machine; for per-core figures use `scripts/bench-servers.sh` (loadgen, pinned cores).
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
-use criterion::{Criterion, criterion_group, criterion_main};
-use securetcp::client::{ClientOptions, Session};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 struct Server {
     child: Child,
     port: u16,
-    dir: std::path::PathBuf,
+    dir: PathBuf,
 }
 
 impl Server {
-    fn start() -> Server {
-        let dir = std::env::temp_dir().join(format!("securetcp-bench-{}", std::process::id()));
+    fn start(name: &str, program: &Path, args: &[&str]) -> Server {
+        let dir =
+            std::env::temp_dir().join(format!("securetcp-bench-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("bench directory");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_securetcp"))
-            .args(["127.0.0.1", "0", "--no-log"])
+        let mut child = Command::new(program)
+            .args(args)
             .current_dir(&dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -42,11 +53,14 @@ impl Server {
         Server { child, port, dir }
     }
 
-    fn options(&self) -> ClientOptions {
-        ClientOptions {
-            ca: Some(self.dir.join("certs/ca.pem")),
-            ..ClientOptions::default()
+    fn client_config(&self, resume: bool) -> Arc<ClientConfig> {
+        let ca = self.dir.join("certs/ca.pem");
+        let mut config =
+            (*securetcp::tls::client_config(&[&ca], None).expect("client config")).clone();
+        if !resume {
+            config.resumption = rustls::client::Resumption::disabled();
         }
+        Arc::new(config)
     }
 }
 
@@ -58,31 +72,104 @@ impl Drop for Server {
     }
 }
 
-fn connections(c: &mut Criterion) {
-    let server = Server::start();
-    let options = server.options();
-    let mut group = c.benchmark_group("reactor");
+/// A blocking TLS connection that has read the greeting.
+struct Conn {
+    stream: StreamOwned<ClientConnection, TcpStream>,
+    pending: Vec<u8>,
+}
+
+impl Conn {
+    fn open(port: u16, config: &Arc<ClientConfig>) -> Conn {
+        let socket = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        socket.set_nodelay(true).unwrap();
+        let name = ServerName::try_from("127.0.0.1").unwrap();
+        let tls = ClientConnection::new(Arc::clone(config), name).expect("client");
+        let mut conn = Conn {
+            stream: StreamOwned::new(tls, socket),
+            pending: Vec::new(),
+        };
+        let greeting = conn.read_line();
+        assert!(
+            greeting.starts_with(b"HELLO "),
+            "{}",
+            String::from_utf8_lossy(&greeting)
+        );
+        conn
+    }
+
+    fn read_line(&mut self) -> Vec<u8> {
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(i) = self.pending.iter().position(|&b| b == b'\n') {
+                return self.pending.drain(..=i).collect();
+            }
+            let n = self.stream.read(&mut buf).expect("read");
+            assert!(n > 0, "the server closed the connection");
+            self.pending.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    fn close(mut self) {
+        self.stream.conn.send_close_notify();
+        let _ = self.stream.flush();
+    }
+}
+
+fn bench_server(c: &mut Criterion, name: &str, server: &Server, sizes: &[usize]) {
+    let mut group = c.benchmark_group(name);
     group
         .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-
-    // One iteration: TCP connect, full TLS 1.3 handshake, greeting read, close.
+    let full = server.client_config(false);
     group.bench_function("handshake_full", |b| {
-        b.iter(|| {
-            let session = Session::connect("127.0.0.1", server.port, &options).expect("connect");
-            session.close();
-        })
+        b.iter(|| Conn::open(server.port, &full).close())
     });
-
-    // One iteration: one calc request and its reply on an open TLS connection.
-    let mut session = Session::connect("127.0.0.1", server.port, &options).expect("connect");
-    group.bench_function("round_trip_1_conn", |b| {
-        b.iter(|| {
-            let reply = session.request("12 + 42").expect("reply");
-            assert_eq!(reply, "OK 54");
-        })
+    let resumed = server.client_config(true);
+    Conn::open(server.port, &resumed).close(); // get a ticket
+    group.bench_function("handshake_resumed", |b| {
+        b.iter(|| Conn::open(server.port, &resumed).close())
     });
+    for &n in sizes {
+        let mut conns: Vec<Conn> = (0..n).map(|_| Conn::open(server.port, &resumed)).collect();
+        group.bench_with_input(BenchmarkId::new("round_trip", n), &n, |b, _| {
+            b.iter(|| {
+                for conn in conns.iter_mut() {
+                    conn.stream.write_all(b"12 + 42\n").expect("write");
+                }
+                for conn in conns.iter_mut() {
+                    assert_eq!(conn.read_line(), b"OK 54\n");
+                }
+            })
+        });
+        for conn in conns {
+            conn.close();
+        }
+    }
     group.finish();
+}
+
+fn connections(c: &mut Criterion) {
+    let blocking =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/examples/blocking_server");
+    let reactor = Server::start(
+        "reactor",
+        Path::new(env!("CARGO_BIN_EXE_securetcp")),
+        &["127.0.0.1", "0", "--no-log"],
+    );
+    bench_server(c, "reactor", &reactor, &[1, 64, 512]);
+    drop(reactor);
+    if !blocking.exists() {
+        eprintln!(
+            "skipped the blocking servers: build them first (cargo build --release --examples)"
+        );
+        return;
+    }
+    let threads = Server::start("threads", &blocking, &["--threads", "127.0.0.1", "0"]);
+    bench_server(c, "threads", &threads, &[1, 64, 512]);
+    drop(threads);
+    let iterative = Server::start("iterative", &blocking, &["--iterative", "127.0.0.1", "0"]);
+    bench_server(c, "iterative", &iterative, &[1]);
 }
 
 criterion_group!(benches, connections);

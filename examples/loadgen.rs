@@ -266,11 +266,25 @@ impl Client {
         Ok(Pumped::Lines(lines))
     }
 
-    fn flush_tls(&mut self) {
-        if let Some(tls) = &mut self.tls {
-            while tls.wants_write() {
-                if tls.write_tls(&mut self.stream).is_err() {
-                    break;
+    /// Writes what is queued, without reading: reading belongs to `pump`, whose caller looks at
+    /// the lines it returns (a read here would throw replies away).
+    fn write_out(&mut self) {
+        match &mut self.tls {
+            Some(tls) => {
+                while tls.wants_write() {
+                    if tls.write_tls(&mut self.stream).is_err() {
+                        break; // WouldBlock (the next writable event retries) or a dead socket
+                    }
+                }
+            }
+            None => {
+                while !self.outbox.is_empty() {
+                    match self.stream.write(&self.outbox) {
+                        Ok(n) => {
+                            self.outbox.drain(..n);
+                        }
+                        Err(_) => break,
+                    }
                 }
             }
         }
@@ -280,7 +294,7 @@ impl Client {
         if let Some(tls) = &mut self.tls {
             tls.send_close_notify();
         }
-        self.flush_tls();
+        self.write_out();
     }
 }
 
@@ -388,7 +402,7 @@ impl Run {
             Token(slot),
             Interest::READABLE | Interest::WRITABLE,
         )?;
-        client.flush_tls(); // the ClientHello, if the connect is already done
+        client.write_out(); // the ClientHello, if the connect is already done
         self.clients[slot] = Some(client);
         Ok(())
     }
@@ -547,20 +561,16 @@ fn run(o: Options) -> Result<(), String> {
                         batch.extend_from_slice(REQUEST);
                     }
                     let _ = client.send(&batch);
-                    let _ = client.pump();
+                    client.write_out();
                 }
-                Mode::RequestReply => {
-                    let _ = client.pump();
-                }
+                Mode::RequestReply => client.write_out(),
                 Mode::Connect if client.greeted => {
                     run.drop_client(slot);
                     if run.open(slot).is_err() {
                         errors += 1;
                     }
                 }
-                _ => {
-                    let _ = client.pump();
-                }
+                _ => client.write_out(),
             }
         }
     }
@@ -576,7 +586,7 @@ fn run(o: Options) -> Result<(), String> {
         for client in run.clients.iter_mut().flatten() {
             client.in_flight.push_back(Instant::now());
             let _ = client.send(REQUEST);
-            let _ = client.pump();
+            client.write_out();
         }
         let check_started = Instant::now();
         while checked < greeted && check_started.elapsed() < Duration::from_secs(60) {
