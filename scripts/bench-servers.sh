@@ -12,7 +12,10 @@ work=$(mktemp -d)
 out="$root/target/bench-servers.jsonl"
 : >"$out"
 pid=""
-stop() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; pid=""; }
+stop() {
+  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  pid=""
+}
 trap 'stop; rm -rf "$work"' EXIT
 cd "$work"
 
