@@ -45,6 +45,8 @@ struct Options {
     sources: u8,
     pid: Option<u32>,
     json: bool,
+    /// rr: an open-loop total rate (requests/s) instead of "a new request per reply".
+    rate: Option<f64>,
 }
 
 fn main() -> ExitCode {
@@ -94,6 +96,12 @@ fn parse() -> Result<Options, String> {
         "PID",
     );
     o.optflag("", "json", "one JSON object instead of a table");
+    o.optopt(
+        "",
+        "rate",
+        "rr: send R requests/s in all (open loop), at most --depth in flight per connection",
+        "R",
+    );
     let usage = o.usage("Usage: loadgen rr|connect|hold [OPTIONS]");
     let m = o.parse(&args).map_err(|e| format!("{e}\n\n{usage}"))?;
     let mode = match m.free.first().map(String::as_str) {
@@ -140,6 +148,7 @@ fn parse() -> Result<Options, String> {
         sources: num("sources", 1.0)?.clamp(1.0, 254.0) as u8,
         pid: m.opt_str("pid").and_then(|p| p.parse().ok()),
         json: m.opt_present("json"),
+        rate: m.opt_str("rate").and_then(|r| r.parse().ok()),
     })
 }
 
@@ -443,6 +452,7 @@ fn run(o: Options) -> Result<(), String> {
     let mut measuring_since: Option<Instant> = None;
     let mut cpu_at_start = None;
     let mut checked = 0usize; // hold: connections that answered the final request
+    let (mut issued, mut cursor) = (0u64, 0usize); // --rate: requests issued, round-robin position
     let deadline_after = Duration::from_secs_f64(run.o.secs);
     let started = Instant::now();
 
@@ -485,8 +495,34 @@ fn run(o: Options) -> Result<(), String> {
                 "gave up: only {greeted} of {conns} connections greeted"
             ));
         }
+        if let (Some(rate), Some(since)) = (run.o.rate, measuring_since) {
+            // Open loop: issue what the schedule says is due, round-robin over the connections
+            // that have room. A request that finds no room is skipped (the server is behind).
+            let due = (rate * since.elapsed().as_secs_f64()) as u64;
+            let now = Instant::now();
+            let mut tries = 0;
+            while issued < due && tries < conns {
+                cursor = (cursor + 1) % conns;
+                tries += 1;
+                if let Some(client) = run.clients[cursor].as_mut() {
+                    if client.greeted && client.in_flight.len() < run.o.depth {
+                        client.in_flight.push_back(now);
+                        let _ = client.send(REQUEST);
+                        client.write_out();
+                        issued += 1;
+                        tries = 0;
+                    }
+                }
+            }
+            issued = issued.max(due.saturating_sub(conns as u64)); // do not pile up a backlog
+        }
+        let tick = if run.o.rate.is_some() {
+            Duration::from_micros(200)
+        } else {
+            Duration::from_millis(100)
+        };
         run.poll
-            .poll(&mut events, Some(Duration::from_millis(100)))
+            .poll(&mut events, Some(tick))
             .map_err(|e| e.to_string())?;
         for event in events.iter() {
             let slot = event.token().0;
@@ -521,6 +557,7 @@ fn run(o: Options) -> Result<(), String> {
                     client.greeted = true;
                     greeted += 1;
                     match run.o.mode {
+                        Mode::RequestReply if run.o.rate.is_some() => {}
                         Mode::RequestReply => {
                             for _ in 0..run.o.depth {
                                 client.in_flight.push_back(now);
@@ -553,7 +590,7 @@ fn run(o: Options) -> Result<(), String> {
                 answered += 1;
             }
             match run.o.mode {
-                Mode::RequestReply if answered > 0 => {
+                Mode::RequestReply if answered > 0 && run.o.rate.is_none() => {
                     // Keep `depth` requests in flight: one new request per reply, in one write.
                     let mut batch = Vec::with_capacity(REQUEST.len() * answered);
                     for _ in 0..answered {
