@@ -107,12 +107,21 @@ fn raise_descriptor_limit(max_clients: usize) {
     if limit.rlim_cur >= wanted {
         return;
     }
-    let raised = libc::rlimit {
+    // Root (CAP_SYS_RESOURCE) may raise the hard limit too; everyone else stops at it.
+    let above_hard = libc::rlimit {
+        rlim_cur: wanted,
+        rlim_max: wanted.max(limit.rlim_max),
+    };
+    let within_hard = libc::rlimit {
         rlim_cur: wanted.min(limit.rlim_max),
         rlim_max: limit.rlim_max,
     };
     // SAFETY: setrlimit only reads the struct we pass.
-    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) };
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &above_hard) } == 0 {
+        return;
+    }
+    // SAFETY: as above.
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &within_hard) };
     if limit.rlim_max < wanted {
         eprintln!(
             "securetcp: warning: --max-clients {max_clients} needs about {wanted} open files but the \
