@@ -11,6 +11,7 @@ pub mod expr;
 pub mod line;
 pub mod log;
 pub mod outbox;
+pub mod procstat;
 pub mod reactor;
 pub mod service;
 pub mod tls;

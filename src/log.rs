@@ -15,6 +15,7 @@ use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::LogTarget;
+use crate::outbox::ByteWriter;
 
 /// Values longer than this are cut in the log (a request line may be 4 KiB or more).
 const MAX_VALUE_BYTES: usize = 200;
@@ -260,15 +261,6 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let year = yoe + era * 400 + i64::from(month <= 2);
     (year, month, day)
-}
-
-struct ByteWriter<'a>(&'a mut Vec<u8>);
-
-impl fmt::Write for ByteWriter<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.0.extend_from_slice(s.as_bytes());
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -221,8 +221,8 @@ impl Outbox {
     }
 }
 
-/// `fmt::Write` over a byte vector, so `write!` formats straight into the shared buffer.
-struct ByteWriter<'a>(&'a mut Vec<u8>);
+/// `fmt::Write` over a byte vector, so `write!` formats straight into a reused buffer.
+pub(crate) struct ByteWriter<'a>(pub(crate) &'a mut Vec<u8>);
 
 impl fmt::Write for ByteWriter<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {

@@ -8,8 +8,9 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{Server, TestDir, WAIT, cpu_time, fd_count, raw_tcp, reset_on_drop, rss_kib};
+use common::{Server, TestDir, WAIT, cpu_time, fd_count, raw_tcp, rss_kib};
 use securetcp::client::Session;
+use securetcp::client::reset_on_drop;
 
 #[test]
 fn slowloris_handshakes_are_all_closed_while_a_normal_client_is_served() {

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use getopts::Options;
 
-pub use transport::{LineReader, Session, Transport};
+pub use transport::{LineReader, Session, Transport, reset_on_drop};
 
 use crate::config::{DEFAULT_HOST, DEFAULT_PORT};
 

@@ -111,21 +111,7 @@ impl Transport {
     /// Makes the connection end with a reset (RST, no close_notify, no FIN) once it is dropped:
     /// how a crashed client looks to the server.
     pub fn reset_on_drop(&self) {
-        use std::os::fd::AsRawFd;
-        let linger = libc::linger {
-            l_onoff: 1,
-            l_linger: 0,
-        };
-        // SAFETY: setsockopt reads `linger` for the duration of the call; the descriptor is ours.
-        unsafe {
-            libc::setsockopt(
-                self.socket.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_LINGER,
-                (&linger as *const libc::linger).cast(),
-                std::mem::size_of::<libc::linger>() as libc::socklen_t,
-            );
-        }
+        reset_on_drop(&self.socket);
     }
 
     /// Sends close_notify (with TLS) and shuts the write side.
@@ -260,6 +246,25 @@ impl Session {
     /// The writing half and the reading half, for two threads (the chat).
     pub fn into_parts(self) -> (Arc<Transport>, LineReader) {
         (self.transport, self.reader)
+    }
+}
+
+/// Makes a TCP connection end with a reset when it is closed (SO_LINGER 0), as a crashed peer's would.
+pub fn reset_on_drop(socket: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt reads `linger` for the duration of the call; the descriptor is valid.
+    unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
     }
 }
 

@@ -378,47 +378,17 @@ pub fn read_to_end_timed(stream: &mut TcpStream) -> (Vec<u8>, Duration) {
     (all, start.elapsed())
 }
 
-/// Makes a raw TCP connection end with a reset when dropped (SO_LINGER 0).
-pub fn reset_on_drop(stream: &TcpStream) {
-    use std::os::fd::AsRawFd;
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: setsockopt reads `linger` during the call; the descriptor belongs to `stream`.
-    unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
-    }
-}
-
-/// Resident memory of a process in KiB, from /proc.
+/// Resident memory of a process in KiB.
 pub fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    securetcp::procstat::rss_kib(pid).expect("VmRSS in /proc")
 }
 
-/// Open descriptors of a process, from /proc.
+/// Open descriptors of a process.
 pub fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .count()
+    securetcp::procstat::fd_count(pid).expect("/proc/PID/fd")
 }
 
-/// CPU time (user + system) a process has used, from /proc/PID/stat.
+/// CPU time (user + system) a process has used.
 pub fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the command name (which is in parentheses and may contain spaces).
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = after.split(' ').collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    // SAFETY: sysconf has no preconditions.
-    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
-    Duration::from_millis(ticks * 1000 / per_second)
+    securetcp::procstat::cpu_time(pid).expect("/proc/PID/stat")
 }
