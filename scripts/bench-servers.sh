@@ -64,6 +64,8 @@ load "connect full" connect --conns 8 --secs "$secs" --no-resume
 start iterative "$blocking" --iterative 127.0.0.1 0
 load "rr c1 d1" rr --conns 1 --depth 1 --secs "$secs"
 load "connect full" connect --conns 1 --secs "$secs" --no-resume
+start floor "$root/target/release/examples/floor_server" 127.0.0.1 0
+load "rr c100 d1" rr --conns 100 --depth 1 --secs "$secs"
 start reactor-1conn "${reactor[@]}"
 load "rr c1 d1" rr --conns 1 --depth 1 --secs "$secs"
 stop

@@ -37,7 +37,13 @@ static GLOBAL: Counting = Counting;
 
 /// One read's worth of pipelined requests through framing, the service and the outbox, the
 /// replies gathered into one output queue as the reactor does.
-fn serve_batch(lines: &mut LineBuffer, calc: &mut Calc, out: &mut Outbox, queue: &mut Vec<u8>, input: &[u8]) {
+fn serve_batch(
+    lines: &mut LineBuffer,
+    calc: &mut Calc,
+    out: &mut Outbox,
+    queue: &mut Vec<u8>,
+    input: &[u8],
+) {
     let id = ConnId::new(1, 0);
     lines.feed(input, |frame| {
         if let Frame::Line(bytes) = frame {
@@ -81,7 +87,10 @@ fn a_warm_request_path_allocates_nothing_per_line() {
         queue.clear();
     }
     let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
-    assert_eq!(allocations, 0, "{allocations} allocations for 10,100 requests");
+    assert_eq!(
+        allocations, 0,
+        "{allocations} allocations for 10,100 requests"
+    );
     // And the replies were real.
     serve_batch(&mut lines, &mut calc, &mut out, &mut queue, b"12 + 42\n");
     assert_eq!(queue, b"OK 54\n");
