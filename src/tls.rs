@@ -21,8 +21,16 @@ pub const SERVER_CERT_FILE: &str = "certs/server.pem";
 pub const SERVER_KEY_FILE: &str = "certs/server.key";
 
 /// The crypto provider of both sides. `ring`: see Cargo.toml for why.
+///
+/// The suites are rustls's defaults (AEAD with forward secrecy only), reordered so the server
+/// prefers the SHA-256 ones: `perf` showed SHA-384's software implementation taking 12% of the
+/// server's CPU in a handshake-heavy run, while SHA-256 uses the CPU's SHA instructions.
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider
+        .cipher_suites
+        .sort_by_key(|suite| !format!("{:?}", suite.suite()).ends_with("SHA256"));
+    Arc::new(provider)
 }
 
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
