@@ -182,25 +182,30 @@ pub fn generate_dev_certs(dir: &Path, extra_names: &[String]) -> Result<DevCerts
             names.push(name.clone());
         }
     }
-    let server_key = KeyPair::generate().map_err(fail)?;
-    let mut params = CertificateParams::new(names).map_err(fail)?;
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "securetcp development server");
-    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
-    params.not_before = not_before;
-    params.not_after = not_after;
-    let server_cert = params.signed_by(&server_key, &issuer).map_err(fail)?;
-
-    let client_key = KeyPair::generate().map_err(fail)?;
-    let mut params = CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "securetcp development client");
-    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-    params.not_before = not_before;
-    params.not_after = not_after;
-    let client_cert = params.signed_by(&client_key, &issuer).map_err(fail)?;
+    // A leaf certificate signed by the CA, for a server or a client.
+    let issue = |names: Vec<String>, common_name: &str, usage: rcgen::ExtendedKeyUsagePurpose| {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(names)?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        params.extended_key_usages = vec![usage];
+        params.not_before = not_before;
+        params.not_after = not_after;
+        Ok::<_, rcgen::Error>((params.signed_by(&key, &issuer)?, key))
+    };
+    let (server_cert, server_key) = issue(
+        names,
+        "securetcp development server",
+        rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+    )
+    .map_err(fail)?;
+    let (client_cert, client_key) = issue(
+        Vec::new(),
+        "securetcp development client",
+        rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+    )
+    .map_err(fail)?;
 
     fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let files = DevCerts::in_dir(dir);
