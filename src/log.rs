@@ -24,8 +24,8 @@ const MAX_VALUE_BYTES: usize = 200;
 /// the most the reactor keeps meanwhile. Past both, lines are dropped and counted (then logged
 /// as `event=log-dropped lines=N`): a disk slower than the clients must not grow memory without
 /// bound, and must not stall the reactor either.
-const MAX_IN_FLIGHT: usize = 16 << 20;
-const MAX_BUFFERED: usize = 16 << 20;
+const MAX_IN_FLIGHT: usize = 4 << 20;
+const MAX_BUFFERED: usize = 4 << 20;
 
 /// Buffers larger than this are not kept for reuse after a burst.
 const KEEP_BUFFER: usize = 256 * 1024;
