@@ -10,10 +10,20 @@ use std::time::{Duration, Instant};
 
 use common::{Server, TestDir, WAIT, cpu_time, fd_count, raw_tcp, rss_kib};
 use securetcp::client::Session;
+
+/// These tests load both cores on purpose; run them one at a time so that each measures the
+/// server, not its neighbours (cargo runs the tests of one file in parallel).
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    HEAVY
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 use securetcp::client::reset_on_drop;
 
 #[test]
 fn slowloris_handshakes_are_all_closed_while_a_normal_client_is_served() {
+    let _alone = one_at_a_time();
     const SLOW: usize = 1000;
     let server = Server::start(&["--handshake-timeout", "2"]);
     let mut slow: Vec<TcpStream> = (0..SLOW).map(|_| raw_tcp(server.addr())).collect();
@@ -54,6 +64,7 @@ fn slowloris_handshakes_are_all_closed_while_a_normal_client_is_served() {
 
 #[test]
 fn a_client_that_sends_without_reading_is_throttled_then_dropped_and_memory_stays_bounded() {
+    let _alone = one_at_a_time();
     let server = Server::start(&["--idle-timeout", "2"]);
     let pid = server.child.id();
     let before = rss_kib(pid);
@@ -86,6 +97,7 @@ fn a_client_that_sends_without_reading_is_throttled_then_dropped_and_memory_stay
 
 #[test]
 fn out_of_descriptors_pauses_accepting_without_spinning_and_recovers() {
+    let _alone = one_at_a_time();
     // 64 descriptors, as `prlimit --nofile=64` would set.
     let dir = TestDir::new("emfile");
     let server = Server::start_limited(
@@ -127,6 +139,7 @@ fn out_of_descriptors_pauses_accepting_without_spinning_and_recovers() {
 
 #[test]
 fn ten_thousand_connections_of_churn_leave_descriptors_and_memory_where_they_were() {
+    let _alone = one_at_a_time();
     let server = Server::start(&[]);
     let pid = server.child.id();
     let addr = server.addr();
@@ -220,6 +233,7 @@ fn ten_thousand_connections_of_churn_leave_descriptors_and_memory_where_they_wer
 
 #[test]
 fn a_100_mib_line_gets_one_err_and_memory_stays_bounded() {
+    let _alone = one_at_a_time();
     let server = Server::start(&[]);
     let pid = server.child.id();
     let before = rss_kib(pid);
@@ -247,6 +261,7 @@ fn a_100_mib_line_gets_one_err_and_memory_stays_bounded() {
 
 #[test]
 fn sigterm_with_500_clients_mid_conversation_answers_everything_read() {
+    let _alone = one_at_a_time();
     const CLIENTS: usize = 500;
     const PIPELINED: usize = 20;
     let mut server = Server::start(&[]);
