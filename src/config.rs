@@ -249,10 +249,11 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, UsageError> {
     };
     if let Some(n) = m.opt_str("max-clients") {
         c.max_clients = parse_count("--max-clients", &n)?;
-        if c.max_clients >= crate::outbox::ConnId::MAX_SLOTS {
+        // Half the slot space: the busy replies beyond --max-clients need slots too.
+        if c.max_clients > crate::outbox::ConnId::MAX_SLOTS / 2 {
             return Err(UsageError(format!(
                 "--max-clients {n}: at most {}",
-                crate::outbox::ConnId::MAX_SLOTS - 1
+                crate::outbox::ConnId::MAX_SLOTS / 2
             )));
         }
     }
