@@ -9,7 +9,12 @@
 //!                                        -> apply_outbox       (replies queued on their connections)
 //!      -> timers            -> run_timers                      (handshake, idle and closing deadlines)
 //!      -> end of the turn   -> flush_dirty -> Conn::flush      (one batched TLS write per connection)
+//!                           -> review_fanout                   (paused chat senders go on once receivers caught up)
 //! ```
+//!
+//! Fairness and memory: a connection is read at most READ_BUDGET per turn (the rest next turn, via
+//! `read_later`); one with 64 KiB of unsent replies is not read until they drain; a chat sender is
+//! not read while a receiver that still reads is FANOUT_SOFT behind; 1 MiB queued cuts a client off.
 //!
 //! It owns the listeners, the connection table, the timers, the signals and shutdown. It knows
 //! no service's protocol: services speak only through the `Service` trait and the `Outbox`.
