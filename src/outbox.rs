@@ -176,9 +176,7 @@ impl Outbox {
     /// True once the service has asked to close `id` in this batch: later lines of the same
     /// read are not processed.
     pub fn is_closing(&self, id: ConnId) -> bool {
-        self.actions
-            .iter()
-            .any(|a| *a == Action::Close(id) || *a == Action::Shutdown)
+        self.closes_since(0, id)
     }
 
     /// True when, after `mark`, the service asked to close `id` (or the whole server).

@@ -530,16 +530,18 @@ impl Reactor {
             return;
         };
         conn.last_activity = now;
-        let (peer, tls) = (conn.peer, conn.tls_description());
-        match conn.client_subject() {
-            // Mutual TLS: the log names who the certificate says this is.
-            Some(subject) => self.log.line(format_args!(
-                "conn={id} peer={peer} event=open tls={tls} client={}",
-                Value(subject.as_bytes())
-            )),
-            None => self
-                .log
-                .line(format_args!("conn={id} peer={peer} event=open tls={tls}")),
+        if self.log.enabled() {
+            let (peer, tls) = (conn.peer, conn.tls_description());
+            match conn.client_subject() {
+                // Mutual TLS: the log names who the certificate says this is.
+                Some(subject) => self.log.line(format_args!(
+                    "conn={id} peer={peer} event=open tls={tls} client={}",
+                    Value(subject.as_bytes())
+                )),
+                None => self
+                    .log
+                    .line(format_args!("conn={id} peer={peer} event=open tls={tls}")),
+            }
         }
         if conn.busy {
             conn.queue(BUSY_REPLY);
@@ -610,10 +612,10 @@ impl Reactor {
                     }
                 }
                 Action::Log { id, fields } => {
-                    let name = slot_mut(queue.conns, *id).and_then(|c| c.name.clone());
+                    let name = slot_mut(queue.conns, *id).and_then(|c| c.name.as_deref());
                     log.line(format_args!(
                         "conn={id} name={} {}",
-                        Value(name.as_deref().unwrap_or("-").as_bytes()),
+                        Value(name.unwrap_or("-").as_bytes()),
                         String::from_utf8_lossy(outbox.bytes(fields))
                     ));
                 }

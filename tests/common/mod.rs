@@ -214,6 +214,15 @@ impl Server {
         unsafe { libc::kill(self.child.id() as i32, signal) };
     }
 
+    /// Sends `signal`, checks the server exits with 0 (within 5 s), returns how long it took.
+    pub fn stop_with(&mut self, signal: i32) -> Duration {
+        let start = Instant::now();
+        self.signal(signal);
+        let status = self.wait_exit(Duration::from_secs(5));
+        assert_eq!(status.code(), Some(0));
+        start.elapsed()
+    }
+
     /// Waits for the server to exit by itself, within `limit`.
     pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
         let start = Instant::now();
