@@ -431,12 +431,4 @@ impl Conn {
         }
         Ok(())
     }
-
-    /// Gives back buffers an idle connection does not need.
-    pub fn release_memory(&mut self) {
-        self.lines.release_memory();
-        if self.out.is_empty() {
-            self.out = Vec::new();
-        }
-    }
 }

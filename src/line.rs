@@ -44,13 +44,6 @@ impl LineBuffer {
         self.partial.len()
     }
 
-    /// Frees the buffer of an idle connection (nothing is pending).
-    pub fn release_memory(&mut self) {
-        if self.partial.is_empty() {
-            self.partial = Vec::new();
-        }
-    }
-
     /// Feeds one read's bytes; calls `on_frame` for every complete (or overlong) line, in order.
     /// `on_frame` returns `false` to stop early (the connection is closing); the rest of `data`
     /// is then dropped.

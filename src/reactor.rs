@@ -797,9 +797,6 @@ impl Reactor {
             let Some(conn) = slot_mut(&mut self.conns, id) else {
                 continue;
             };
-            if conn.phase() == Phase::Open && conn.pending_output() == 0 {
-                conn.release_memory();
-            }
             if conn.update_registration(self.poll.registry()).is_err() {
                 self.close(id, CloseReason::Reset);
                 self.settle();
