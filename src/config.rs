@@ -181,7 +181,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, UsageError> {
     let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
     let m = options()
         .parse(&args)
-        .map_err(|e| UsageError(e.to_string()))?;
+        .map_err(|e| UsageError(explain_getopts(&e)))?;
     if m.opt_present("help") {
         return Ok(Command::Help);
     }
@@ -267,7 +267,8 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, UsageError> {
         c.idle_timeout = parse_timeout("--idle-timeout", &s)?;
     }
     if let Some(name) = m.opt_str("name") {
-        crate::service::check_name(&name).map_err(|why| UsageError(format!("--name: {why}")))?;
+        crate::service::sum::check_exchange_name(&name)
+            .map_err(|why| UsageError(format!("--name: {why}")))?;
         c.name = name;
     }
     if let Some(n) = m.opt_str("number") {
@@ -282,6 +283,26 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, UsageError> {
     }
     c.exit_when_empty = m.opt_present("exit-when-empty");
     Ok(Command::Run(Box::new(c)))
+}
+
+/// A command-line mistake as a person reads it: `unknown option --bogus`, not getopts's
+/// `Unrecognized option: 'bogus'`. Shared with the client.
+pub fn explain_getopts(fail: &getopts::Fail) -> String {
+    use getopts::Fail;
+    let dashed = |name: &str| {
+        if name.chars().count() == 1 {
+            format!("-{name}")
+        } else {
+            format!("--{name}")
+        }
+    };
+    match fail {
+        Fail::UnrecognizedOption(name) => format!("unknown option {}", dashed(name)),
+        Fail::ArgumentMissing(name) => format!("option {} needs a value", dashed(name)),
+        Fail::OptionDuplicated(name) => format!("option {} given more than once", dashed(name)),
+        Fail::OptionMissing(name) => format!("option {} is required", dashed(name)),
+        Fail::UnexpectedArgument(name) => format!("option {} takes no value", dashed(name)),
+    }
 }
 
 fn parse_port(text: &str) -> Result<u16, UsageError> {
@@ -435,7 +456,13 @@ mod tests {
 
     #[test]
     fn mistakes_are_usage_errors() {
-        assert!(usage_error(&["--bogus"]).contains("bogus"));
+        assert_eq!(usage_error(&["--bogus"]), "unknown option --bogus");
+        assert_eq!(usage_error(&["-x"]), "unknown option -x");
+        assert_eq!(usage_error(&["--max-line"]), "option --max-line needs a value");
+        assert_eq!(
+            usage_error(&["--no-tls=yes"]),
+            "option --no-tls takes no value"
+        );
         assert!(usage_error(&["127.0.0.1", "http"]).contains("not a port"));
         assert!(usage_error(&["a", "1", "b"]).contains("unexpected"));
         assert!(usage_error(&["--max-line", "0"]).contains("at least 1"));
@@ -446,7 +473,9 @@ mod tests {
         assert!(usage_error(&["--listen", "::1:5"]).contains("ADDR:PORT"));
         assert!(usage_error(&["--cert", "a.pem"]).contains("together"));
         assert!(usage_error(&["--log", "x", "--no-log"]).contains("contradict"));
-        assert!(usage_error(&["--name", "a b"]).contains("name"));
+        assert!(usage_error(&["--name", "a;b"]).contains("name"));
+        assert!(usage_error(&["--name", ""]).contains("name"));
+        assert_eq!(run(&["--name", "John Q. Smith"]).name, "John Q. Smith");
     }
 
     #[test]

@@ -26,6 +26,9 @@ pub const READ_PAUSE_OUTPUT: usize = 64 * 1024;
 /// it is disconnected as a slow reader so that nobody else waits and memory stays bounded.
 pub const MAX_PENDING_OUTPUT: usize = 1 << 20;
 
+/// The plain-text answer to a client that speaks plain text on a TLS port.
+pub const PLAIN_TEXT_ON_TLS_REPLY: &[u8] = b"ERR this port speaks TLS\n";
+
 /// An emptied output buffer larger than this is given back to the allocator, so an idle
 /// connection holds little memory.
 const KEEP_OUTPUT_CAPACITY: usize = 4 * 1024;
@@ -112,6 +115,9 @@ pub struct Conn {
     close_notify_sent: bool,
     peer_closed: bool,
     pub close_reason: Option<CloseReason>,
+    /// What rustls refused, for the log's `tls-error` close line (boxed: rare, and the slot
+    /// table should stay small).
+    pub tls_error: Option<Box<rustls::Error>>,
     /// Over `--max-clients`: after the handshake it is told `ERR server busy` and closed.
     pub busy: bool,
     pub greeted: bool,
@@ -172,6 +178,7 @@ impl Conn {
             close_notify_sent: false,
             peer_closed: false,
             close_reason: None,
+            tls_error: None,
             busy: false,
             greeted: false,
             name: None,
@@ -261,8 +268,9 @@ impl Conn {
                 Err(e) if interrupted(&e) => continue,
                 Err(_) => return ReadEvent::Closed(CloseReason::Reset),
             }
-            if tls.process_new_packets().is_err() {
+            if let Err(e) = tls.process_new_packets() {
                 // rustls has queued an alert for the peer; finish() tries to send it.
+                self.tls_error = Some(Box::new(e));
                 return ReadEvent::Closed(CloseReason::TlsError);
             }
             if self.phase == Phase::Handshaking && !tls.is_handshaking() {
@@ -404,10 +412,20 @@ impl Conn {
         self.peer_closed = true;
     }
 
-    /// Last words before the socket is dropped: for a TLS error, the alert rustls queued.
-    pub fn send_last_alert(&mut self) {
-        if let Some(tls) = &mut self.tls {
-            // Best effort, one try: the peer is misbehaving and may not read at all.
+    /// Last words before the socket is dropped after a TLS error: to a client that spoke plain
+    /// text, one plain line that says why (a TLS alert would read as binary noise); to anyone
+    /// else, the alert rustls queued. Best effort, one try: the peer may not read at all.
+    pub fn send_last_words(&mut self) {
+        let spoke_plain_text = self.phase == Phase::Handshaking
+            && matches!(
+                self.tls_error.as_deref(),
+                Some(rustls::Error::InvalidMessage(
+                    rustls::InvalidMessage::InvalidContentType
+                ))
+            );
+        if spoke_plain_text {
+            let _ = self.socket.write(PLAIN_TEXT_ON_TLS_REPLY);
+        } else if let Some(tls) = &mut self.tls {
             let _ = tls.write_tls(&mut self.socket);
         }
     }

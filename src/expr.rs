@@ -67,6 +67,17 @@ pub fn evaluate(line: &str) -> Result<Value, CalcError> {
     if let Some(result) = evaluate_prefix(line) {
         return result;
     }
+    match evaluate_infix(line) {
+        // `+ 3` or `+ 3 4 5`: someone meant the prefix form; say what it takes.
+        Err(CalcError::Syntax(_)) if looks_like_prefix(line) => {
+            let op = line.split_whitespace().next().unwrap_or("+");
+            Err(syntax(format!("{op} takes two numbers, as in: {op} 3 4")))
+        }
+        result => result,
+    }
+}
+
+fn evaluate_infix(line: &str) -> Result<Value, CalcError> {
     let mut parser = Parser::new(line);
     let value = parser.expression()?;
     match parser.next()? {
@@ -76,6 +87,14 @@ pub fn evaluate(line: &str) -> Result<Value, CalcError> {
             "unexpected {other} after a complete expression"
         ))),
     }
+}
+
+/// An operator symbol followed only by numbers (not exactly two, or it would be prefix).
+fn looks_like_prefix(line: &str) -> bool {
+    let mut words = line.split_whitespace();
+    words.next().and_then(operator_symbol).is_some()
+        && words.clone().next().is_some()
+        && words.all(|w| number_literal(w).is_some())
 }
 
 /// The prefix form: `OP A B` with OP a symbol or a word. `None` when the line is not in that
@@ -125,6 +144,13 @@ fn number_literal(token: &str) -> Option<Result<Value, CalcError>> {
     };
     let value = match lexer.next() {
         Ok(Token::Number(v)) if lexer.pos == digits.len() => Ok(v),
+        Ok(Token::MinMagnitude) if lexer.pos == digits.len() => {
+            return Some(if negative {
+                Ok(Value::Int(i64::MIN))
+            } else {
+                Err(CalcError::Overflow)
+            });
+        }
         Err(e @ CalcError::Overflow) if lexer.pos == digits.len() => Err(e),
         _ => return None,
     };
@@ -142,6 +168,8 @@ fn syntax(what: impl Into<String>) -> CalcError {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Token<'a> {
     Number(Value),
+    /// 9223372036854775808: beyond i64, unless a minus makes it the smallest i64.
+    MinMagnitude,
     Op(u8),
     LParen,
     RParen,
@@ -153,6 +181,7 @@ impl fmt::Display for Token<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Token::Number(v) => write!(f, "number {v}"),
+            Token::MinMagnitude => f.write_str("number 9223372036854775808"),
             Token::Op(op) => write!(f, "'{}'", *op as char),
             Token::LParen => f.write_str("'('"),
             Token::RParen => f.write_str("')'"),
@@ -245,9 +274,13 @@ impl<'a> Lexer<'a> {
             finite(x).map(Token::Number)
         } else {
             // Only digits here, so the one way to fail is a value beyond i64.
-            text.parse::<i64>()
-                .map(|i| Token::Number(Value::Int(i)))
-                .map_err(|_| CalcError::Overflow)
+            match text.parse::<i64>() {
+                Ok(i) => Ok(Token::Number(Value::Int(i))),
+                Err(_) if text.trim_start_matches('0') == "9223372036854775808" => {
+                    Ok(Token::MinMagnitude)
+                }
+                Err(_) => Err(CalcError::Overflow),
+            }
         }
     }
 }
@@ -325,6 +358,15 @@ impl<'a> Parser<'a> {
     fn unary(&mut self) -> Result<Value, CalcError> {
         if self.peek()? == Token::Op(b'-') {
             self.next()?;
+            if self.peek()? == Token::MinMagnitude {
+                // `-9223372036854775808` is the smallest i64, as written; raised to a power it
+                // would be `-(9223372036854775808 ^ x)`, whose base already overflows.
+                self.next()?;
+                if self.peek()? == Token::Op(b'^') {
+                    return Err(CalcError::Overflow);
+                }
+                return Ok(Value::Int(i64::MIN));
+            }
             let value = self.nested(Self::unary)?;
             return negate(value);
         }
@@ -344,6 +386,7 @@ impl<'a> Parser<'a> {
     fn primary(&mut self) -> Result<Value, CalcError> {
         match self.next()? {
             Token::Number(value) => Ok(value),
+            Token::MinMagnitude => Err(CalcError::Overflow),
             Token::LParen => {
                 let value = self.nested(Self::expression)?;
                 match self.next()? {
@@ -501,6 +544,17 @@ mod tests {
             ("1.5 / 0.0", "ERR division by zero"),
             ("-9223372036854775807 - 1", "OK -9223372036854775808"),
             ("(-9223372036854775807 - 1) / -1", "ERR overflow"),
+            ("-9223372036854775808", "OK -9223372036854775808"),
+            ("- 9223372036854775808", "OK -9223372036854775808"),
+            ("-0009223372036854775808", "OK -9223372036854775808"),
+            ("-9223372036854775808 + 1", "OK -9223372036854775807"),
+            ("+ -9223372036854775808 1", "OK -9223372036854775807"),
+            ("-9223372036854775808 / -1", "ERR overflow"),
+            ("--9223372036854775808", "ERR overflow"),
+            ("-9223372036854775808 ^ 1", "ERR overflow"),
+            ("9223372036854775808", "ERR overflow"),
+            ("1 - 9223372036854775808", "ERR overflow"),
+            ("+ 9223372036854775808 1", "ERR overflow"),
             ("(-9223372036854775807 - 1) % -1", "OK 0"),
             ("2 ^ 63", "ERR overflow"),
             ("2 ^ 62", "OK 4611686018427387904"),
@@ -527,6 +581,13 @@ mod tests {
         }
         assert_eq!(reply("hello"), "ERR unknown word 'hello' (try: help)");
         assert_eq!(reply("add 3"), "ERR add takes two numbers, as in: add 3 4");
+        assert_eq!(reply("+ 3"), "ERR + takes two numbers, as in: + 3 4");
+        assert_eq!(reply("+ 3 4 5"), "ERR + takes two numbers, as in: + 3 4");
+        assert_eq!(reply("* 2"), "ERR * takes two numbers, as in: * 3 4");
+        assert_eq!(reply("- 3 4 5"), "ERR - takes two numbers, as in: - 3 4");
+        // Still infix where infix reads: unary minus, and an operator before a parenthesis.
+        assert_eq!(reply("- 3"), "OK -3");
+        assert!(reply("+ (1)").starts_with("ERR expected a number"));
     }
 
     #[test]

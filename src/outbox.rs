@@ -62,8 +62,6 @@ pub enum Action {
     },
     /// Remember a name for the connection (it appears in the log).
     SetName { id: ConnId, name: Range<usize> },
-    /// One more log line about the connection; `fields` are `key=value` pairs.
-    Log { id: ConnId, fields: Range<usize> },
     /// Flush what is queued for the connection, then close it (TLS close_notify included).
     Close(ConnId),
     /// Stop the server cleanly, as SIGTERM would.
@@ -75,6 +73,9 @@ pub struct Outbox {
     bytes: Vec<u8>,
     targets: Vec<ConnId>,
     actions: Vec<Action>,
+    /// Log lines about connections (`key=value` fields), kept apart from the actions so that
+    /// the reactor writes them right after the request that caused them, in request order.
+    logs: Vec<(ConnId, Range<usize>)>,
     /// Set by a service for the current request when its text must not reach the log
     /// (chat messages are logged as a size, never as text).
     quiet: bool,
@@ -127,7 +128,19 @@ impl Outbox {
         let start = self.bytes.len();
         let _ = write!(ByteWriter(&mut self.bytes), "{fields}");
         let fields = start..self.bytes.len();
-        self.actions.push(Action::Log { id, fields });
+        self.logs.push((id, fields));
+    }
+
+    /// The log lines asked for since the last [`Outbox::clear_logs`]: connection and fields.
+    pub fn logs(&self) -> impl Iterator<Item = (ConnId, &[u8])> {
+        self.logs
+            .iter()
+            .map(|(id, fields)| (*id, &self.bytes[fields.clone()]))
+    }
+
+    /// Forgets the log lines once written (their bytes stay until [`Outbox::clear`]).
+    pub fn clear_logs(&mut self) {
+        self.logs.clear();
     }
 
     /// Keeps the current request and its reply out of the log.
@@ -173,6 +186,14 @@ impl Outbox {
         })
     }
 
+    /// The name the service gave `id` after `mark`, if any.
+    pub fn name_since(&self, mark: usize, id: ConnId) -> Option<&[u8]> {
+        self.actions[mark..].iter().rev().find_map(|action| match action {
+            Action::SetName { id: named, name } if *named == id => Some(&self.bytes[name.clone()]),
+            _ => None,
+        })
+    }
+
     /// True once the service has asked to close `id` in this batch: later lines of the same
     /// read are not processed.
     pub fn is_closing(&self, id: ConnId) -> bool {
@@ -192,7 +213,7 @@ impl Outbox {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.actions.is_empty()
+        self.actions.is_empty() && self.logs.is_empty()
     }
 
     /// Empties the outbox, keeping its buffers for the next batch.
@@ -200,6 +221,7 @@ impl Outbox {
         self.bytes.clear();
         self.targets.clear();
         self.actions.clear();
+        self.logs.clear();
         self.quiet = false;
     }
 

@@ -72,6 +72,9 @@ const STALLED_AFTER: Duration = Duration::from_millis(250);
 /// The reply to a connection over `--max-clients`.
 pub const BUSY_REPLY: &[u8] = b"ERR server busy, try again later\n";
 
+/// The last line every greeted client gets when the server stops (SIGINT/SIGTERM).
+pub const SHUTDOWN_REPLY: &[u8] = b"BYE server shutting down\n";
+
 pub struct Reactor {
     poll: Poll,
     listeners: Vec<TcpListener>,
@@ -85,6 +88,9 @@ pub struct Reactor {
     conns: Vec<Option<Conn>>,
     free_slots: Vec<usize>,
     live: usize,
+    /// Connections over `--max-clients`, being told `ERR server busy`: they are in `live` but do
+    /// not count against the limit, so the next client after a real one leaves gets in at once.
+    busy_now: usize,
     last_serial: u64,
     scratch: Box<[u8]>,
     /// Connections with output to write at the end of this loop turn.
@@ -161,6 +167,7 @@ impl Reactor {
             conns: Vec::new(),
             free_slots: Vec::new(),
             live: 0,
+            busy_now: 0,
             last_serial: 0,
             scratch: vec![0; READ_BUFFER].into_boxed_slice(),
             dirty: Vec::new(),
@@ -333,8 +340,8 @@ impl Reactor {
     }
 
     fn admit(&mut self, stream: TcpStream, peer: SocketAddr) {
-        let busy = self.live >= self.settings.max_clients;
-        if busy && self.live >= self.settings.max_clients + MAX_BUSY_REPLIES {
+        let busy = self.live - self.busy_now >= self.settings.max_clients;
+        if busy && self.busy_now >= MAX_BUSY_REPLIES {
             // Too many even to tell them: drop the socket, which frees its descriptor.
             self.last_serial += 1;
             self.log.line(format_args!(
@@ -388,6 +395,7 @@ impl Reactor {
         conn.busy = busy;
         self.conns[slot] = Some(conn);
         self.live += 1;
+        self.busy_now += usize::from(busy);
         if self.tls.is_some() {
             if let Some(timeout) = self.settings.handshake_timeout {
                 self.note_deadline(self.now + timeout);
@@ -578,10 +586,13 @@ impl Reactor {
             return;
         }
         let mut shutdown = false;
+        for (id, fields) in self.outbox.logs() {
+            let name = slot_mut(&mut self.conns, id).and_then(|c| c.name.as_deref());
+            write_service_log(&mut self.log, id, name, fields);
+        }
         let Reactor {
             outbox,
             conns,
-            log,
             dirty,
             to_close,
             congested,
@@ -608,16 +619,8 @@ impl Reactor {
                 }
                 Action::SetName { id, name } => {
                     if let Some(conn) = slot_mut(queue.conns, *id) {
-                        conn.name = Some(String::from_utf8_lossy(outbox.bytes(name)).into());
+                        set_name(&mut conn.name, outbox.bytes(name));
                     }
-                }
-                Action::Log { id, fields } => {
-                    let name = slot_mut(queue.conns, *id).and_then(|c| c.name.as_deref());
-                    log.line(format_args!(
-                        "conn={id} name={} {}",
-                        Value(name.unwrap_or("-").as_bytes()),
-                        String::from_utf8_lossy(outbox.bytes(fields))
-                    ));
                 }
                 Action::Close(id) => queue.to_close.push((*id, CloseReason::Quit)),
                 Action::Shutdown => shutdown = true,
@@ -662,7 +665,7 @@ impl Reactor {
         };
         let reason = conn.close_reason.unwrap_or(reason);
         if reason == CloseReason::TlsError {
-            conn.send_last_alert();
+            conn.send_last_words();
         }
         let _ = self.poll.registry().deregister(conn.socket_mut());
         if conn.phase() == Phase::Handshaking {
@@ -672,11 +675,22 @@ impl Reactor {
                 conn.peer
             ));
         }
-        self.log.line(format_args!(
-            "conn={id} event=close reason={} requests={}",
-            reason.as_str(),
-            conn.requests
-        ));
+        match conn.tls_error.as_deref() {
+            Some(error) if reason == CloseReason::TlsError => self.log.line(format_args!(
+                "conn={id} event=close reason={} requests={} error={}",
+                reason.as_str(),
+                conn.requests,
+                Value(crate::tls::describe_error(error).as_bytes())
+            )),
+            _ => self.log.line(format_args!(
+                "conn={id} event=close reason={} requests={}",
+                reason.as_str(),
+                conn.requests
+            )),
+        }
+        if conn.busy {
+            self.busy_now -= 1;
+        }
         if conn.greeted {
             self.greeted_now -= 1;
             self.service.on_close(id, &mut self.outbox);
@@ -714,6 +728,12 @@ impl Reactor {
         }
         let ids: Vec<ConnId> = self.conns.iter().flatten().map(|c| c.id).collect();
         for id in ids {
+            if let Some(conn) = slot_mut(&mut self.conns, id) {
+                // SPEC: every greeted client is told why, after the replies to what was read.
+                if conn.greeted && conn.phase() == Phase::Open {
+                    conn.queue(SHUTDOWN_REPLY);
+                }
+            }
             self.close(id, CloseReason::Shutdown);
         }
         self.settle();
@@ -850,8 +870,34 @@ fn dispatch_lines(
                 Value(out.reply_since(mark, id).unwrap_or(b"-"))
             ));
         }
+        if let Some(new_name) = out.name_since(mark, id) {
+            set_name(name, new_name);
+        }
+        // What the service logged about this line comes right after it (a chat message's
+        // `event=msg` before the next request's line), not at the end of the read.
+        for (about, fields) in out.logs() {
+            write_service_log(log, about, name.as_deref(), fields);
+        }
+        out.clear_logs();
         !out.closes_since(mark, id)
     });
+}
+
+/// Remembers a connection's name for the log (no allocation when it is the same name again).
+fn set_name(name: &mut Option<Box<str>>, new: &[u8]) {
+    let new = String::from_utf8_lossy(new);
+    if name.as_deref() != Some(&*new) {
+        *name = Some(new.into());
+    }
+}
+
+/// One log line a service asked for: `conn=ID name=NAME` and its fields.
+fn write_service_log(log: &mut Log, id: ConnId, name: Option<&str>, fields: &[u8]) {
+    log.line(format_args!(
+        "conn={id} name={} {}",
+        Value(name.unwrap_or("-").as_bytes()),
+        String::from_utf8_lossy(fields)
+    ));
 }
 
 /// The connection in `id`'s slot, if it is still that connection (not a later one reusing the slot).

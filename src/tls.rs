@@ -87,7 +87,7 @@ pub fn server_config(
     };
     let mut config = builder
         .with_single_cert(chain, key)
-        .map_err(|e| format!("certificate {} and key do not fit: {e}", cert.display()))?;
+        .map_err(|e| format!("{}: {}", cert.display(), describe_error(&e)))?;
     // The server's order of cipher suites (strongest first), not whatever a client prefers.
     config.ignore_client_order = true;
     // TLS 1.3 session tickets: a returning client skips the full handshake, and the server
@@ -113,9 +113,59 @@ pub fn client_config(
         None => builder.with_no_client_auth(),
         Some((cert, key)) => builder
             .with_client_auth_cert(load_certs(cert)?, load_key(key)?)
-            .map_err(|e| format!("client certificate {}: {e}", cert.display()))?,
+            .map_err(|e| format!("client certificate {}: {}", cert.display(), describe_error(&e)))?,
     };
     Ok(Arc::new(config))
+}
+
+/// A rustls error in words a person can act on (the log's `error="..."`, the client's and the
+/// server's messages), never a Rust variant name.
+pub fn describe_error(e: &rustls::Error) -> String {
+    use rustls::{AlertDescription as Alert, CertificateError, Error, InconsistentKeys};
+    match e {
+        Error::InconsistentKeys(InconsistentKeys::KeyMismatch) => {
+            "the private key does not belong to the certificate".into()
+        }
+        Error::InconsistentKeys(_) => "the private key cannot be checked against the certificate".into(),
+        Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType) => {
+            "not TLS: the peer sent something else (plain text?)".into()
+        }
+        Error::InvalidMessage(_) => "malformed TLS message".into(),
+        Error::NoCertificatesPresented => "the client sent no certificate".into(),
+        Error::PeerIncompatible(_) => "no TLS version or cipher suite in common".into(),
+        Error::DecryptError => "a TLS record failed to decrypt (corrupt or forged)".into(),
+        Error::AlertReceived(Alert::BadCertificate | Alert::UnknownCA | Alert::CertificateUnknown) => {
+            "the peer did not trust our certificate".into()
+        }
+        Error::AlertReceived(Alert::CertificateRequired) => "the peer requires a client certificate".into(),
+        Error::AlertReceived(alert) => format!("the peer ended the handshake (TLS alert {})", alert_words(*alert)),
+        Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
+            "certificate signed by an unknown CA".into()
+        }
+        Error::InvalidCertificate(
+            CertificateError::Expired | CertificateError::ExpiredContext { .. },
+        ) => "certificate expired".into(),
+        Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        ) => "certificate not valid for this name".into(),
+        Error::InvalidCertificate(_) => "invalid certificate".into(),
+        Error::PeerMisbehaved(_) | Error::InappropriateMessage { .. }
+        | Error::InappropriateHandshakeMessage { .. } => "the peer broke the TLS protocol".into(),
+        other => other.to_string(),
+    }
+}
+
+/// `handshake_failure` rather than `HandshakeFailure`: the alert's name as the RFC writes it.
+fn alert_words(alert: rustls::AlertDescription) -> String {
+    let name = format!("{alert:?}");
+    let mut words = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            words.push('_');
+        }
+        words.push(c.to_ascii_lowercase());
+    }
+    words
 }
 
 /// The files a development set-up writes.

@@ -296,7 +296,13 @@ fn sigterm_with_500_clients_mid_conversation_answers_everything_read() {
     let mut answered = 0;
     for (c, mut s) in sessions.into_iter().enumerate() {
         let mut i = 0;
+        let mut told = false;
         while let Some(line) = s.read_line().unwrap() {
+            assert!(!told, "client {c}: {line:?} after the BYE");
+            if line == "BYE server shutting down" {
+                told = true;
+                continue;
+            }
             assert_eq!(
                 line,
                 format!("OK {}", c * 100 + i),
@@ -304,6 +310,7 @@ fn sigterm_with_500_clients_mid_conversation_answers_everything_read() {
             );
             i += 1;
         }
+        assert!(told, "client {c} was not told the server is shutting down");
         assert!(s.ended_cleanly(), "client {c} got no close_notify");
         answered += i;
     }

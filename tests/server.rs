@@ -57,12 +57,90 @@ fn non_tls_bytes_end_that_connection_only() {
     let mut bad = raw_tcp(server.addr());
     bad.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
     let (reply, _) = read_to_end_timed(&mut bad);
-    // At most a TLS alert record (content type 21), never plaintext.
-    assert!(reply.is_empty() || reply[0] == 21, "{reply:?}");
+    // Plain text gets one plain line that says why, then the close.
+    assert_eq!(String::from_utf8_lossy(&reply), "ERR this port speaks TLS\n");
     assert_eq!(good.request("+ 3 4").unwrap(), "OK 7");
     let mut fresh = server.connect();
     assert_eq!(fresh.request("2 * 3").unwrap(), "OK 6");
-    server.wait_for_log("reason=tls-error");
+    // The close line says what went wrong, in words.
+    let log = server.wait_for_log("reason=tls-error");
+    let close = log.lines().find(|l| l.contains("reason=tls-error")).unwrap();
+    assert!(
+        close.ends_with("error=\"not TLS: the peer sent something else (plain text?)\""),
+        "{close}"
+    );
+}
+
+#[test]
+fn a_broken_tls_record_gets_an_alert_and_a_logged_reason() {
+    let server = Server::start(&[]);
+    let mut bad = raw_tcp(server.addr());
+    // A handshake record header with a body that is no ClientHello.
+    bad.write_all(&[0x16, 0x03, 0x01, 0x00, 0x04, 0xff, 0xff, 0xff, 0xff])
+        .unwrap();
+    let (reply, _) = read_to_end_timed(&mut bad);
+    assert!(reply.is_empty() || reply[0] == 21, "a TLS alert: {reply:?}");
+    let log = server.wait_for_log("reason=tls-error");
+    let close = log.lines().find(|l| l.contains("reason=tls-error")).unwrap();
+    assert!(close.contains(" error=\""), "{close}");
+    assert!(!close.contains("InvalidMessage"), "no Rust names: {close}");
+}
+
+#[test]
+fn a_client_told_busy_no_longer_holds_the_only_slot() {
+    let server = Server::start(&["--max-clients", "1"]);
+    let mut first = server.connect();
+    // A client over the limit that never finishes its handshake nor closes its socket.
+    let lingering_busy = raw_tcp(server.addr());
+    assert_eq!(first.request("q").unwrap(), "BYE session ended");
+    drop(first);
+    server.wait_for_log("reason=quit");
+    // The slot is free at once, although the busy one is still connected.
+    let mut next = server.connect();
+    assert_eq!(next.request("1 + 1").unwrap(), "OK 2");
+    drop(lingering_busy);
+}
+
+#[test]
+fn sigterm_tells_every_greeted_client_bye_before_close_notify() {
+    let mut server = Server::start(&[]);
+    let mut sessions: Vec<Session> = (0..3).map(|_| server.connect()).collect();
+    assert_eq!(sessions[0].request("+ 1 2").unwrap(), "OK 3");
+    server.signal(libc::SIGTERM);
+    for s in &mut sessions {
+        assert_eq!(
+            s.read_line().unwrap().as_deref(),
+            Some("BYE server shutting down")
+        );
+        assert_eq!(s.read_line().unwrap(), None);
+        assert!(s.ended_cleanly(), "close_notify after the BYE");
+    }
+    assert_eq!(server.wait_exit(WAIT).code(), Some(0));
+}
+
+#[test]
+fn a_key_that_belongs_to_another_certificate_is_one_clear_line() {
+    // Two servers, two development certificates: one's certificate with the other's key.
+    let (one, two) = (Server::start(&[]), Server::start(&[]));
+    let cert = one.dir.0.join("certs/server.pem");
+    let key = two.dir.0.join("certs/server.key");
+    let (status, _, stderr) = run_server(
+        &one.dir.0,
+        &[
+            "127.0.0.1",
+            "0",
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the private key does not belong to the certificate"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("KeyMismatch"), "{stderr}");
 }
 
 #[test]
@@ -163,8 +241,13 @@ fn sigterm_closes_clients_flushes_the_log_and_exits_zero() {
     assert_eq!(s.request("+ 3 4").unwrap(), "OK 7");
     let took = server.stop_with(libc::SIGTERM);
     assert!(took < Duration::from_secs(3), "{took:?}");
-    // The client got close_notify: a clean end of the session.
+    // The client was told, then got close_notify: a clean end of the session.
+    assert_eq!(
+        s.read_line().unwrap().as_deref(),
+        Some("BYE server shutting down")
+    );
     assert_eq!(s.read_line().unwrap(), None);
+    assert!(s.ended_cleanly());
     let log = server.log();
     assert!(log.contains("req=\"+ 3 4\" reply=\"OK 7\""), "{log}");
     assert!(log.contains("reason=shutdown"), "{log}");
@@ -225,6 +308,11 @@ fn usage_error_exits_two_with_usage() {
         assert_eq!(status.code(), Some(2), "{args:?}");
         assert!(stderr.contains("Usage: securetcp"), "{stderr}");
     }
+    let (_, _, stderr) = run_server(&dir.0, &["--bogus"]);
+    assert!(
+        stderr.starts_with("securetcp: unknown option --bogus\n"),
+        "{stderr}"
+    );
     let (status, stdout, _) = run_server(&dir.0, &["--help"]);
     assert_eq!(status.code(), Some(0));
     assert!(stdout.contains("--max-clients"));

@@ -2,7 +2,7 @@
 //! `OK Server of <server-name>;<M>`, and the log gets `N (client) + M (server) = N+M`.
 //! A bad number is an `ERR` and the conversation goes on: one client can never stop the server.
 
-use super::{ConnId, Outbox, Service, answer_common, check_name};
+use super::{ConnId, Outbox, Service, answer_common};
 use crate::log::Value;
 
 pub const HELP: &str = "commands: Client of <NAME>;<N> with N from 1 to 100 | name NAME | help | q";
@@ -41,9 +41,27 @@ pub fn parse_exchange(line: &str) -> Result<(&str, i64), ExchangeError> {
         .ok_or(ExchangeError::NotAnExchange)?;
     let (name, number) = rest.split_once(';').ok_or(ExchangeError::NotAnExchange)?;
     let name = name.trim();
-    check_name(name).map_err(ExchangeError::BadName)?;
+    check_exchange_name(name).map_err(ExchangeError::BadName)?;
     let n = parse_number(number).ok_or(ExchangeError::BadNumber)?;
     Ok((name, n))
+}
+
+/// The longest name in an exchange, the server's `--name` included.
+pub const MAX_EXCHANGE_NAME_CHARS: usize = 64;
+
+/// SPEC's rule for the names in an exchange (`--name "John Q. Smith"`, as in the fourth seed):
+/// 1-64 characters, spaces allowed, no control characters and no `;` (it ends the name).
+pub fn check_exchange_name(name: &str) -> Result<(), &'static str> {
+    let chars = name.chars().count();
+    if name.trim().is_empty() || chars > MAX_EXCHANGE_NAME_CHARS {
+        Err("name must be 1-64 characters (spaces allowed)")
+    } else if name.chars().any(char::is_control) {
+        Err("name must not contain control characters")
+    } else if name.contains(';') {
+        Err("name must not contain ';'")
+    } else {
+        Ok(())
+    }
 }
 
 /// A decimal integer 1..100, spaces around it, an optional `+` and leading zeros allowed.
@@ -132,14 +150,30 @@ mod tests {
         let mut out = Outbox::new();
         sum.on_line(id, "Client of Alice;25", &mut out);
         assert_eq!(out.lines_for(id), ["OK Server of Server-X;50"]);
-        let logged = out.actions().iter().any(|a| match a {
-            crate::outbox::Action::Log { fields, .. } => {
-                String::from_utf8_lossy(out.bytes(fields))
-                    == "event=sum sum=\"25 (client) + 50 (server) = 75\""
-            }
-            _ => false,
-        });
-        assert!(logged);
+        let logged: Vec<_> = out.logs().collect();
+        assert_eq!(
+            logged,
+            [(id, &b"event=sum sum=\"25 (client) + 50 (server) = 75\""[..])]
+        );
+    }
+
+    #[test]
+    fn names_with_spaces_take_part_in_the_exchange() {
+        assert!(check_exchange_name("John Q. Smith").is_ok());
+        assert!(check_exchange_name(&"x".repeat(64)).is_ok());
+        assert!(check_exchange_name(&"x".repeat(65)).is_err());
+        assert!(check_exchange_name("").is_err());
+        assert!(check_exchange_name("   ").is_err());
+        assert!(check_exchange_name("a;b").is_err());
+        assert!(check_exchange_name("a\u{1b}[2J").is_err());
+        assert_eq!(
+            parse_exchange("Client of John Q. Smith;25"),
+            Ok(("John Q. Smith", 25))
+        );
+        let id = ConnId::new(1, 0);
+        let mut out = Outbox::new();
+        Sum::new("John Q. Smith", 7).on_line(id, "Client of Ann Lee;3", &mut out);
+        assert_eq!(out.lines_for(id), ["OK Server of John Q. Smith;7"]);
     }
 
     #[test]
