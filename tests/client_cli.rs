@@ -36,30 +36,33 @@ fn exec_prints_results_and_ends_the_session() {
 fn exec_exits_one_when_a_line_gets_err() {
     let server = Server::start(&[]);
     let base = port_args(&server);
-    let (status, stdout, _) = run_client(
+    let (status, stdout, stderr) = run_client(
         &server.dir.0,
         &args(&base, &["-e", "1 / 0", "-e", "+ 1 1"]),
         None,
     );
     assert_eq!(status.code(), Some(1));
-    assert_eq!(stdout, "error: division by zero\n2\nSession ended\n");
+    // Replies on stdout, errors on stderr.
+    assert_eq!(stdout, "2\nSession ended\n");
+    assert_eq!(stderr, "error: division by zero\n");
 }
 
 #[test]
 fn nonsense_is_refused_locally_with_a_warning_and_counts_as_err() {
     let server = Server::start(&[]);
     let base = port_args(&server);
-    let (status, stdout, _) = run_client(
+    let (status, stdout, stderr) = run_client(
         &server.dir.0,
         &args(&base, &["-e", "hello", "-e", "3 +"]),
         None,
     );
     assert_eq!(status.code(), Some(1));
+    assert_eq!(stdout, "Session ended\n");
     assert!(
-        stdout.starts_with("warning: not sent: unknown word 'hello'"),
-        "{stdout}"
+        stderr.starts_with("warning: not sent: unknown word 'hello'"),
+        "{stderr}"
     );
-    assert_eq!(stdout.matches("warning: not sent").count(), 2, "{stdout}");
+    assert_eq!(stderr.matches("warning: not sent").count(), 2, "{stderr}");
     // The server never saw them: only the final q is in its log.
     let log = server.wait_for_log("event=close");
     assert!(!log.contains("req=hello"), "{log}");
@@ -191,15 +194,21 @@ fn sum_mode_asks_for_a_number_and_prints_the_sum() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("25 (client) + 50 (server) = 75"),
+        stdout.contains("Server of securetcp answered 50\n25 (client) + 50 (server) = 75\n"),
         "{stdout}"
     );
-    assert!(stdout.contains("warning: not sent"), "{stdout}");
+    assert_eq!(
+        stderr,
+        "warning: not sent: please enter an integer between 1 and 100 (not \"0\")\n"
+    );
     assert!(stdout.ends_with("Session ended\n"), "{stdout}");
     server.wait_for_log("sum=\"25 (client) + 50 (server) = 75\"");
     let (status, stdout, _) = run_client(&server.dir.0, &args(&base, &["-e", "7"]), None);
     assert!(status.success());
-    assert_eq!(stdout, "7 (client) + 50 (server) = 57\nSession ended\n");
+    assert_eq!(
+        stdout,
+        "Server of securetcp answered 50\n7 (client) + 50 (server) = 57\nSession ended\n"
+    );
 }
 
 #[test]
@@ -215,10 +224,7 @@ fn quiz_mode_shows_questions_and_verdicts() {
         stdout.contains("wrong, ") && stdout.contains("score 0/1") && stdout.contains("score 0/2"),
         "{stdout}"
     );
-    assert!(
-        stdout.contains("warning: not sent: answer with a whole number"),
-        "{stdout}"
-    );
+    assert_eq!(stderr, "warning: not sent: answer with a whole number\n");
     assert!(stdout.ends_with("Session ended\n"), "{stdout}");
 }
 

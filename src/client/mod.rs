@@ -5,6 +5,7 @@
 //! the way a person or a script talks to the server. The transport can be shared by two
 //! threads (one reading the socket, one reading stdin), which the chat needs.
 
+mod console;
 mod modes;
 mod transport;
 
@@ -14,6 +15,7 @@ use std::path::PathBuf;
 
 use getopts::Options;
 
+pub use console::{quote, visible};
 pub use transport::{LineReader, Session, Transport, reset_on_drop};
 
 use crate::config::{DEFAULT_HOST, DEFAULT_PORT};
@@ -67,7 +69,9 @@ pub fn usage() -> String {
 
 pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<ClientCommand, String> {
     let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
-    let m = options().parse(&args).map_err(|e| e.to_string())?;
+    let m = options()
+        .parse(&args)
+        .map_err(|e| crate::config::explain_getopts(&e))?;
     if m.opt_present("help") {
         return Ok(ClientCommand::Help);
     }
@@ -77,15 +81,17 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<ClientCommand, String> {
     let mut o = ClientOptions::default();
     match m.free.as_slice() {
         [] => {}
-        [host] => o.host = Some(host.clone()),
-        [host, port] => {
-            o.host = Some(host.clone());
-            o.port = Some(
-                port.parse()
-                    .map_err(|_| format!("'{port}' is not a port (0-65535)"))?,
-            );
+        [host] if host.parse::<u16>().is_ok() => {
+            return Err(format!(
+                "'{host}' is a port, not a host: give the host first, as in: client 127.0.0.1 {host}"
+            ));
         }
-        [_, _, extra, ..] => return Err(format!("unexpected argument '{extra}'")),
+        [host] => o.host = Some(host_of(host)),
+        [host, port] => {
+            o.host = Some(host_of(host));
+            o.port = Some(parse_port(port)?);
+        }
+        [_, _, extra, ..] => return Err(format!("unexpected argument {}", quote(extra))),
     }
     o.ca = m.opt_str("ca").map(PathBuf::from);
     o.cert = m.opt_str("cert").map(PathBuf::from);
@@ -96,10 +102,26 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<ClientCommand, String> {
     o.no_tls = m.opt_present("no-tls");
     o.name = m.opt_str("name");
     if let Some(name) = &o.name {
-        crate::service::check_name(name).map_err(|why| format!("--name: {why}"))?;
+        // The widest rule (sum's, spaces allowed); `name NAME` in the other services checks
+        // the login rule when it is sent.
+        crate::service::sum::check_exchange_name(name).map_err(|why| format!("--name: {why}"))?;
     }
     o.exec = m.opt_strs("exec");
     Ok(ClientCommand::Run(o))
+}
+
+/// `[::1]` and `::1` both name the IPv6 loopback: the brackets are how URLs write it.
+fn host_of(text: &str) -> String {
+    text.strip_prefix('[')
+        .and_then(|inner| inner.strip_suffix(']'))
+        .unwrap_or(text)
+        .to_string()
+}
+
+fn parse_port(text: &str) -> Result<u16, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| format!("{} is not a port (0-65535)", quote(text)))
 }
 
 /// Why the client could not talk to the server: one clear line each.
@@ -110,8 +132,14 @@ pub enum ClientError {
     Connect(String, io::Error),
     Untrusted(String),
     Tls(String),
+    /// A TLS client at a `--no-tls` server.
+    ServerIsPlain,
+    /// A `--no-tls` client at a TLS port.
+    ServerIsTls,
     Busy,
     Closed,
+    /// The chat refused the name, and nobody is there to type another.
+    Login(String),
     Io(io::Error),
     Setup(String),
 }
@@ -129,6 +157,11 @@ impl fmt::Display for ClientError {
                 "TLS certificate not trusted ({why}); give the server's CA with --ca FILE"
             ),
             ClientError::Tls(why) => write!(f, "TLS handshake failed: {why}"),
+            ClientError::ServerIsPlain => f.write_str("the server speaks plain TCP: try --no-tls"),
+            ClientError::ServerIsTls => {
+                f.write_str("the server speaks TLS: leave out --no-tls")
+            }
+            ClientError::Login(reason) => f.write_str(reason),
             ClientError::Busy => f.write_str("server busy, try again later"),
             ClientError::Closed => f.write_str("the server closed the connection"),
             ClientError::Io(e) => write!(f, "connection failed: {e}"),
@@ -151,7 +184,7 @@ impl From<io::Error> for ClientError {
                     "the server refused our client certificate (not signed by a CA it trusts)"
                         .into()
                 }
-                other => format!("the server sent the TLS alert {other:?}"),
+                _ => crate::tls::describe_error(&rustls::Error::AlertReceived(*alert)),
             });
         }
         match e.kind() {
@@ -161,75 +194,43 @@ impl From<io::Error> for ClientError {
     }
 }
 
-/// Where lines come from: `--exec` or stdin (a terminal gets a prompt).
-pub(crate) enum Input {
-    Exec(std::vec::IntoIter<String>),
-    Stdin { terminal: bool },
-}
-
-impl Input {
-    pub(crate) fn is_exec(&self) -> bool {
-        matches!(self, Input::Exec(_))
-    }
-
-    pub(crate) fn is_terminal(&self) -> bool {
-        matches!(self, Input::Stdin { terminal: true })
-    }
-
-    /// The next line, or `None` at the end. A terminal is shown `prompt` first.
-    pub(crate) fn next_line(&mut self, prompt: &str) -> Option<String> {
-        match self {
-            Input::Exec(lines) => lines.next(),
-            Input::Stdin { terminal } => {
-                if *terminal && !prompt.is_empty() {
-                    print!("{prompt}");
-                    let _ = io::stdout().flush();
-                }
-                let mut line = String::new();
-                match io::stdin().lock().read_line(&mut line) {
-                    Ok(0) | Err(_) => None,
-                    Ok(_) => Some(line.trim_end_matches(['\n', '\r']).to_string()),
-                }
-            }
-        }
-    }
-}
-
-/// Asks for a missing host and port when stdin is a terminal (the seeds' prompts).
-fn ask(prompt: &str, default: &str) -> String {
+/// Asks for a missing host or port when stdin is a terminal (the seeds' prompts); `None` at
+/// the end of input.
+fn ask(prompt: &str, default: &str) -> Option<String> {
     print!("{prompt} [{default}]: ");
     let _ = io::stdout().flush();
     let mut answer = String::new();
-    let _ = io::stdin().lock().read_line(&mut answer);
-    let answer = answer.trim();
-    if answer.is_empty() {
-        default.to_string()
-    } else {
-        answer.to_string()
+    match io::stdin().lock().read_line(&mut answer) {
+        Ok(0) | Err(_) => None,
+        Ok(_) => Some(match answer.trim() {
+            "" => default.to_string(),
+            given => given.to_string(),
+        }),
     }
 }
 
 /// Runs the client: connects, then talks as the greeted service wants. Returns the exit code.
 pub fn run(o: ClientOptions) -> i32 {
-    let terminal = io::stdin().is_terminal();
-    let interactive = terminal && o.exec.is_empty();
+    let interactive = io::stdin().is_terminal() && o.exec.is_empty();
     let host = match &o.host {
         Some(h) => h.clone(),
-        None if interactive => ask("Server IP address", DEFAULT_HOST),
+        None if interactive => match ask("Server IP address", DEFAULT_HOST) {
+            Some(answer) => host_of(&answer),
+            None => return 0,
+        },
         None => DEFAULT_HOST.to_string(),
     };
     let port = match o.port {
         Some(p) => p,
-        None if interactive => {
-            let answer = ask("Port", &DEFAULT_PORT.to_string());
-            match answer.parse() {
-                Ok(p) => p,
-                Err(_) => {
-                    eprintln!("error: '{answer}' is not a port (0-65535)");
-                    return 2;
-                }
+        None if interactive => loop {
+            let Some(answer) = ask("Port", &DEFAULT_PORT.to_string()) else {
+                return 0;
+            };
+            match parse_port(&answer) {
+                Ok(p) => break p,
+                Err(why) => eprintln!("error: {why}"),
             }
-        }
+        },
         None => DEFAULT_PORT,
     };
     let session = match Session::connect(&host, port, &o) {
@@ -239,17 +240,12 @@ pub fn run(o: ClientOptions) -> i32 {
             return 1;
         }
     };
-    let input = if o.exec.is_empty() {
-        Input::Stdin { terminal }
-    } else {
-        Input::Exec(o.exec.clone().into_iter())
-    };
-    let exec = input.is_exec();
-    match modes::converse(session, &o, input) {
+    let exec = !o.exec.is_empty();
+    match modes::converse(session, &o) {
         Ok(failures) if failures > 0 && exec => 1,
         Ok(_) => 0,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", visible(&e.to_string()));
             1
         }
     }
@@ -272,7 +268,17 @@ mod tests {
         assert_eq!(o.name.as_deref(), Some("al"));
         assert!(parse_args(&["x", "port"]).is_err());
         assert!(parse_args(&["--cert", "c.pem"]).is_err());
-        assert!(parse_args(&["--name", "a b"]).is_err());
+        assert!(parse_args(&["--name", "a;b"]).is_err());
+        assert!(parse_args(&["5000"]).unwrap_err().contains("is a port, not a host"));
+        let ClientCommand::Run(o) = parse_args(&["[::1]", "5001"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(o.host.as_deref(), Some("::1"));
+        assert_eq!(parse_args(&["--bogus"]).unwrap_err(), "unknown option --bogus");
+        let ClientCommand::Run(o) = parse_args(&["--name", "John Q. Smith"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(o.name.as_deref(), Some("John Q. Smith"));
     }
 
     #[test]

@@ -2,48 +2,189 @@
 //!
 //! - calc (and any service without a mode of its own): a line, its reply, printed as a person
 //!   reads it; nonsense is refused locally with a warning.
-//! - chat: a thread reads the socket and prints what others say while the main thread reads stdin.
-//! - sum: asks for a number, exchanges it, prints `25 (client) + 50 (server) = 75`.
+//! - chat: messages from others are printed as they come, above the line being typed.
+//! - sum: asks for a number, exchanges it, prints which server answered and the sum.
 //! - quiz: shows each question, sends the answer, shows the verdict and the score.
 //!
-//! Every function returns how many lines got an `ERR` (or were refused locally): with `--exec`,
-//! any makes the exit code 1.
+//! A thread reads the socket and the [`Console`] reads the person; both arrive as [`Event`]s on
+//! one channel, so each conversation is one loop over one channel, and a server that ends the
+//! session (`BYE server shutting down`) is noticed even while the client waits for typing.
+//! Each conversation counts the lines that got an `ERR` (or were refused locally): with
+//! `--exec`, any makes the exit code 1.
 
-use std::io::{self, Write};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::mpsc::Receiver;
 
-use super::{ClientError, ClientOptions, Input, LineReader, Session};
+use super::console::{Console, Event, quote};
+use super::{ClientError, ClientOptions, Session, Transport};
 use crate::expr;
+use crate::service::sum::check_exchange_name;
 use crate::service::{Common, check_name, common_command, sum};
 
-pub(super) fn converse(
-    mut session: Session,
-    o: &ClientOptions,
-    input: Input,
-) -> Result<usize, ClientError> {
-    let result = match session.service.as_str() {
-        "chat" => return chat(session, o, input),
-        "sum" => sum(&mut session, o, input),
-        "quiz" => quiz(&mut session, o, input),
-        _ => request_reply(&mut session, o, input),
+/// Runs the conversation the greeting asked for; returns how many lines failed.
+pub(super) fn converse(session: Session, o: &ClientOptions) -> Result<usize, ClientError> {
+    let service = session.service.clone();
+    let (transport, mut reader) = session.into_parts();
+    let (console, events_in, events) = Console::new(o.exec.clone());
+    std::thread::spawn(move || {
+        loop {
+            let line = reader.read_line();
+            let end = !matches!(line, Ok(Some(_)));
+            if events_in.send(Event::Server(line)).is_err() || end {
+                return;
+            }
+        }
+    });
+    let mut talk = Talk {
+        transport,
+        events,
+        console,
+        typed_ahead: VecDeque::new(),
+        chat: service == "chat",
+        service,
+        failures: 0,
     };
-    session.close();
-    result
+    let result = match talk.service.as_str() {
+        "chat" => chat(&mut talk, o),
+        "sum" => sum(&mut talk, o),
+        "quiz" => quiz(&mut talk, o),
+        _ => request_reply(&mut talk, o),
+    };
+    talk.transport.close();
+    result.map(|()| talk.failures)
 }
 
-/// Prints a reply as a person wants to read it; returns 1 for an `ERR`, else 0.
-fn show_reply(reply: &str) -> usize {
-    if let Some(text) = reply.strip_prefix("OK ") {
-        println!("{text}");
-        0
-    } else if let Some(reason) = reply.strip_prefix("ERR ") {
-        println!("error: {reason}");
-        1
-    } else if reply.starts_with("BYE") {
-        println!("Session ended");
-        0
-    } else {
-        println!("{reply}");
-        0
+/// What the person did next.
+enum Typed {
+    Line(String),
+    /// End of input (Ctrl-D, end of the pipe, the last `--exec` line): leave politely.
+    End,
+    /// The server ended the session meanwhile (its `BYE` is already shown): nothing more to do.
+    ServerEnded,
+}
+
+struct Talk {
+    transport: Arc<Transport>,
+    events: Receiver<Event>,
+    console: Console,
+    /// Typed lines that arrived while the conversation waited for the server.
+    typed_ahead: VecDeque<Option<String>>,
+    service: String,
+    /// Pushes (MSG, JOIN, LEFT) and replies arrive at any time and are shown as they come.
+    chat: bool,
+    failures: usize,
+}
+
+impl Talk {
+    fn send(&self, line: &str) -> Result<(), ClientError> {
+        let mut bytes = Vec::with_capacity(line.len() + 1);
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.push(b'\n');
+        Ok(self.transport.write_all(&bytes)?)
+    }
+
+    /// The next line from the server; what is typed meanwhile waits its turn.
+    fn server_line(&mut self) -> Result<Option<String>, ClientError> {
+        loop {
+            match self.events.recv() {
+                Ok(Event::Typed(typed)) => self.typed_ahead.push_back(typed),
+                Ok(Event::Server(line)) => return Ok(line?),
+                Err(_) => return Err(ClientError::Closed),
+            }
+        }
+    }
+
+    /// The next typed line. What the server sends meanwhile is shown; a `BYE` ends the wait.
+    fn typed(&mut self, prompt: &str, show_when_piped: bool) -> Result<Typed, ClientError> {
+        self.console.ask(prompt, show_when_piped);
+        loop {
+            if let Some(typed) = self.typed_ahead.pop_front() {
+                return Ok(typed.map_or(Typed::End, Typed::Line));
+            }
+            match self.events.recv() {
+                Ok(Event::Typed(typed)) => self.typed_ahead.push_back(typed),
+                Ok(Event::Server(line)) => match line? {
+                    Some(line) if line.starts_with("BYE") => {
+                        self.show_bye(&line);
+                        return Ok(Typed::ServerEnded);
+                    }
+                    Some(line) => self.show_unasked(&line),
+                    None => return Err(ClientError::Closed),
+                },
+                Err(_) => return Err(ClientError::Closed),
+            }
+        }
+    }
+
+    /// Sends a line and returns its reply; `None` when the server said `BYE` instead (shown).
+    fn request(&mut self, line: &str) -> Result<Option<String>, ClientError> {
+        self.send(line)?;
+        let reply = self.server_line()?.ok_or(ClientError::Closed)?;
+        if reply.starts_with("BYE") {
+            self.show_bye(&reply);
+            return Ok(None);
+        }
+        Ok(Some(reply))
+    }
+
+    /// Prints a reply as a person wants to read it: `OK` text on stdout, `ERR` as `error:` on
+    /// stderr (and counted).
+    fn show_reply(&mut self, reply: &str) {
+        if let Some(text) = reply.strip_prefix("OK ") {
+            self.console.say(text);
+        } else if let Some(reason) = reply.strip_prefix("ERR ") {
+            self.console.error(reason);
+            self.failures += 1;
+        } else if reply.starts_with("BYE") {
+            self.show_bye(reply);
+        } else {
+            self.console.say(reply);
+        }
+    }
+
+    /// `BYE session ended` reads `Session ended`; any other reason follows it.
+    fn show_bye(&mut self, line: &str) {
+        match line.strip_prefix("BYE ") {
+            Some("session ended") | None => self.console.say("Session ended"),
+            Some(reason) => self.console.say(&format!("Session ended: {reason}")),
+        }
+    }
+
+    /// A line the server sent without being asked right now: a chat push, or anything else.
+    fn show_unasked(&mut self, line: &str) {
+        if !self.chat {
+            return self.show_reply(line);
+        }
+        let mut words = line.splitn(3, ' ');
+        let (tag, who, rest) = (words.next(), words.next(), words.next());
+        match (tag, who) {
+            (Some("MSG"), Some(who)) => self
+                .console
+                .say(&format!("{who}: {}", rest.unwrap_or_default())),
+            (Some("JOIN"), Some(who)) => self.console.say(&format!("* {who} joined")),
+            (Some("LEFT"), Some(who)) => self.console.say(&format!("* {who} left")),
+            _ => self.show_reply(line),
+        }
+    }
+
+    /// Sends `q` and shows what arrives until the `BYE`.
+    fn leave(&mut self) -> Result<(), ClientError> {
+        self.send("q")?;
+        loop {
+            let line = self.server_line()?.ok_or(ClientError::Closed)?;
+            if line.starts_with("BYE") {
+                self.show_bye(&line);
+                return Ok(());
+            }
+            self.show_unasked(&line);
+        }
+    }
+
+    /// A line refused before sending: a warning, counted as an `ERR`.
+    fn refuse(&mut self, why: &str) {
+        self.console.warning(&format!("not sent: {why}"));
+        self.failures += 1;
     }
 }
 
@@ -72,233 +213,243 @@ fn is_quit(line: &str) -> bool {
     common_command(line) == Some(Common::Quit)
 }
 
-/// Sends `q` and reads until `BYE` (anything else that arrives is shown).
-fn leave(session: &mut Session) -> Result<usize, ClientError> {
-    session.send_line("q")?;
-    let mut failures = 0;
-    while let Some(line) = session.read_line()? {
-        failures += show_reply(&line);
-        if line.starts_with("BYE") {
-            return Ok(failures);
-        }
+/// `--name` sent as `name NAME` (calc and quiz): a name the server would refuse is not sent.
+fn send_name(talk: &mut Talk, o: &ClientOptions) -> Result<bool, ClientError> {
+    let Some(name) = &o.name else {
+        return Ok(true);
+    };
+    if let Err(why) = check_name(name) {
+        talk.refuse(&format!("--name {}: {why}", quote(name)));
+        return Ok(true);
     }
-    Err(ClientError::Closed)
+    match talk.request(&format!("name {name}"))? {
+        Some(reply) => {
+            talk.show_reply(&reply);
+            Ok(true)
+        }
+        None => Ok(false),
+    }
 }
 
 /// calc, and any service the client has no special mode for.
-fn request_reply(
-    session: &mut Session,
-    o: &ClientOptions,
-    mut input: Input,
-) -> Result<usize, ClientError> {
-    let mut failures = 0;
-    if input.is_terminal() {
-        println!(
+fn request_reply(talk: &mut Talk, o: &ClientOptions) -> Result<(), ClientError> {
+    if talk.console.is_interactive() {
+        let note = format!(
             "Connected to a {} server. Type help for the commands, q to quit.",
-            session.service
+            talk.service
         );
+        talk.console.tell(&note);
     }
-    if let Some(name) = &o.name {
-        failures += show_reply(&session.request(&format!("name {name}"))?);
+    if !send_name(talk, o)? {
+        return Ok(());
     }
-    while let Some(line) = input.next_line("> ") {
+    loop {
+        let line = match talk.typed("> ", false)? {
+            Typed::Line(line) => line,
+            Typed::End => break,
+            Typed::ServerEnded => return Ok(()),
+        };
         let line = line.trim();
-        if let Err(warning) = local_check(&session.service, line) {
-            println!("warning: not sent: {warning}");
-            failures += 1;
+        if line.is_empty() && talk.console.is_interactive() {
+            continue; // Enter on an empty line: nothing to send, nothing to complain about
+        }
+        if let Err(why) = local_check(&talk.service, line) {
+            talk.refuse(&why);
             continue;
         }
         if is_quit(line) {
             break;
         }
-        failures += show_reply(&session.request(line)?);
+        match talk.request(line)? {
+            Some(reply) => talk.show_reply(&reply),
+            None => return Ok(()),
+        }
     }
-    Ok(failures + leave(session)?)
+    talk.leave()
 }
 
 /// The name for sum (and the chat's fallback): `--name`, else `$USER`, else `client`.
-fn default_name(o: &ClientOptions) -> String {
+fn default_name(o: &ClientOptions, valid: fn(&str) -> bool) -> String {
     o.name
         .clone()
+        .filter(|n| valid(n))
         .or_else(|| std::env::var("USER").ok().filter(|u| check_name(u).is_ok()))
         .unwrap_or_else(|| "client".to_string())
 }
 
 const SUM_PROMPT: &str = "Please enter an integer between 1 and 100:";
 
-/// Asks a prompt: inline on a terminal, on a line of its own when stdin is piped (so the
-/// output still reads well), not at all for `--exec`.
-fn prompt_line(input: &mut Input, prompt: &str) -> Option<String> {
-    if matches!(input, Input::Stdin { terminal: false }) {
-        println!("{prompt}");
-    }
-    input.next_line(&format!("{prompt} "))
-}
-
-fn sum(session: &mut Session, o: &ClientOptions, mut input: Input) -> Result<usize, ClientError> {
-    let name = default_name(o);
-    let mut failures = 0;
-    while let Some(line) = prompt_line(&mut input, SUM_PROMPT) {
+fn sum(talk: &mut Talk, o: &ClientOptions) -> Result<(), ClientError> {
+    let name = default_name(o, |n| check_exchange_name(n).is_ok());
+    loop {
+        let line = match talk.typed(&format!("{SUM_PROMPT} "), true)? {
+            Typed::Line(line) => line,
+            Typed::End => break,
+            Typed::ServerEnded => return Ok(()),
+        };
         let line = line.trim();
         if is_quit(line) {
             break;
+        }
+        if line.is_empty() && talk.console.is_interactive() {
+            continue;
+        }
+        // `help` and `name` are the server's to answer, as in every mode.
+        if common_command(line).is_some() {
+            if let Err(why) = local_check("sum", line) {
+                talk.refuse(&why);
+                continue;
+            }
+            match talk.request(line)? {
+                Some(reply) => talk.show_reply(&reply),
+                None => return Ok(()),
+            }
+            continue;
         }
         let Some(n) = sum::parse_number(line) else {
-            println!(
-                "warning: not sent: {} (not {line:?})",
-                SUM_PROMPT.trim_end_matches(':').to_lowercase()
-            );
-            failures += 1;
+            talk.refuse(&format!(
+                "please enter an integer between 1 and 100 (not {})",
+                quote(line)
+            ));
             continue;
         };
-        let reply = session.request(&format!("Client of {name};{n}"))?;
-        let server_number = reply
+        let Some(reply) = talk.request(&format!("Client of {name};{n}"))? else {
+            return Ok(());
+        };
+        // `OK Server of <server-name>;<M>`: the server's name may hold spaces, never `;`.
+        let answer = reply
             .strip_prefix("OK Server of ")
             .and_then(|rest| rest.rsplit_once(';'))
-            .and_then(|(_, m)| m.trim().parse::<i64>().ok());
-        match server_number {
-            Some(m) => println!("{n} (client) + {m} (server) = {}", n + m),
-            None => failures += show_reply(&reply),
+            .and_then(|(server, m)| Some((server, m.trim().parse::<i64>().ok()?)));
+        match answer {
+            Some((server, m)) => {
+                talk.console.say(&format!("Server of {server} answered {m}"));
+                talk.console
+                    .say(&format!("{n} (client) + {m} (server) = {}", n + m));
+            }
+            None => talk.show_reply(&reply),
         }
     }
-    Ok(failures + leave(session)?)
+    talk.leave()
 }
 
-fn quiz(session: &mut Session, o: &ClientOptions, mut input: Input) -> Result<usize, ClientError> {
-    let mut failures = 0;
-    if let Some(name) = &o.name {
-        failures += show_reply(&session.request(&format!("name {name}"))?);
-        session.read_line()?; // the question again, which we already have
+fn quiz(talk: &mut Talk, o: &ClientOptions) -> Result<(), ClientError> {
+    // The greeting's question comes first; `name` is answered with `OK` and the question again.
+    let Some(mut question) = next_question(talk)? else {
+        return Ok(());
+    };
+    if o.name.is_some() {
+        if !send_name(talk, o)? {
+            return Ok(());
+        }
+        match next_question(talk)? {
+            Some(q) => question = q,
+            None => return Ok(()),
+        }
     }
-    let mut question = next_question(session)?;
     loop {
-        let prompt = format!("What is {question}?");
-        let Some(line) = prompt_line(&mut input, &prompt) else {
-            break;
+        let line = match talk.typed(&format!("What is {question}? "), true)? {
+            Typed::Line(line) => line,
+            Typed::End => break,
+            Typed::ServerEnded => return Ok(()),
         };
         let line = line.trim();
         if is_quit(line) {
             break;
         }
-        if let Err(warning) = local_check("quiz", line) {
-            println!("warning: not sent: {warning}");
-            failures += 1;
+        if line.is_empty() && talk.console.is_interactive() {
             continue;
         }
-        let reply = session.request(line)?;
+        if let Err(why) = local_check("quiz", line) {
+            talk.refuse(&why);
+            continue;
+        }
+        let Some(reply) = talk.request(line)? else {
+            return Ok(());
+        };
         match reply.strip_prefix("ERR wrong") {
-            // A wrong answer is part of the game, not a failure to report as an error.
+            // A wrong answer is part of the game: shown as a reply, counted for `--exec`.
             Some(rest) => {
-                println!("wrong{rest}");
-                failures += 1;
+                talk.console.say(&format!("wrong{rest}"));
+                talk.failures += 1;
             }
-            None => failures += show_reply(&reply),
+            None => talk.show_reply(&reply),
         }
-        question = next_question(session)?;
+        match next_question(talk)? {
+            Some(q) => question = q,
+            None => return Ok(()),
+        }
     }
-    Ok(failures + leave(session)?)
+    talk.leave()
 }
 
-/// Reads up to the next `QUIZ a + b` line and returns `a + b`.
-fn next_question(session: &mut Session) -> Result<String, ClientError> {
+/// Reads up to the next `QUIZ a + b` line and returns `a + b`; `None` if the server said `BYE`.
+fn next_question(talk: &mut Talk) -> Result<Option<String>, ClientError> {
     loop {
-        let line = session.read_line()?.ok_or(ClientError::Closed)?;
+        let line = talk.server_line()?.ok_or(ClientError::Closed)?;
         if let Some(question) = line.strip_prefix("QUIZ ") {
-            return Ok(question.to_string());
+            return Ok(Some(question.to_string()));
         }
-        show_reply(&line);
+        if line.starts_with("BYE") {
+            talk.show_bye(&line);
+            return Ok(None);
+        }
+        talk.show_reply(&line);
     }
 }
 
-/// How a chat line from the server reads on screen.
-fn chat_display(line: &str) -> (String, bool) {
-    let mut words = line.splitn(3, ' ');
-    let (tag, first, rest) = (
-        words.next().unwrap_or(""),
-        words.next().unwrap_or(""),
-        words.next(),
-    );
-    let shown = match tag {
-        "MSG" => format!("{first}: {}", rest.unwrap_or("")),
-        "JOIN" => format!("* {first} joined"),
-        "LEFT" => format!("* {first} left"),
-        "OK" => line[3..].to_string(),
-        "ERR" => return (format!("error: {}", &line[4..]), true),
-        "BYE" => "Session ended".to_string(),
-        _ => line.to_string(),
-    };
-    (shown, false)
-}
-
-fn chat(mut session: Session, o: &ClientOptions, mut input: Input) -> Result<usize, ClientError> {
-    let mut failures = 0;
-    // Log in first (one request, one reply: nothing else is sent to a guest).
-    let mut name = o.name.clone();
-    loop {
-        let candidate = match name.take() {
-            Some(n) => n,
-            None if input.is_exec() => default_name(o),
-            None => match prompt_line(&mut input, "Your name:") {
-                Some(n) => n.trim().to_string(),
-                None => return Ok(failures + leave(&mut session)?),
+fn chat(talk: &mut Talk, o: &ClientOptions) -> Result<(), ClientError> {
+    // Log in first: one request, one reply (nothing else is sent to a guest).
+    let mut candidate = o.name.clone();
+    let name = loop {
+        let name = match candidate.take() {
+            Some(name) => name,
+            None if talk.console.is_exec() => default_name(o, |n| check_name(n).is_ok()),
+            None => match talk.typed("Your name: ", true)? {
+                Typed::Line(name) => name.trim().to_string(),
+                Typed::End => return talk.leave(),
+                Typed::ServerEnded => return Ok(()),
             },
         };
-        let reply = session.request(&format!("name {candidate}"))?;
-        match reply.strip_prefix("OK ") {
-            Some(welcome) => {
-                println!("{}", capitalise(welcome));
-                break;
-            }
-            None => {
-                failures += show_reply(&reply);
-                if input.is_exec() {
-                    return Ok(failures + leave(&mut session)?);
-                }
-            }
-        }
-    }
-
-    // From here two threads: this one reads stdin and sends, the other prints what arrives.
-    let (transport, reader) = session.into_parts();
-    let printer = std::thread::spawn(move || print_until_bye(reader));
-    while let Some(line) = input.next_line("") {
-        let line = line.trim_end();
-        if line.trim().is_empty() {
-            continue; // nothing to say
-        }
-        if is_quit(line) {
-            break;
-        }
-        let mut bytes = line.as_bytes().to_vec();
-        bytes.push(b'\n');
-        if transport.write_all(&bytes).is_err() {
-            break; // the printer reports why the session ended
-        }
-    }
-    let _ = transport.write_all(b"q\n");
-    let printed = printer.join().unwrap_or(Err(ClientError::Closed));
-    transport.close();
-    Ok(failures + printed?)
-}
-
-/// The chat's socket reader: prints every line until `BYE` (or the end of the connection).
-fn print_until_bye(mut reader: LineReader) -> Result<usize, ClientError> {
-    let mut failures = 0;
-    loop {
-        let Some(line) = reader.read_line()? else {
-            // The server ended the session without BYE (shutdown, or we were too slow).
-            println!("The server closed the connection");
-            let _ = io::stdout().flush();
-            std::process::exit(1);
+        let refusal = match check_name(&name) {
+            Err(why) => why.to_string(),
+            Ok(()) => match talk.request(&format!("name {name}"))? {
+                None => return Ok(()),
+                Some(reply) => match reply.strip_prefix("OK ") {
+                    Some(welcome) => {
+                        talk.console.say(&capitalise(welcome));
+                        break name;
+                    }
+                    None => reply.strip_prefix("ERR ").unwrap_or(&reply).to_string(),
+                },
+            },
         };
-        let (shown, is_error) = chat_display(&line);
-        println!("{shown}");
-        let _ = io::stdout().flush();
-        failures += usize::from(is_error);
-        if line.starts_with("BYE") {
-            return Ok(failures);
+        // A person is asked again; a script is never logged in under a later line.
+        if !talk.console.is_interactive() {
+            talk.leave()?;
+            return Err(ClientError::Login(refusal));
+        }
+        talk.console.error(&refusal);
+    };
+
+    let prompt = format!("{name}> ");
+    loop {
+        match talk.typed(&prompt, false)? {
+            Typed::Line(line) => {
+                let line = line.trim_end();
+                if line.trim().is_empty() {
+                    continue; // nothing to say
+                }
+                if is_quit(line) {
+                    break;
+                }
+                talk.send(line)?;
+            }
+            Typed::End => break,
+            Typed::ServerEnded => return Ok(()),
         }
     }
+    talk.leave()
 }
 
 fn capitalise(text: &str) -> String {
@@ -314,23 +465,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn chat_lines_read_like_a_conversation() {
-        assert_eq!(chat_display("MSG bob hi there").0, "bob: hi there");
-        assert_eq!(chat_display("JOIN bob").0, "* bob joined");
-        assert_eq!(chat_display("LEFT bob").0, "* bob left");
-        assert_eq!(chat_display("OK alice bob").0, "alice bob");
-        assert_eq!(
-            chat_display("ERR name taken"),
-            ("error: name taken".to_string(), true)
-        );
-        assert_eq!(chat_display("BYE session ended").0, "Session ended");
-    }
-
-    #[test]
     fn quiz_answers_must_be_whole_numbers() {
         assert!(local_check("quiz", "42").is_ok());
         assert!(local_check("quiz", "-3").is_ok());
         assert!(local_check("quiz", "four").is_err());
         assert!(local_check("quiz", "help").is_ok());
+    }
+
+    #[test]
+    fn welcome_is_capitalised() {
+        assert_eq!(capitalise("welcome bob, 2 online"), "Welcome bob, 2 online");
+        assert_eq!(capitalise(""), "");
     }
 }

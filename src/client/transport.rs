@@ -16,6 +16,10 @@ use super::{ClientError, ClientOptions};
 /// How long the client waits to connect before giving up with a clear message.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Without TLS the server greets at once. Silence this long means it may be a TLS port, which
+/// waits for a handshake: the client then sends one line to find out (see `plain_greeting`).
+const PLAIN_GREETING_WAIT: Duration = Duration::from_secs(1);
+
 /// A connected socket, with or without TLS, that two threads may share: one reading, one
 /// writing. The rustls state sits behind a mutex that is never held while blocking on a read.
 pub struct Transport {
@@ -196,7 +200,11 @@ impl Session {
             transport,
             service: String::new(),
         };
-        let greeting = session.read_line()?.ok_or(ClientError::Closed)?;
+        let greeting = if o.no_tls {
+            session.plain_greeting()?
+        } else {
+            session.read_line()?.ok_or(ClientError::Closed)?
+        };
         if greeting.starts_with("ERR server busy") {
             return Err(ClientError::Busy);
         }
@@ -209,6 +217,38 @@ impl Session {
             }
         }
         Ok(session)
+    }
+
+    /// The greeting of a plain-TCP server. A TLS port says nothing until it gets a handshake,
+    /// so after a second of silence the client sends `help`: a TLS port answers that it speaks
+    /// TLS (securetcp says so in plain text; others send a binary alert), a slow plain server
+    /// greets and answers `help`, whose reply is skipped.
+    fn plain_greeting(&mut self) -> Result<String, ClientError> {
+        self.set_read_timeout(Some(PLAIN_GREETING_WAIT))?;
+        let first = match self.read_line() {
+            Ok(line) => line,
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                self.set_read_timeout(Some(CONNECT_TIMEOUT))?;
+                self.send_line("help")?;
+                let answer = self.read_line()?.ok_or(ClientError::ServerIsTls)?;
+                if answer.starts_with("HELLO ") {
+                    // The probe's reply follows the greeting (in quiz, after the question).
+                    while let Some(line) = self.read_line()? {
+                        if line.starts_with("OK ") {
+                            break;
+                        }
+                    }
+                }
+                Some(answer)
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.set_read_timeout(None)?;
+        let greeting = first.ok_or(ClientError::Closed)?;
+        if greeting.starts_with("ERR this port speaks TLS") || greeting.starts_with('\u{15}') {
+            return Err(ClientError::ServerIsTls);
+        }
+        Ok(greeting)
     }
 
     /// Bounds every later read (tests and benches must never hang on a silent server).
@@ -314,15 +354,20 @@ fn handshake(
 }
 
 fn handshake_error(e: io::Error) -> ClientError {
-    let text = e.to_string();
     if let Some(rustls_error) = e
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
     {
-        if matches!(rustls_error, rustls::Error::InvalidCertificate(_)) {
-            return ClientError::Untrusted(text);
-        }
-        return ClientError::Tls(text);
+        return match rustls_error {
+            rustls::Error::InvalidCertificate(_) => {
+                ClientError::Untrusted(crate::tls::describe_error(rustls_error))
+            }
+            // The first byte back was no TLS record: `HELLO ...` from a `--no-tls` server.
+            rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType) => {
+                ClientError::ServerIsPlain
+            }
+            other => ClientError::Tls(crate::tls::describe_error(other)),
+        };
     }
     ClientError::from(e)
 }

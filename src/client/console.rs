@@ -1,0 +1,259 @@
+//! The person's side of the client: where typed lines come from and where output goes.
+//!
+//! - Lines come from `--exec`, a pipe, or a terminal. A terminal gets a real line editor
+//!   (rustyline: editing, history, Ctrl-D) on a thread of its own, so the conversation can print
+//!   what the server pushes while the person types: rustyline's external printer puts it above
+//!   the input line and redraws the line, which is never broken.
+//! - Every typed line and every server line arrives as an [`Event`] on one channel, so a
+//!   conversation is a single loop that waits on one thing.
+//! - Output: replies and pushes on stdout; `error:`, `warning:` and notes on stderr. Everything
+//!   printed passes through [`visible`]: text from the network (or an echo of what was typed) can
+//!   never move the cursor, clear the screen or retitle the terminal.
+
+use std::borrow::Cow;
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::sync::mpsc::{Receiver, Sender, channel};
+
+use rustyline::error::ReadlineError;
+use rustyline::{Config, DefaultEditor, ExternalPrinter};
+
+/// Something the conversation waits for.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// A line the person typed (or `--exec` gave); `None` at the end of input (Ctrl-D, EOF).
+    Typed(Option<String>),
+    /// A line from the server; `Ok(None)` when the connection ended.
+    Server(io::Result<Option<String>>),
+}
+
+/// Where typed lines come from.
+enum Source {
+    Exec(std::vec::IntoIter<String>),
+    /// A pipe or a file: a thread reads it ahead, line by line.
+    Pipe,
+    /// A terminal: the editor thread reads one line per prompt it is sent.
+    Editor(Sender<String>),
+}
+
+pub(crate) struct Console {
+    source: Source,
+    events: Sender<Event>,
+    /// The terminal editor's printer, for output while a line is being edited.
+    printer: Option<Box<dyn ExternalPrinter + Send>>,
+    /// The terminal's settings before the editor touched them, restored when the client ends
+    /// (the editor thread may still be inside `readline`, in raw mode).
+    saved_terminal: Option<libc::termios>,
+}
+
+impl Console {
+    /// A console reading `exec` lines if any, else stdin; the events go to the returned receiver,
+    /// which the caller shares with the socket reader.
+    pub(crate) fn new(exec: Vec<String>) -> (Console, Sender<Event>, Receiver<Event>) {
+        let (events, receiver) = channel();
+        let mut console = Console {
+            source: Source::Pipe,
+            events: events.clone(),
+            printer: None,
+            saved_terminal: None,
+        };
+        console.source = if !exec.is_empty() {
+            Source::Exec(exec.into_iter())
+        } else if io::stdin().is_terminal() && io::stdout().is_terminal() {
+            console.start_editor().unwrap_or_else(|| console.start_pipe())
+        } else {
+            console.start_pipe()
+        };
+        (console, events, receiver)
+    }
+
+    fn start_pipe(&self) -> Source {
+        let events = self.events.clone();
+        std::thread::spawn(move || {
+            let stdin = io::stdin();
+            let mut lines = stdin.lock();
+            loop {
+                let mut line = String::new();
+                let typed = match lines.read_line(&mut line) {
+                    Ok(0) | Err(_) => None,
+                    Ok(_) => Some(line.trim_end_matches(['\n', '\r']).to_string()),
+                };
+                let end = typed.is_none();
+                if events.send(Event::Typed(typed)).is_err() || end {
+                    return;
+                }
+            }
+        });
+        Source::Pipe
+    }
+
+    /// The line editor on its own thread; `None` when the terminal cannot be driven (then the
+    /// terminal is read like a pipe).
+    fn start_editor(&mut self) -> Option<Source> {
+        let config = Config::builder()
+            .auto_add_history(true)
+            // Bracketed paste would be left switched on in the terminal if the client ended
+            // while the editor waits (a server's BYE): off, so nothing is left behind.
+            .bracketed_paste(false)
+            .build();
+        let mut editor = DefaultEditor::with_config(config).ok()?;
+        let printer = editor.create_external_printer().ok()?;
+        self.printer = Some(Box::new(printer));
+        self.saved_terminal = terminal_settings();
+        let (prompts, prompt_rx) = channel::<String>();
+        let events = self.events.clone();
+        std::thread::spawn(move || {
+            for prompt in prompt_rx {
+                let typed = match editor.readline(&prompt) {
+                    Ok(line) => Some(line),
+                    // Ctrl-D, and Ctrl-C too: the person wants out; the session ends politely.
+                    Err(ReadlineError::Eof | ReadlineError::Interrupted) => None,
+                    Err(_) => None,
+                };
+                if events.send(Event::Typed(typed)).is_err() {
+                    return;
+                }
+            }
+        });
+        Some(Source::Editor(prompts))
+    }
+
+    pub(crate) fn is_exec(&self) -> bool {
+        matches!(self.source, Source::Exec(_))
+    }
+
+    /// A person at a terminal (who can be asked again), not a script.
+    pub(crate) fn is_interactive(&self) -> bool {
+        matches!(self.source, Source::Editor(_))
+    }
+
+    /// Asks for the next line; it arrives as [`Event::Typed`]. A terminal shows `prompt` in
+    /// front of the line being edited; a pipe gets `prompt` on a line of its own when `show` is
+    /// set (so piped output still reads as a conversation); `--exec` shows nothing.
+    pub(crate) fn ask(&mut self, prompt: &str, show_when_piped: bool) {
+        match &mut self.source {
+            Source::Exec(lines) => {
+                let _ = self.events.send(Event::Typed(lines.next()));
+            }
+            Source::Pipe => {
+                if show_when_piped {
+                    self.say(prompt.trim_end());
+                }
+            }
+            Source::Editor(prompts) => {
+                let _ = prompts.send(prompt.to_string());
+            }
+        }
+    }
+
+    /// A reply or a push, on stdout.
+    pub(crate) fn say(&mut self, text: &str) {
+        let text = visible(text);
+        match &mut self.printer {
+            Some(printer) => {
+                let _ = printer.print(text.into_owned());
+            }
+            None => {
+                let mut out = io::stdout().lock();
+                let _ = writeln!(out, "{text}");
+                let _ = out.flush();
+            }
+        }
+    }
+
+    /// An `error:`, `warning:` or note line, on stderr (through the editor on a terminal, so
+    /// the line being typed stays whole).
+    pub(crate) fn tell(&mut self, text: &str) {
+        let text = visible(text);
+        match &mut self.printer {
+            Some(printer) => {
+                let _ = printer.print(text.into_owned());
+            }
+            None => eprintln!("{text}"),
+        }
+    }
+
+    /// `error: ...` for a server's `ERR` (or a failure); counts as a failure for `--exec`.
+    pub(crate) fn error(&mut self, reason: &str) {
+        self.tell(&format!("error: {reason}"));
+    }
+
+    pub(crate) fn warning(&mut self, text: &str) {
+        self.tell(&format!("warning: {text}"));
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        if let Some(settings) = &self.saved_terminal {
+            // SAFETY: tcsetattr reads the struct we pass; fd 0 is our stdin, a terminal.
+            unsafe { libc::tcsetattr(0, libc::TCSANOW, settings) };
+        }
+    }
+}
+
+fn terminal_settings() -> Option<libc::termios> {
+    // SAFETY: tcgetattr fills the zeroed struct we pass (termios is plain data).
+    unsafe {
+        let mut settings: libc::termios = std::mem::zeroed();
+        (libc::tcgetattr(0, &mut settings) == 0).then_some(settings)
+    }
+}
+
+/// Text with every control character made visible: C0 and DEL in caret notation (`^[`, `^?`),
+/// C1 as `\u{9b}`. Nothing that came from the network can drive the terminal.
+pub fn visible(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut shown = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c as u32 {
+            code @ 0..=0x1f => {
+                shown.push('^');
+                shown.push(char::from(b'@' + code as u8));
+            }
+            0x7f => shown.push_str("^?"),
+            code if c.is_control() => shown.push_str(&format!("\\u{{{code:x}}}")),
+            _ => shown.push(c),
+        }
+    }
+    Cow::Owned(shown)
+}
+
+/// Quotes what someone typed inside a warning: made visible and cut to a sane length.
+pub fn quote(text: &str) -> String {
+    const MAX_QUOTED_CHARS: usize = 40;
+    let shown = visible(text);
+    if shown.chars().count() <= MAX_QUOTED_CHARS {
+        format!("\"{shown}\"")
+    } else {
+        let cut: String = shown.chars().take(MAX_QUOTED_CHARS).collect();
+        format!("\"{cut}...\"")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_made_visible() {
+        assert_eq!(visible("hello"), "hello");
+        assert!(matches!(visible("plain text"), Cow::Borrowed(_)));
+        assert_eq!(
+            visible("\u{1b}[2J\u{1b}]0;owned\u{7}"),
+            "^[[2J^[]0;owned^G"
+        );
+        assert_eq!(visible("a\rb\tc\u{7f}"), "a^Mb^Ic^?");
+        assert_eq!(visible("\u{9b}31m"), "\\u{9b}31m");
+        assert_eq!(visible("été ✓"), "été ✓");
+    }
+
+    #[test]
+    fn quotes_are_visible_and_short() {
+        assert_eq!(quote("0"), "\"0\"");
+        assert_eq!(quote("\u{1b}c"), "\"^[c\"");
+        let long = quote(&"x".repeat(10_000));
+        assert_eq!(long, format!("\"{}...\"", "x".repeat(40)));
+    }
+}
