@@ -458,7 +458,10 @@ mod tests {
     fn mistakes_are_usage_errors() {
         assert_eq!(usage_error(&["--bogus"]), "unknown option --bogus");
         assert_eq!(usage_error(&["-x"]), "unknown option -x");
-        assert_eq!(usage_error(&["--max-line"]), "option --max-line needs a value");
+        assert_eq!(
+            usage_error(&["--max-line"]),
+            "option --max-line needs a value"
+        );
         assert_eq!(
             usage_error(&["--no-tls=yes"]),
             "option --no-tls takes no value"

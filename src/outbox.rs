@@ -188,10 +188,15 @@ impl Outbox {
 
     /// The name the service gave `id` after `mark`, if any.
     pub fn name_since(&self, mark: usize, id: ConnId) -> Option<&[u8]> {
-        self.actions[mark..].iter().rev().find_map(|action| match action {
-            Action::SetName { id: named, name } if *named == id => Some(&self.bytes[name.clone()]),
-            _ => None,
-        })
+        self.actions[mark..]
+            .iter()
+            .rev()
+            .find_map(|action| match action {
+                Action::SetName { id: named, name } if *named == id => {
+                    Some(&self.bytes[name.clone()])
+                }
+                _ => None,
+            })
     }
 
     /// True once the service has asked to close `id` in this batch: later lines of the same

@@ -113,7 +113,13 @@ pub fn client_config(
         None => builder.with_no_client_auth(),
         Some((cert, key)) => builder
             .with_client_auth_cert(load_certs(cert)?, load_key(key)?)
-            .map_err(|e| format!("client certificate {}: {}", cert.display(), describe_error(&e)))?,
+            .map_err(|e| {
+                format!(
+                    "client certificate {}: {}",
+                    cert.display(),
+                    describe_error(&e)
+                )
+            })?,
     };
     Ok(Arc::new(config))
 }
@@ -126,7 +132,9 @@ pub fn describe_error(e: &rustls::Error) -> String {
         Error::InconsistentKeys(InconsistentKeys::KeyMismatch) => {
             "the private key does not belong to the certificate".into()
         }
-        Error::InconsistentKeys(_) => "the private key cannot be checked against the certificate".into(),
+        Error::InconsistentKeys(_) => {
+            "the private key cannot be checked against the certificate".into()
+        }
         Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType) => {
             "not TLS: the peer sent something else (plain text?)".into()
         }
@@ -134,11 +142,16 @@ pub fn describe_error(e: &rustls::Error) -> String {
         Error::NoCertificatesPresented => "the client sent no certificate".into(),
         Error::PeerIncompatible(_) => "no TLS version or cipher suite in common".into(),
         Error::DecryptError => "a TLS record failed to decrypt (corrupt or forged)".into(),
-        Error::AlertReceived(Alert::BadCertificate | Alert::UnknownCA | Alert::CertificateUnknown) => {
-            "the peer did not trust our certificate".into()
+        Error::AlertReceived(
+            Alert::BadCertificate | Alert::UnknownCA | Alert::CertificateUnknown,
+        ) => "the peer did not trust our certificate".into(),
+        Error::AlertReceived(Alert::CertificateRequired) => {
+            "the peer requires a client certificate".into()
         }
-        Error::AlertReceived(Alert::CertificateRequired) => "the peer requires a client certificate".into(),
-        Error::AlertReceived(alert) => format!("the peer ended the handshake (TLS alert {})", alert_words(*alert)),
+        Error::AlertReceived(alert) => format!(
+            "the peer ended the handshake (TLS alert {})",
+            alert_words(*alert)
+        ),
         Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
             "certificate signed by an unknown CA".into()
         }
@@ -149,7 +162,8 @@ pub fn describe_error(e: &rustls::Error) -> String {
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
         ) => "certificate not valid for this name".into(),
         Error::InvalidCertificate(_) => "invalid certificate".into(),
-        Error::PeerMisbehaved(_) | Error::InappropriateMessage { .. }
+        Error::PeerMisbehaved(_)
+        | Error::InappropriateMessage { .. }
         | Error::InappropriateHandshakeMessage { .. } => "the peer broke the TLS protocol".into(),
         other => other.to_string(),
     }

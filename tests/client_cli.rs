@@ -313,3 +313,182 @@ fn chat_exec_sends_then_quits() {
     assert_eq!(bob.read_line().unwrap().unwrap(), "MSG carol two");
     assert_eq!(bob.read_line().unwrap().unwrap(), "LEFT carol");
 }
+
+#[test]
+fn chat_text_cannot_drive_another_members_terminal() {
+    let server = Server::start(&["--service", "chat"]);
+    let mut mallory = server.connect();
+    assert!(mallory.request("name mallory").unwrap().starts_with("OK"));
+    let port = server.addr().port().to_string();
+    let mut alice = std::process::Command::new(common::client_bin())
+        .args(["127.0.0.1", &port, "--name", "alice"])
+        .current_dir(&server.dir.0)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert_eq!(mallory.read_line().unwrap().unwrap(), "JOIN alice");
+    mallory
+        .send_line("\u{1b}[2J\u{1b}]0;owned\u{7} hi \u{9b}1m")
+        .unwrap();
+    // Give the push time to arrive before alice's input ends.
+    mallory.send_line("who").unwrap();
+    assert_eq!(mallory.read_line().unwrap().unwrap(), "OK mallory alice");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    drop(alice.stdin.take());
+    let out = alice.wait_with_output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("mallory: ^[[2J^[]0;owned^G hi \\u{9b}1m\n"),
+        "{stdout:?}"
+    );
+    assert!(
+        !stdout.contains('\u{1b}') && !stdout.contains('\u{7}'),
+        "{stdout:?}"
+    );
+}
+
+#[test]
+fn a_taken_name_is_never_replaced_by_a_later_line() {
+    let server = Server::start(&["--service", "chat"]);
+    let mut alice = server.connect();
+    assert!(alice.request("name alice").unwrap().starts_with("OK"));
+    let base = port_args(&server);
+    let (status, stdout, stderr) = run_client(
+        &server.dir.0,
+        &args(&base, &["--name", "alice"]),
+        Some("hello?\nsecond line\n"),
+    );
+    assert_eq!(status.code(), Some(1), "{stdout}");
+    assert_eq!(stderr, "error: name taken\n");
+    alice.send_line("who").unwrap();
+    assert_eq!(alice.read_line().unwrap().unwrap(), "OK alice");
+    assert!(!server.log().contains("hello?"), "{}", server.log());
+    // Without --name, the first piped line is the name; taken, it is not retried either.
+    let (status, _, stderr) = run_client(&server.dir.0, &args(&base, &[]), Some("alice\nbob\n"));
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(stderr, "error: name taken\n");
+}
+
+#[test]
+fn chat_log_lines_follow_the_order_of_the_requests() {
+    let server = Server::start(&["--service", "chat"]);
+    let base = port_args(&server);
+    let (status, _, stderr) = run_client(
+        &server.dir.0,
+        &args(&base, &["--name", "ann", "-e", "hi", "-e", "who"]),
+        None,
+    );
+    assert!(status.success(), "{stderr}");
+    let log = server.wait_for_log("reason=quit");
+    let order: Vec<&str> = log
+        .lines()
+        .filter_map(|l| {
+            ["event=msg", "req=who", "req=q"]
+                .into_iter()
+                .find(|k| l.contains(k))
+        })
+        .collect();
+    assert_eq!(order, ["event=msg", "req=who", "req=q"], "{log}");
+}
+
+#[test]
+fn tls_and_plain_mixed_up_say_so_at_once() {
+    let plain = Server::start(&["--no-tls"]);
+    let dir = TestDir::new("client-mixed");
+    let port = plain.addr().port().to_string();
+    let (status, stdout, stderr) =
+        run_client(&plain.dir.0, &["127.0.0.1", &port, "-e", "+ 1 1"], None);
+    assert_eq!(status.code(), Some(1));
+    assert!(stdout.is_empty());
+    assert_eq!(stderr, "error: the server speaks plain TCP: try --no-tls\n");
+
+    let tls = Server::start(&[]);
+    let port = tls.addr().port().to_string();
+    let started = std::time::Instant::now();
+    let (status, _, stderr) = run_client(
+        &dir.0,
+        &["127.0.0.1", &port, "--no-tls", "-e", "+ 1 1"],
+        None,
+    );
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(stderr, "error: the server speaks TLS: leave out --no-tls\n");
+    // Not the 10 s handshake timeout: a second of silence, then one probe line.
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+#[test]
+fn addresses_as_people_write_them() {
+    let dir = TestDir::new("client-addr");
+    let (status, _, stderr) = run_client(&dir.0, &["5000"], None);
+    assert_eq!(status.code(), Some(2));
+    assert!(
+        stderr.starts_with("error: '5000' is a port, not a host: give the host first"),
+        "{stderr}"
+    );
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipped the IPv6 part: this machine has no ::1");
+        return;
+    }
+    let server = Server::start_with(&["::1", "0"], &[], 1);
+    let port = server.addr().port().to_string();
+    let (status, stdout, stderr) =
+        run_client(&server.dir.0, &["[::1]", &port, "-e", "+ 3 4"], None);
+    assert!(status.success(), "{stderr}");
+    assert_eq!(stdout, "7\nSession ended\n");
+}
+
+#[test]
+fn sum_shows_the_server_by_name_and_passes_help_on() {
+    let server = Server::start(&[
+        "--service",
+        "sum",
+        "--name",
+        "John Q. Smith",
+        "--number",
+        "9",
+    ]);
+    let base = port_args(&server);
+    let (status, stdout, stderr) = run_client(
+        &server.dir.0,
+        &args(&base, &["--name", "Ann Lee", "-e", "help", "-e", "3"]),
+        None,
+    );
+    assert!(status.success(), "{stderr}");
+    assert_eq!(
+        stdout,
+        "commands: Client of <NAME>;<N> with N from 1 to 100 | name NAME | help | q\n\
+         Server of John Q. Smith answered 9\n3 (client) + 9 (server) = 12\nSession ended\n"
+    );
+    server.wait_for_log("name=\"Ann Lee\" event=sum");
+}
+
+#[test]
+fn the_server_shutting_down_ends_the_client_with_zero() {
+    use std::process::{Command, Stdio};
+    let mut server = Server::start(&[]);
+    let port = server.addr().port().to_string();
+    let mut client = Command::new(common::client_bin())
+        .args(["127.0.0.1", &port])
+        .current_dir(&server.dir.0)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Held open to the end: the client is waiting for a line when the server stops.
+    let _stdin = client.stdin.take();
+    server.wait_for_log("event=open");
+    server.stop_with(libc::SIGTERM);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(client.wait_with_output().unwrap()));
+    let out = rx
+        .recv_timeout(common::WAIT)
+        .expect("the client did not exit by itself");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Session ended: server shutting down\n"
+    );
+    assert_eq!(out.status.code(), Some(0));
+}

@@ -58,13 +58,19 @@ fn non_tls_bytes_end_that_connection_only() {
     bad.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
     let (reply, _) = read_to_end_timed(&mut bad);
     // Plain text gets one plain line that says why, then the close.
-    assert_eq!(String::from_utf8_lossy(&reply), "ERR this port speaks TLS\n");
+    assert_eq!(
+        String::from_utf8_lossy(&reply),
+        "ERR this port speaks TLS\n"
+    );
     assert_eq!(good.request("+ 3 4").unwrap(), "OK 7");
     let mut fresh = server.connect();
     assert_eq!(fresh.request("2 * 3").unwrap(), "OK 6");
     // The close line says what went wrong, in words.
     let log = server.wait_for_log("reason=tls-error");
-    let close = log.lines().find(|l| l.contains("reason=tls-error")).unwrap();
+    let close = log
+        .lines()
+        .find(|l| l.contains("reason=tls-error"))
+        .unwrap();
     assert!(
         close.ends_with("error=\"not TLS: the peer sent something else (plain text?)\""),
         "{close}"
@@ -81,7 +87,10 @@ fn a_broken_tls_record_gets_an_alert_and_a_logged_reason() {
     let (reply, _) = read_to_end_timed(&mut bad);
     assert!(reply.is_empty() || reply[0] == 21, "a TLS alert: {reply:?}");
     let log = server.wait_for_log("reason=tls-error");
-    let close = log.lines().find(|l| l.contains("reason=tls-error")).unwrap();
+    let close = log
+        .lines()
+        .find(|l| l.contains("reason=tls-error"))
+        .unwrap();
     assert!(close.contains(" error=\""), "{close}");
     assert!(!close.contains("InvalidMessage"), "no Rust names: {close}");
 }

@@ -43,6 +43,8 @@ pub(crate) struct Console {
     /// The terminal's settings before the editor touched them, restored when the client ends
     /// (the editor thread may still be inside `readline`, in raw mode).
     saved_terminal: Option<libc::termios>,
+    /// The editor is inside `readline` (asked, no answer yet): printing goes through it.
+    reading: bool,
 }
 
 impl Console {
@@ -55,11 +57,14 @@ impl Console {
             events: events.clone(),
             printer: None,
             saved_terminal: None,
+            reading: false,
         };
         console.source = if !exec.is_empty() {
             Source::Exec(exec.into_iter())
         } else if io::stdin().is_terminal() && io::stdout().is_terminal() {
-            console.start_editor().unwrap_or_else(|| console.start_pipe())
+            console
+                .start_editor()
+                .unwrap_or_else(|| console.start_pipe())
         } else {
             console.start_pipe()
         };
@@ -140,17 +145,45 @@ impl Console {
                 }
             }
             Source::Editor(prompts) => {
-                let _ = prompts.send(prompt.to_string());
+                self.reading = prompts.send(prompt.to_string()).is_ok();
             }
         }
+    }
+
+    /// The answer to the last [`Console::ask`] arrived.
+    pub(crate) fn typed_arrived(&mut self) {
+        self.reading = false;
+    }
+
+    /// The last words of a session that ends while the person may be typing: the editor is
+    /// left (its half-typed line erased, the terminal as it was) and `text` is printed directly,
+    /// because the client exits before the editor thread would show it.
+    pub(crate) fn farewell(&mut self, text: &str) {
+        self.leave_editor();
+        self.say(text);
+    }
+
+    fn leave_editor(&mut self) {
+        if let Some(settings) = &self.saved_terminal {
+            // SAFETY: tcsetattr reads the struct we pass; fd 0 is our stdin, a terminal.
+            unsafe { libc::tcsetattr(0, libc::TCSANOW, settings) };
+        }
+        if self.reading {
+            let mut out = io::stdout().lock();
+            let _ = out.write_all(b"\r\x1b[K");
+            let _ = out.flush();
+            self.reading = false;
+        }
+        self.printer = None;
     }
 
     /// A reply or a push, on stdout.
     pub(crate) fn say(&mut self, text: &str) {
         let text = visible(text);
         match &mut self.printer {
+            // The editor adds no newline while it is not reading a line: always give one.
             Some(printer) => {
-                let _ = printer.print(text.into_owned());
+                let _ = printer.print(format!("{text}\n"));
             }
             None => {
                 let mut out = io::stdout().lock();
@@ -166,7 +199,7 @@ impl Console {
         let text = visible(text);
         match &mut self.printer {
             Some(printer) => {
-                let _ = printer.print(text.into_owned());
+                let _ = printer.print(format!("{text}\n"));
             }
             None => eprintln!("{text}"),
         }
@@ -184,10 +217,7 @@ impl Console {
 
 impl Drop for Console {
     fn drop(&mut self) {
-        if let Some(settings) = &self.saved_terminal {
-            // SAFETY: tcsetattr reads the struct we pass; fd 0 is our stdin, a terminal.
-            unsafe { libc::tcsetattr(0, libc::TCSANOW, settings) };
-        }
+        self.leave_editor();
     }
 }
 
@@ -240,10 +270,7 @@ mod tests {
     fn control_characters_are_made_visible() {
         assert_eq!(visible("hello"), "hello");
         assert!(matches!(visible("plain text"), Cow::Borrowed(_)));
-        assert_eq!(
-            visible("\u{1b}[2J\u{1b}]0;owned\u{7}"),
-            "^[[2J^[]0;owned^G"
-        );
+        assert_eq!(visible("\u{1b}[2J\u{1b}]0;owned\u{7}"), "^[[2J^[]0;owned^G");
         assert_eq!(visible("a\rb\tc\u{7f}"), "a^Mb^Ic^?");
         assert_eq!(visible("\u{9b}31m"), "\\u{9b}31m");
         assert_eq!(visible("été ✓"), "été ✓");

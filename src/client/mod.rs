@@ -158,9 +158,7 @@ impl fmt::Display for ClientError {
             ),
             ClientError::Tls(why) => write!(f, "TLS handshake failed: {why}"),
             ClientError::ServerIsPlain => f.write_str("the server speaks plain TCP: try --no-tls"),
-            ClientError::ServerIsTls => {
-                f.write_str("the server speaks TLS: leave out --no-tls")
-            }
+            ClientError::ServerIsTls => f.write_str("the server speaks TLS: leave out --no-tls"),
             ClientError::Login(reason) => f.write_str(reason),
             ClientError::Busy => f.write_str("server busy, try again later"),
             ClientError::Closed => f.write_str("the server closed the connection"),
@@ -269,12 +267,19 @@ mod tests {
         assert!(parse_args(&["x", "port"]).is_err());
         assert!(parse_args(&["--cert", "c.pem"]).is_err());
         assert!(parse_args(&["--name", "a;b"]).is_err());
-        assert!(parse_args(&["5000"]).unwrap_err().contains("is a port, not a host"));
+        assert!(
+            parse_args(&["5000"])
+                .unwrap_err()
+                .contains("is a port, not a host")
+        );
         let ClientCommand::Run(o) = parse_args(&["[::1]", "5001"]).unwrap() else {
             panic!()
         };
         assert_eq!(o.host.as_deref(), Some("::1"));
-        assert_eq!(parse_args(&["--bogus"]).unwrap_err(), "unknown option --bogus");
+        assert_eq!(
+            parse_args(&["--bogus"]).unwrap_err(),
+            "unknown option --bogus"
+        );
         let ClientCommand::Run(o) = parse_args(&["--name", "John Q. Smith"]).unwrap() else {
             panic!()
         };

@@ -88,7 +88,10 @@ impl Talk {
     fn server_line(&mut self) -> Result<Option<String>, ClientError> {
         loop {
             match self.events.recv() {
-                Ok(Event::Typed(typed)) => self.typed_ahead.push_back(typed),
+                Ok(Event::Typed(typed)) => {
+                    self.console.typed_arrived();
+                    self.typed_ahead.push_back(typed);
+                }
                 Ok(Event::Server(line)) => return Ok(line?),
                 Err(_) => return Err(ClientError::Closed),
             }
@@ -103,7 +106,10 @@ impl Talk {
                 return Ok(typed.map_or(Typed::End, Typed::Line));
             }
             match self.events.recv() {
-                Ok(Event::Typed(typed)) => self.typed_ahead.push_back(typed),
+                Ok(Event::Typed(typed)) => {
+                    self.console.typed_arrived();
+                    self.typed_ahead.push_back(typed);
+                }
                 Ok(Event::Server(line)) => match line? {
                     Some(line) if line.starts_with("BYE") => {
                         self.show_bye(&line);
@@ -146,8 +152,8 @@ impl Talk {
     /// `BYE session ended` reads `Session ended`; any other reason follows it.
     fn show_bye(&mut self, line: &str) {
         match line.strip_prefix("BYE ") {
-            Some("session ended") | None => self.console.say("Session ended"),
-            Some(reason) => self.console.say(&format!("Session ended: {reason}")),
+            Some("session ended") | None => self.console.farewell("Session ended"),
+            Some(reason) => self.console.farewell(&format!("Session ended: {reason}")),
         }
     }
 
@@ -323,7 +329,8 @@ fn sum(talk: &mut Talk, o: &ClientOptions) -> Result<(), ClientError> {
             .and_then(|(server, m)| Some((server, m.trim().parse::<i64>().ok()?)));
         match answer {
             Some((server, m)) => {
-                talk.console.say(&format!("Server of {server} answered {m}"));
+                talk.console
+                    .say(&format!("Server of {server} answered {m}"));
                 talk.console
                     .say(&format!("{n} (client) + {m} (server) = {}", n + m));
             }

@@ -227,7 +227,12 @@ impl Session {
         self.set_read_timeout(Some(PLAIN_GREETING_WAIT))?;
         let first = match self.read_line() {
             Ok(line) => line,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 self.set_read_timeout(Some(CONNECT_TIMEOUT))?;
                 self.send_line("help")?;
                 let answer = self.read_line()?.ok_or(ClientError::ServerIsTls)?;

@@ -2,6 +2,8 @@
 //! its ready line, and talk to it with real TLS using the CA it generated.
 #![allow(dead_code)] // each test file uses a different part of this module
 
+pub mod pty;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
