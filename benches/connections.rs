@@ -149,9 +149,48 @@ fn bench_server(c: &mut Criterion, name: &str, server: &Server, sizes: &[usize])
     group.finish();
 }
 
+/// Builds `examples/blocking_server.rs` in release mode (cargo does not build examples for a
+/// bench), so all three servers are always measured, current. Fails with the command to run.
+fn build_blocking_server() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    // Cargo sets these for the bench process; a nested build that sees them thinks the
+    // environment changed and rebuilds dependencies (ring watches CARGO_MANIFEST_DIR).
+    for (key, _) in std::env::vars() {
+        if [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+            "CARGO_PRIMARY_",
+        ]
+        .iter()
+        .any(|prefix| key.starts_with(prefix))
+            || key == "OUT_DIR"
+        {
+            command.env_remove(key);
+        }
+    }
+    let built = command
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "--example",
+            "blocking_server",
+        ])
+        .current_dir(&manifest)
+        .status()
+        .is_ok_and(|status| status.success());
+    assert!(
+        built,
+        "could not build the blocking servers; run: cargo build --release --example blocking_server"
+    );
+    manifest.join("target/release/examples/blocking_server")
+}
+
 fn connections(c: &mut Criterion) {
-    let blocking =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/examples/blocking_server");
+    let blocking = build_blocking_server();
     let reactor = Server::start(
         "reactor",
         Path::new(env!("CARGO_BIN_EXE_securetcp")),
@@ -159,12 +198,6 @@ fn connections(c: &mut Criterion) {
     );
     bench_server(c, "reactor", &reactor, &[1, 64, 512]);
     drop(reactor);
-    if !blocking.exists() {
-        eprintln!(
-            "skipped the blocking servers: build them first (cargo build --release --examples)"
-        );
-        return;
-    }
     let threads = Server::start("threads", &blocking, &["--threads", "127.0.0.1", "0"]);
     bench_server(c, "threads", &threads, &[1, 64, 512]);
     drop(threads);

@@ -150,7 +150,7 @@ pub fn describe_error(e: &rustls::Error) -> String {
         }
         Error::AlertReceived(alert) => format!(
             "the peer ended the handshake (TLS alert {})",
-            alert_words(*alert)
+            camel_to_words(&format!("{alert:?}"), '_')
         ),
         Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
             "certificate signed by an unknown CA".into()
@@ -162,20 +162,26 @@ pub fn describe_error(e: &rustls::Error) -> String {
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
         ) => "certificate not valid for this name".into(),
         Error::InvalidCertificate(_) => "invalid certificate".into(),
-        Error::PeerMisbehaved(_)
-        | Error::InappropriateMessage { .. }
-        | Error::InappropriateHandshakeMessage { .. } => "the peer broke the TLS protocol".into(),
+        // `ServerNameMustContainOneHostName` reads "server name must contain one host name" (an
+        // IP address sent as SNI, as socat does for `[::1]`).
+        Error::PeerMisbehaved(how) => format!(
+            "the peer broke the TLS protocol: {}",
+            camel_to_words(&format!("{how:?}"), ' ')
+        ),
+        Error::InappropriateMessage { .. } | Error::InappropriateHandshakeMessage { .. } => {
+            "the peer broke the TLS protocol: a message out of place".into()
+        }
         other => other.to_string(),
     }
 }
 
-/// `handshake_failure` rather than `HandshakeFailure`: the alert's name as the RFC writes it.
-fn alert_words(alert: rustls::AlertDescription) -> String {
-    let name = format!("{alert:?}");
-    let mut words = String::with_capacity(name.len() + 4);
+/// `HandshakeFailure` as `handshake_failure` (an alert, as the RFC names it) or as words.
+fn camel_to_words(name: &str, separator: char) -> String {
+    let name = name.split('(').next().unwrap_or(name); // a variant's payload is left out
+    let mut words = String::with_capacity(name.len() + 8);
     for (i, c) in name.chars().enumerate() {
         if c.is_ascii_uppercase() && i > 0 {
-            words.push('_');
+            words.push(separator);
         }
         words.push(c.to_ascii_lowercase());
     }
@@ -370,6 +376,27 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("securetcp-tls-{tag}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         dir
+    }
+
+    #[test]
+    fn tls_errors_read_as_words() {
+        use rustls::{AlertDescription, Error, PeerMisbehaved};
+        assert_eq!(
+            describe_error(&Error::PeerMisbehaved(
+                PeerMisbehaved::ServerNameMustContainOneHostName
+            )),
+            "the peer broke the TLS protocol: server name must contain one host name"
+        );
+        assert_eq!(
+            describe_error(&Error::AlertReceived(AlertDescription::HandshakeFailure)),
+            "the peer ended the handshake (TLS alert handshake_failure)"
+        );
+        assert_eq!(
+            describe_error(&Error::InconsistentKeys(
+                rustls::InconsistentKeys::KeyMismatch
+            )),
+            "the private key does not belong to the certificate"
+        );
     }
 
     #[test]
