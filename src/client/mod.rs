@@ -51,7 +51,12 @@ fn options() -> Options {
     o.optopt("", "cert", "client certificate for mutual TLS", "FILE");
     o.optopt("", "key", "private key of --cert", "FILE");
     o.optflag("", "no-tls", "plain TCP");
-    o.optopt("", "name", "send 'name NAME' first", "NAME");
+    o.optopt(
+        "",
+        "name",
+        "your name: sent as 'name NAME' (chat: to log in; sum: in the exchange)",
+        "NAME",
+    );
     o.optmulti(
         "e",
         "exec",
@@ -64,7 +69,10 @@ fn options() -> Options {
 }
 
 pub fn usage() -> String {
-    options().usage("Usage: client [OPTIONS] [HOST [PORT]]\n\nTalks to a securetcp server (default 127.0.0.1 5000).")
+    options().usage(
+        "Usage: client [OPTIONS] [HOST [PORT]]\n\nTalks to a securetcp server (default 127.0.0.1 5000; \
+         IPv6 as ::1 or [::1]).",
+    )
 }
 
 pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<ClientCommand, String> {
