@@ -492,3 +492,14 @@ fn the_server_shutting_down_ends_the_client_with_zero() {
     );
     assert_eq!(out.status.code(), Some(0));
 }
+
+#[test]
+fn quiz_passes_help_on_and_asks_the_same_question_again() {
+    let server = Server::start(&["--service", "quiz"]);
+    let base = port_args(&server);
+    let (status, stdout, stderr) = run_client(&server.dir.0, &args(&base, &["-e", "help"]), None);
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.starts_with("commands: "), "{stdout}");
+    assert!(stdout.ends_with("Session ended\n"), "{stdout}");
+    server.wait_for_log("req=help");
+}
