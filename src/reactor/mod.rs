@@ -19,17 +19,21 @@
 //! It owns the listeners, the connection table, the timers, the signals and shutdown. It knows
 //! no service's protocol: services speak only through the `Service` trait and the `Outbox`.
 
+mod accept;
+mod flow;
+mod timers;
+
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use mio::net::{TcpListener, TcpStream};
+use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use rustls::ServerConfig;
 use signal_hook_mio::v1_0::Signals;
 
-use crate::config::{Config, ListenSpec};
+use crate::config::Config;
 use crate::conn::{CloseReason, Conn, Phase, READ_PAUSE_OUTPUT, ReadEvent};
 use crate::line::Frame;
 use crate::log::{Log, Value};
@@ -134,7 +138,7 @@ impl Reactor {
         let poll = Poll::new().map_err(|e| format!("cannot create the poll: {e}"))?;
         let mut listeners = Vec::new();
         for spec in &config.listen {
-            for addr in resolve(spec)? {
+            for addr in accept::resolve(spec)? {
                 let mut listener =
                     TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
                 poll.registry()
@@ -275,133 +279,12 @@ impl Reactor {
         Ok(())
     }
 
-    /// Sleep until the nearest deadline (connection timers, paused accept, shutdown), or forever.
-    fn poll_timeout(&self) -> Option<Duration> {
-        if !self.read_later.is_empty() {
-            return Some(Duration::ZERO); // only collect new events: reading goes on at once
-        }
-        [
-            self.next_wake,
-            self.accept_paused_until,
-            self.shutdown_deadline,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-        // Rounded up a millisecond so a wake-up is never just before the deadline.
-        .map(|at| at.saturating_duration_since(Instant::now()) + Duration::from_millis(1))
-    }
-
-    fn note_deadline(&mut self, at: Instant) {
-        if self.next_wake.is_none_or(|w| at < w) {
-            self.next_wake = Some(at);
-        }
-    }
-
     fn mark_dirty(&mut self, id: ConnId) {
         if let Some(conn) = slot_mut(&mut self.conns, id) {
             if !conn.dirty {
                 conn.dirty = true;
                 self.dirty.push(id);
             }
-        }
-    }
-
-    // ---- accepting ----
-
-    /// Accepts until the backlog is empty (edge-triggered: a missed connection would wait
-    /// for the next one to arrive).
-    fn accept_all(&mut self, index: usize) {
-        if self.accept_paused_until.is_some() || self.shutdown_deadline.is_some() {
-            return;
-        }
-        loop {
-            let Some(listener) = self.listeners.get(index) else {
-                return;
-            };
-            match listener.accept() {
-                Ok((stream, peer)) => self.admit(stream, peer),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
-                    // Out of descriptors. Retrying now would spin; wait until one is freed
-                    // (a close resumes at once) or the pause ends.
-                    self.log.line(format_args!(
-                        "event=accept-paused error={}",
-                        Value(e.to_string().as_bytes())
-                    ));
-                    self.accept_paused_until = Some(self.now + ACCEPT_PAUSE);
-                    return;
-                }
-                // ECONNABORTED and the like concern one connection that is already gone.
-                Err(_) => continue,
-            }
-        }
-    }
-
-    fn admit(&mut self, stream: TcpStream, peer: SocketAddr) {
-        let busy = self.live - self.busy_now >= self.settings.max_clients;
-        if busy && self.busy_now >= MAX_BUSY_REPLIES {
-            // Too many even to tell them: drop the socket, which frees its descriptor.
-            self.last_serial += 1;
-            self.log.line(format_args!(
-                "conn={} peer={peer} event=open tls=-",
-                self.last_serial
-            ));
-            self.log.line(format_args!(
-                "conn={} event=close reason=busy requests=0",
-                self.last_serial
-            ));
-            return;
-        }
-        // Small replies must leave at once, not wait for Nagle.
-        let _ = stream.set_nodelay(true);
-        let slot = self.free_slots.pop().unwrap_or_else(|| {
-            self.conns.push(None);
-            self.conns.len() - 1
-        });
-        self.last_serial += 1;
-        let id = ConnId::new(self.last_serial, slot);
-        let mut conn = match Conn::new(
-            id,
-            stream,
-            peer,
-            self.tls.as_ref(),
-            self.settings.max_line,
-            self.now,
-        ) {
-            Ok(conn) => conn,
-            Err(e) => {
-                self.free_slots.push(slot);
-                self.log.line(format_args!(
-                    "conn={id} peer={peer} event=error error={}",
-                    Value(e.to_string().as_bytes())
-                ));
-                return;
-            }
-        };
-        if let Err(e) = self.poll.registry().register(
-            conn.socket_mut(),
-            Token(id.as_usize()),
-            Interest::READABLE,
-        ) {
-            self.free_slots.push(slot);
-            self.log.line(format_args!(
-                "conn={id} peer={peer} event=error error={}",
-                Value(e.to_string().as_bytes())
-            ));
-            return;
-        }
-        conn.busy = busy;
-        self.conns[slot] = Some(conn);
-        self.live += 1;
-        self.busy_now += usize::from(busy);
-        if self.tls.is_some() {
-            if let Some(timeout) = self.settings.handshake_timeout {
-                self.note_deadline(self.now + timeout);
-            }
-        } else {
-            self.on_ready(id);
         }
     }
 
@@ -468,64 +351,6 @@ impl Reactor {
                     self.settle();
                     return;
                 }
-            }
-        }
-    }
-
-    /// A client with much unsent output stops being read until it catches up.
-    fn throttle_if_behind(&mut self, id: ConnId) {
-        let now = self.now;
-        let Some(conn) = slot_mut(&mut self.conns, id) else {
-            return;
-        };
-        if conn.pending_output() <= READ_PAUSE_OUTPUT {
-            return;
-        }
-        if conn.flush(now).is_err() {
-            self.close(id, CloseReason::Reset);
-            self.settle();
-            return;
-        }
-        if conn.pending_output() > READ_PAUSE_OUTPUT {
-            conn.read_paused = true;
-            self.mark_dirty(id);
-        }
-    }
-
-    /// Stops reading a sender whose messages go to members that are behind but still reading;
-    /// `review_fanout` lets it go on once they have caught up or stalled.
-    fn pause_sender(&mut self, id: ConnId) {
-        if let Some(conn) = slot_mut(&mut self.conns, id) {
-            if !conn.fanout_paused {
-                conn.fanout_paused = true;
-                self.fanout_paused.push(id);
-            }
-        }
-        self.note_deadline(self.now + STALLED_AFTER);
-    }
-
-    /// Once per loop turn: resumes the paused senders when no receiver holds them back.
-    fn review_fanout(&mut self) {
-        if self.fanout_paused.is_empty() {
-            self.congested.clear();
-            return;
-        }
-        let now = self.now;
-        let conns = &mut self.conns;
-        self.congested.retain(|&id| {
-            slot_mut(conns, id).is_some_and(|c| {
-                c.pending_output() > FANOUT_SOFT / 2
-                    && now.duration_since(c.last_drained) < STALLED_AFTER
-            })
-        });
-        if !self.congested.is_empty() {
-            self.note_deadline(now + STALLED_AFTER); // look again even if nothing else happens
-            return;
-        }
-        for id in std::mem::take(&mut self.fanout_paused) {
-            if let Some(conn) = slot_mut(&mut self.conns, id) {
-                conn.fanout_paused = false;
-                self.read_later.push(id);
             }
         }
     }
@@ -600,7 +425,7 @@ impl Reactor {
             now,
             ..
         } = self;
-        let mut queue = Queue {
+        let mut queue = flow::Queue {
             conns,
             dirty,
             to_close,
@@ -739,52 +564,6 @@ impl Reactor {
         self.settle();
     }
 
-    // ---- timers ----
-
-    fn run_timers(&mut self) {
-        if self.accept_paused_until.is_some_and(|at| self.now >= at) {
-            self.accept_paused_until = None;
-            for index in 0..self.listeners.len() {
-                self.accept_all(index);
-            }
-        }
-        if self.next_wake.is_none_or(|at| self.now < at) {
-            return;
-        }
-        // One pass over the table: expire what is due, find the next deadline.
-        let mut next: Option<Instant> = None;
-        let mut expired = Vec::new();
-        for conn in self.conns.iter().flatten() {
-            let (deadline, reason) = match conn.phase() {
-                Phase::Handshaking => (
-                    self.settings.handshake_timeout.map(|t| conn.opened_at + t),
-                    CloseReason::HandshakeTimeout,
-                ),
-                Phase::Open => (
-                    self.settings.idle_timeout.map(|t| conn.last_activity + t),
-                    CloseReason::IdleTimeout,
-                ),
-                Phase::Closing | Phase::Lingering => (
-                    conn.close_deadline,
-                    conn.close_reason.unwrap_or(CloseReason::Shutdown),
-                ),
-            };
-            match deadline {
-                Some(at) if at <= self.now => expired.push((conn.id, conn.phase(), reason)),
-                Some(at) => next = Some(next.map_or(at, |n| n.min(at))),
-                None => {}
-            }
-        }
-        self.next_wake = next;
-        for (id, phase, reason) in expired {
-            match phase {
-                Phase::Closing | Phase::Lingering => self.finish(id, reason),
-                _ => self.close(id, reason),
-            }
-        }
-        self.settle();
-    }
-
     // ---- writing ----
 
     /// The "before sleep" step: every connection that got output this turn writes it now,
@@ -906,48 +685,4 @@ fn slot_mut(conns: &mut [Option<Conn>], id: ConnId) -> Option<&mut Conn> {
         .get_mut(id.slot())
         .and_then(Option::as_mut)
         .filter(|c| c.id == id)
-}
-
-/// Where the outbox's lines go: the connections' queues, with the bookkeeping that follows.
-struct Queue<'a> {
-    conns: &'a mut [Option<Conn>],
-    dirty: &'a mut Vec<ConnId>,
-    to_close: &'a mut Vec<(ConnId, CloseReason)>,
-    congested: &'a mut Vec<ConnId>,
-    source: Option<ConnId>,
-    now: Instant,
-}
-
-impl Queue<'_> {
-    fn push(&mut self, id: ConnId, bytes: &[u8]) {
-        let Some(conn) = slot_mut(self.conns, id) else {
-            return;
-        };
-        if !conn.queue(bytes) {
-            self.to_close.push((id, CloseReason::SlowReader));
-            return;
-        }
-        if !conn.dirty {
-            conn.dirty = true;
-            self.dirty.push(id);
-        }
-        // A receiver of someone else's line that is far behind but still reading holds the sender back.
-        let behind = conn.pending_output() > FANOUT_SOFT
-            && self.now.duration_since(conn.last_drained) < STALLED_AFTER;
-        if behind && self.source.is_some_and(|s| s != id) && !self.congested.contains(&id) {
-            self.congested.push(id);
-        }
-    }
-}
-
-fn resolve(spec: &ListenSpec) -> Result<Vec<SocketAddr>, String> {
-    let mut addrs: Vec<SocketAddr> = (spec.host.as_str(), spec.port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {}: {e}", spec.host))?
-        .collect();
-    addrs.dedup();
-    if addrs.is_empty() {
-        return Err(format!("{} has no address", spec.host));
-    }
-    Ok(addrs)
 }
