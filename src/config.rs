@@ -47,6 +47,8 @@ pub struct Config {
     pub name: String,
     pub number: i64,
     pub exit_when_empty: bool,
+    /// Reactor threads; `0` on the command line means one per CPU, resolved by `worker_count`.
+    pub workers: usize,
 }
 
 impl Default for Config {
@@ -70,6 +72,7 @@ impl Default for Config {
             name: "securetcp".to_string(),
             number: 50,
             exit_when_empty: false,
+            workers: 1,
         }
     }
 }
@@ -167,6 +170,12 @@ fn options() -> Options {
         "N",
     );
     o.optflag("", "exit-when-empty", "exit once the last client has left");
+    o.optopt(
+        "w",
+        "workers",
+        "reactor threads, each with its own poll and SO_REUSEPORT sockets (default 1, 0 = one per CPU)",
+        "N",
+    );
     o.optflag("h", "help", "print this help");
     o.optflag("V", "version", "print the version");
     o
@@ -282,6 +291,17 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, UsageError> {
         };
     }
     c.exit_when_empty = m.opt_present("exit-when-empty");
+    if let Some(n) = m.opt_str("workers") {
+        c.workers = match n.parse::<usize>() {
+            Ok(0) => worker_count_for_cpus(),
+            Ok(v) if v <= MAX_WORKERS => v,
+            _ => {
+                return Err(UsageError(format!(
+                    "--workers {n}: must be a whole number from 0 (one per CPU) to {MAX_WORKERS}"
+                )));
+            }
+        };
+    }
     Ok(Command::Run(Box::new(c)))
 }
 
@@ -303,6 +323,14 @@ pub fn explain_getopts(fail: &getopts::Fail) -> String {
         Fail::OptionMissing(name) => format!("option {} is required", dashed(name)),
         Fail::UnexpectedArgument(name) => format!("option {} takes no value", dashed(name)),
     }
+}
+
+/// More reactor threads than this is a typo, not a machine.
+pub const MAX_WORKERS: usize = 1024;
+
+/// `--workers 0`: one reactor per CPU this process may run on.
+fn worker_count_for_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_WORKERS))
 }
 
 fn parse_port(text: &str) -> Result<u16, UsageError> {
@@ -451,6 +479,11 @@ mod tests {
         assert_eq!(c.idle_timeout, None);
         assert_eq!((c.name.as_str(), c.number), ("bob", 7));
         assert!(c.exit_when_empty);
+        assert_eq!(c.workers, 1);
+        assert_eq!(run(&["--workers", "4"]).workers, 4);
+        assert_eq!(run(&["-w", "0"]).workers, worker_count_for_cpus());
+        assert!(usage_error(&["--workers", "-1"]).contains("--workers"));
+        assert!(usage_error(&["--workers", "5000"]).contains("1024"));
         assert_eq!(run(&["--no-log"]).log, LogTarget::Off);
     }
 

@@ -1,17 +1,20 @@
-//! securetcp: a one-thread TLS server for small line protocols.
+//! securetcp: a TLS server for small line protocols, one mio reactor per worker thread.
 //!
 //! Start reading at [`reactor`]: it shows how bytes become lines, lines become replies, and
 //! replies become bytes again. The services ([`service`]) and the parsers ([`line`], [`expr`])
 //! do no IO and are tested without sockets.
 
+pub mod bus;
 pub mod client;
 pub mod config;
 pub mod conn;
 pub mod expr;
 pub mod line;
+pub mod listen;
 pub mod log;
 pub mod outbox;
 pub mod procstat;
 pub mod reactor;
 pub mod service;
 pub mod tls;
+pub mod workers;

@@ -1,9 +1,11 @@
 //! The server log (`server.log`): one `key=value` line per event, UTC RFC 3339 timestamps.
 //!
-//! The reactor formats lines into a memory buffer (no syscall per line) and hands the whole
-//! buffer to a writer thread once per loop turn, so it never waits on the disk. The writer gives
-//! emptied buffers back for reuse. `finish` hands over the rest and waits for the writer, so a
-//! clean shutdown leaves a complete log.
+//! Each reactor formats lines into a memory buffer of its own (a `Log`, no syscall per line) and
+//! hands the whole buffer to the one writer thread once per loop turn, so it never waits on the
+//! disk. With several workers each has its own `Log` (`another`), all feeding the same writer,
+//! one file. The writer gives emptied buffers back for reuse. `LogWriter::finish` waits until
+//! every `Log` has handed over the rest and the writer has written it, so a clean shutdown
+//! leaves a complete log.
 
 use std::fmt::{self, Write as _};
 use std::fs::OpenOptions;
@@ -39,12 +41,30 @@ pub struct Log {
     writer: Option<Writer>,
 }
 
+/// A full buffer for the writer, and where to give it back once written.
+type Chunk = (Vec<u8>, Sender<Vec<u8>>);
+
+/// One `Log`'s way to the writer thread.
 struct Writer {
-    to_writer: Sender<Vec<u8>>,
+    to_writer: Sender<Chunk>,
+    give_back: Sender<Vec<u8>>,
     recycled: Receiver<Vec<u8>>,
-    /// Bytes handed to the writer thread and not yet written.
+    /// Bytes handed to the writer thread and not yet written (shared by every `Log`).
     in_flight: Arc<AtomicUsize>,
-    thread: JoinHandle<()>,
+}
+
+/// The writer thread; `finish` waits for it once every `Log` is finished or dropped.
+pub struct LogWriter {
+    thread: Option<JoinHandle<()>>,
+}
+
+impl LogWriter {
+    /// Waits until everything every `Log` handed over is written.
+    pub fn finish(mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Log {
@@ -58,9 +78,11 @@ impl Log {
         }
     }
 
-    pub fn open(target: &LogTarget) -> Result<Log, String> {
+    /// Opens the log and starts its writer thread. Finish every `Log` (or drop it), then the
+    /// `LogWriter`.
+    pub fn open(target: &LogTarget) -> Result<(Log, LogWriter), String> {
         let sink: Box<dyn Write + Send> = match target {
-            LogTarget::Off => return Ok(Log::off()),
+            LogTarget::Off => return Ok((Log::off(), LogWriter { thread: None })),
             LogTarget::Stderr => Box::new(io::stderr()),
             LogTarget::File(path) => Box::new(
                 OpenOptions::new()
@@ -70,27 +92,45 @@ impl Log {
                     .map_err(|e| format!("cannot open log {}: {e}", path.display()))?,
             ),
         };
-        let (to_writer, from_reactor) = mpsc::channel::<Vec<u8>>();
-        let (give_back, recycled) = mpsc::channel::<Vec<u8>>();
+        let (to_writer, from_reactors) = mpsc::channel::<Chunk>();
         let in_flight = Arc::new(AtomicUsize::new(0));
         let written = Arc::clone(&in_flight);
         let thread = std::thread::Builder::new()
             .name("log-writer".into())
-            .spawn(move || write_loop(sink, from_reactor, give_back, written))
+            .spawn(move || write_loop(sink, from_reactors, written))
             .map_err(|e| format!("cannot start the log writer: {e}"))?;
+        let log = Log::front(to_writer, in_flight);
+        Ok((
+            log,
+            LogWriter {
+                thread: Some(thread),
+            },
+        ))
+    }
+
+    fn front(to_writer: Sender<Chunk>, in_flight: Arc<AtomicUsize>) -> Log {
+        let (give_back, recycled) = mpsc::channel::<Vec<u8>>();
         let mut log = Log {
             buffer: Vec::with_capacity(64 * 1024),
             dropped: 0,
             stamp: String::new(),
             writer: Some(Writer {
                 to_writer,
+                give_back,
                 recycled,
                 in_flight,
-                thread,
             }),
         };
         log.set_time(SystemTime::now());
-        Ok(log)
+        log
+    }
+
+    /// Another `Log` writing to the same file through the same writer (a worker's own).
+    pub fn another(&self) -> Log {
+        match &self.writer {
+            None => Log::off(),
+            Some(w) => Log::front(w.to_writer.clone(), Arc::clone(&w.in_flight)),
+        }
     }
 
     pub fn enabled(&self) -> bool {
@@ -148,16 +188,14 @@ impl Log {
         writer.in_flight.fetch_add(full.len(), Ordering::AcqRel);
         // If the writer thread is gone (its disk write panicked), the lines are lost but the
         // server goes on: a log must never take the service down.
-        let _ = writer.to_writer.send(full);
+        let _ = writer.to_writer.send((full, writer.give_back.clone()));
     }
 
-    /// Flushes and waits until every line is written (shutdown).
+    /// Hands over everything and lets go of the writer (shutdown); `LogWriter::finish` then
+    /// waits until it is written.
     pub fn finish(&mut self) {
         self.hand_over(true);
-        if let Some(writer) = self.writer.take() {
-            drop(writer.to_writer);
-            let _ = writer.thread.join();
-        }
+        self.writer = None;
     }
 }
 
@@ -169,12 +207,11 @@ impl Drop for Log {
 
 fn write_loop(
     mut sink: Box<dyn Write + Send>,
-    input: Receiver<Vec<u8>>,
-    give_back: Sender<Vec<u8>>,
+    input: Receiver<Chunk>,
     in_flight: Arc<AtomicUsize>,
 ) {
     let mut failed = false;
-    while let Ok(mut chunk) = input.recv() {
+    while let Ok((mut chunk, give_back)) = input.recv() {
         if !failed {
             if let Err(e) = sink.write_all(&chunk).and_then(|()| sink.flush()) {
                 eprintln!("securetcp: the server log cannot be written ({e}); logging stops");
@@ -295,7 +332,7 @@ mod tests {
     fn a_log_that_cannot_keep_up_drops_lines_and_says_how_many() {
         let path = std::env::temp_dir().join(format!("securetcp-log-drop-{}", std::process::id()));
         let _ = std::fs::remove_file(&path);
-        let mut log = Log::open(&LogTarget::File(path.clone())).unwrap();
+        let (mut log, writer) = Log::open(&LogTarget::File(path.clone())).unwrap();
         // Never flushed during the burst: the buffer stops at MAX_BUFFERED and counts the rest.
         let line = "y".repeat(100);
         for _ in 0..(2 * MAX_BUFFERED / 100) {
@@ -305,6 +342,7 @@ mod tests {
         assert!(log.dropped > 0);
         let dropped = log.dropped;
         log.finish();
+        writer.finish();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(
             text.ends_with(&format!("event=log-dropped lines={dropped}\n")),
@@ -318,16 +356,21 @@ mod tests {
     fn lines_reach_the_file_after_finish() {
         let path = std::env::temp_dir().join(format!("securetcp-log-test-{}", std::process::id()));
         let _ = std::fs::remove_file(&path);
-        let mut log = Log::open(&LogTarget::File(path.clone())).unwrap();
+        let (mut log, writer) = Log::open(&LogTarget::File(path.clone())).unwrap();
         log.line(format_args!("conn=1 event=open"));
         log.flush();
         log.line(format_args!("conn=1 event=close reason=quit"));
+        // A second front (another worker's) into the same file.
+        let mut other = log.another();
+        other.line(format_args!("conn=2 event=open"));
+        other.finish();
         log.finish();
+        writer.finish();
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 2);
+        assert_eq!(lines.len(), 3);
         assert!(lines[0].ends_with("Z conn=1 event=open"));
-        assert!(lines[1].ends_with("event=close reason=quit"));
+        assert!(lines[2].ends_with("event=close reason=quit"));
         let _ = std::fs::remove_file(&path);
     }
 }

@@ -1,4 +1,5 @@
-//! The `securetcp` server: command line -> `Config` -> certificates, log, service -> reactor.
+//! The `securetcp` server: command line -> `Config` -> certificates, log -> the workers (one
+//! reactor each; see `workers`).
 //! Exit codes: 0 after a clean shutdown, 1 for a failure at start, 2 for a usage error.
 
 use std::path::{Path, PathBuf};
@@ -6,8 +7,7 @@ use std::process::ExitCode;
 
 use securetcp::config::{self, Command, Config};
 use securetcp::log::Log;
-use securetcp::reactor::Reactor;
-use securetcp::{service, tls};
+use securetcp::{service, tls, workers};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -23,11 +23,7 @@ fn main() -> ExitCode {
         }
         Err(config::UsageError(message)) => return usage_error(&message),
     };
-    let service = match service::create(&config.service, &config.name, config.number) {
-        Ok(service) => service,
-        Err(message) => return usage_error(&message),
-    };
-    match start(&config, service) {
+    match start(&config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("securetcp: {message}");
@@ -41,7 +37,7 @@ fn usage_error(message: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn start(config: &Config, service: Box<dyn service::Service>) -> Result<(), String> {
+fn start(config: &Config) -> Result<(), String> {
     raise_descriptor_limit(config.max_clients);
     let tls = if config.tls {
         let (cert, key) = certificate_paths(config)?;
@@ -59,8 +55,10 @@ fn start(config: &Config, service: Box<dyn service::Service>) -> Result<(), Stri
         );
         None
     };
-    let log = Log::open(&config.log)?;
-    Reactor::bind(config, tls, service, log)?.run()
+    let (log, writer) = Log::open(&config.log)?;
+    let served = workers::serve(config, tls, log);
+    writer.finish();
+    served
 }
 
 /// `--cert/--key` when given; else the development certificate, generated when missing

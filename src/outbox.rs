@@ -62,6 +62,8 @@ pub enum Action {
     },
     /// Remember a name for the connection (it appears in the log).
     SetName { id: ConnId, name: Range<usize> },
+    /// Hand these bytes (a chat line) to the rest of the room: the members on other reactors.
+    Publish { bytes: Range<usize> },
     /// Flush what is queued for the connection, then close it (TLS close_notify included).
     Close(ConnId),
     /// Stop the server cleanly, as SIGTERM would.
@@ -113,6 +115,37 @@ impl Outbox {
         self.actions.push(Action::SendMany {
             to: start..self.targets.len(),
             bytes,
+        });
+    }
+
+    /// A room line: to the local members in `to`, and published to the rest of the room (the
+    /// members on other reactors), from one copy of the line.
+    pub fn send_room(&mut self, to: impl IntoIterator<Item = ConnId>, line: impl fmt::Display) {
+        let bytes = self.push_line(line);
+        let start = self.targets.len();
+        self.targets.extend(to);
+        if self.targets.len() > start {
+            self.actions.push(Action::SendMany {
+                to: start..self.targets.len(),
+                bytes: bytes.clone(),
+            });
+        }
+        self.actions.push(Action::Publish { bytes });
+    }
+
+    /// Bytes that are already whole lines (a room line from another reactor) to every
+    /// connection in `to`.
+    pub fn send_many_raw(&mut self, to: impl IntoIterator<Item = ConnId>, lines: &[u8]) {
+        let start = self.targets.len();
+        self.targets.extend(to);
+        if self.targets.len() == start {
+            return;
+        }
+        let from = self.bytes.len();
+        self.bytes.extend_from_slice(lines);
+        self.actions.push(Action::SendMany {
+            to: start..self.targets.len(),
+            bytes: from..self.bytes.len(),
         });
     }
 
@@ -228,6 +261,21 @@ impl Outbox {
         self.actions.clear();
         self.logs.clear();
         self.quiet = false;
+    }
+
+    /// Every line published to the rest of the room, as text: for the services' unit tests.
+    pub fn published(&self) -> Vec<String> {
+        self.actions
+            .iter()
+            .filter_map(|action| match action {
+                Action::Publish { bytes } => Some(
+                    String::from_utf8_lossy(self.bytes(bytes))
+                        .trim_end()
+                        .to_string(),
+                ),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Every line queued for `id`, as text: for the services' unit tests.

@@ -256,6 +256,11 @@ impl Session {
         Ok(greeting)
     }
 
+    /// This end's address (tests match it to the server log's `peer=`).
+    pub fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+        self.transport.socket.local_addr()
+    }
+
     /// Bounds every later read (tests and benches must never hang on a silent server).
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         self.transport.socket.set_read_timeout(timeout)

@@ -3,13 +3,12 @@
 //! `--max-clients` (told so after its handshake, and not counted against the limit).
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 
 use mio::net::TcpStream;
 use mio::{Interest, Token};
 
 use super::{ACCEPT_PAUSE, MAX_BUSY_REPLIES, Reactor};
-use crate::config::ListenSpec;
 use crate::conn::Conn;
 use crate::log::Value;
 use crate::outbox::ConnId;
@@ -45,29 +44,35 @@ impl Reactor {
         }
     }
 
+    /// A new socket: a place under `--max-clients` (process-wide) or, past it, busy.
     pub(super) fn admit(&mut self, stream: TcpStream, peer: SocketAddr) {
-        let busy = self.live - self.busy_now >= self.settings.max_clients;
+        let busy = !self.shared.admit();
         if busy && self.busy_now >= MAX_BUSY_REPLIES {
             // Too many even to tell them: drop the socket, which frees its descriptor.
-            self.last_serial += 1;
+            let serial = self.shared.next_serial();
             self.log.line(format_args!(
-                "conn={} peer={peer} event=open tls=-",
-                self.last_serial
+                "conn={serial}{} peer={peer} event=open tls=-",
+                super::worker_tag(&self.shared, self.worker)
             ));
             self.log.line(format_args!(
-                "conn={} event=close reason=busy requests=0",
-                self.last_serial
+                "conn={serial} event=close reason=busy requests=0"
             ));
             return;
         }
+        if !self.take_slot(stream, peer, busy) && !busy {
+            self.shared.depart(); // the place it took is free again
+        }
+    }
+
+    /// Puts the connection in a slot and registers it; false (logged) when that failed.
+    fn take_slot(&mut self, stream: TcpStream, peer: SocketAddr, busy: bool) -> bool {
         // Small replies must leave at once, not wait for Nagle.
         let _ = stream.set_nodelay(true);
         let slot = self.free_slots.pop().unwrap_or_else(|| {
             self.conns.push(None);
             self.conns.len() - 1
         });
-        self.last_serial += 1;
-        let id = ConnId::new(self.last_serial, slot);
+        let id = ConnId::new(self.shared.next_serial(), slot);
         let mut conn = match Conn::new(
             id,
             stream,
@@ -83,7 +88,7 @@ impl Reactor {
                     "conn={id} peer={peer} event=error error={}",
                     Value(e.to_string().as_bytes())
                 ));
-                return;
+                return false;
             }
         };
         if let Err(e) = self.poll.registry().register(
@@ -96,7 +101,7 @@ impl Reactor {
                 "conn={id} peer={peer} event=error error={}",
                 Value(e.to_string().as_bytes())
             ));
-            return;
+            return false;
         }
         conn.busy = busy;
         self.conns[slot] = Some(conn);
@@ -109,17 +114,6 @@ impl Reactor {
         } else {
             self.on_ready(id);
         }
+        true
     }
-}
-
-pub(super) fn resolve(spec: &ListenSpec) -> Result<Vec<SocketAddr>, String> {
-    let mut addrs: Vec<SocketAddr> = (spec.host.as_str(), spec.port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {}: {e}", spec.host))?
-        .collect();
-    addrs.dedup();
-    if addrs.is_empty() {
-        return Err(format!("{} has no address", spec.host));
-    }
-    Ok(addrs)
 }

@@ -42,10 +42,11 @@ impl Reactor {
         self.note_deadline(self.now + STALLED_AFTER);
     }
 
-    /// Once per loop turn: resumes the paused senders when no receiver holds them back.
+    /// Once per loop turn: resumes the paused senders when no receiver holds them back, here or
+    /// on another worker, and tells the other workers whether members here are behind.
     pub(super) fn review_fanout(&mut self) {
-        if self.fanout_paused.is_empty() {
-            self.congested.clear();
+        let others_congested = self.shared.others_congested(self.worker);
+        if self.fanout_paused.is_empty() && self.congested.is_empty() && !self.flagged_congested {
             return;
         }
         let now = self.now;
@@ -56,8 +57,15 @@ impl Reactor {
                     && now.duration_since(c.last_drained) < STALLED_AFTER
             })
         });
-        if !self.congested.is_empty() {
-            self.note_deadline(now + STALLED_AFTER); // look again even if nothing else happens
+        let congested_here = !self.congested.is_empty();
+        if self.shared.workers() > 1 && congested_here != self.flagged_congested {
+            self.flagged_congested = congested_here;
+            self.shared.set_congested(self.worker, congested_here);
+        }
+        if congested_here || others_congested {
+            // Look again even if nothing else happens: a member may stall, or another
+            // worker's may catch up (which also wakes us with `RoomCalm`).
+            self.note_deadline(now + STALLED_AFTER);
             return;
         }
         for id in std::mem::take(&mut self.fanout_paused) {
@@ -95,7 +103,8 @@ impl Queue<'_> {
         // A receiver of someone else's line that is far behind but still reading holds the sender back.
         let behind = conn.pending_output() > FANOUT_SOFT
             && self.now.duration_since(conn.last_drained) < STALLED_AFTER;
-        if behind && self.source.is_some_and(|s| s != id) && !self.congested.contains(&id) {
+        // `source` is `None` for lines from elsewhere (another worker's room lines, a timer).
+        if behind && self.source != Some(id) && !self.congested.contains(&id) {
             self.congested.push(id);
         }
     }

@@ -1,31 +1,36 @@
-//! The reactor: one thread, one `mio::Poll`, every connection.
+//! The reactor: one thread, one `mio::Poll`, its connections. `--workers N` runs N of them
+//! (`workers.rs`), each with its own listening sockets; this file is one of them.
 //!
 //! Read this file top to bottom to follow the data:
 //!
 //! ```text
-//! poll -> listener readable -> accept_all -> admit            (a Conn per socket, a slot per Conn)
+//! poll -> other workers' room lines -> on_messages -> Service::on_room_line  (chat across workers)
+//!      -> listener readable -> accept_all -> admit            (accept.rs: a Conn per socket, a slot per Conn)
 //!      -> conn readable     -> read_from -> Conn::read         (rustls decrypts; handshake done -> greet)
 //!                                        -> dispatch_lines     (LineBuffer frames, Service answers into Outbox)
 //!                                        -> apply_outbox       (replies queued on their connections)
-//!      -> timers            -> run_timers                      (handshake, idle and closing deadlines)
-//!      -> end of the turn   -> flush_dirty -> Conn::flush      (one batched TLS write per connection)
-//!                           -> review_fanout                   (paused chat senders go on once receivers caught up)
+//!      -> timers            -> run_timers                      (timers.rs: handshake, idle and closing deadlines)
+//!      -> end of the turn   -> send_room_lines                 (this turn's room lines to the other workers)
+//!                           -> flush_dirty -> Conn::flush      (one batched TLS write per connection)
+//!                           -> review_fanout                   (flow.rs: paused chat senders go on once receivers caught up)
 //! ```
 //!
 //! Fairness and memory: a connection is read at most READ_BUDGET per turn (the rest next turn, via
 //! `read_later`); one with 64 KiB of unsent replies is not read until they drain; a chat sender is
-//! not read while a receiver that still reads is FANOUT_SOFT behind; 1 MiB queued cuts a client off.
+//! not read while a receiver that still reads is FANOUT_SOFT behind, on this worker or another;
+//! 1 MiB queued cuts a client off.
 //!
-//! It owns the listeners, the connection table, the timers, the signals and shutdown. It knows
-//! no service's protocol: services speak only through the `Service` trait and the `Outbox`.
+//! It owns its listeners, its connection table, its timers and its shutdown (and, on worker 0,
+//! the signals). It knows no service's protocol: services speak only through the `Service` trait
+//! and the `Outbox`.
 
 mod accept;
 mod flow;
 mod timers;
 
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant, SystemTime};
 
 use mio::net::TcpListener;
@@ -33,12 +38,14 @@ use mio::{Events, Interest, Poll, Token};
 use rustls::ServerConfig;
 use signal_hook_mio::v1_0::Signals;
 
+use crate::bus::RoomLine;
 use crate::config::Config;
 use crate::conn::{CloseReason, Conn, Phase, READ_PAUSE_OUTPUT, ReadEvent};
 use crate::line::Frame;
 use crate::log::{Log, Value};
 use crate::outbox::{Action, ConnId, Outbox};
 use crate::service::{BadLine, Service};
+use crate::workers::{Shared, WAKER_TOKEN, WorkerMsg, WorkerParts};
 
 /// The signal pipe's token. Listeners use tokens 0..n; connection tokens are their `ConnId`,
 /// whose serial part starts at 1, so they are never below 2^24.
@@ -82,7 +89,16 @@ pub const SHUTDOWN_REPLY: &[u8] = b"BYE server shutting down\n";
 pub struct Reactor {
     poll: Poll,
     listeners: Vec<TcpListener>,
-    signals: Signals,
+    /// SIGINT/SIGTERM: worker 0 only (see `workers`).
+    signals: Option<Signals>,
+    /// Which worker this is, what the workers share, and the messages the others send it.
+    worker: usize,
+    shared: Arc<Shared>,
+    inbox: Receiver<WorkerMsg>,
+    /// Room lines published this turn, handed to the other workers at its end.
+    room_out: Vec<RoomLine>,
+    /// This worker's congested flag as last published in `shared`.
+    flagged_congested: bool,
     tls: Option<Arc<ServerConfig>>,
     service: Box<dyn Service>,
     outbox: Outbox,
@@ -95,7 +111,6 @@ pub struct Reactor {
     /// Connections over `--max-clients`, being told `ERR server busy`: they are in `live` but do
     /// not count against the limit, so the next client after a real one leaves gets in at once.
     busy_now: usize,
-    last_serial: u64,
     scratch: Box<[u8]>,
     /// Connections with output to write at the end of this loop turn.
     dirty: Vec<ConnId>,
@@ -113,14 +128,11 @@ pub struct Reactor {
     next_wake: Option<Instant>,
     accept_paused_until: Option<Instant>,
     shutdown_deadline: Option<Instant>,
-    greeted_now: usize,
-    greeted_ever: bool,
     now: Instant,
 }
 
 #[derive(Debug, Clone)]
 struct Settings {
-    max_clients: usize,
     max_line: usize,
     handshake_timeout: Option<Duration>,
     idle_timeout: Option<Duration>,
@@ -128,41 +140,53 @@ struct Settings {
 }
 
 impl Reactor {
-    /// Binds every listener (a host name gets one per address) and prints the ready lines.
-    pub fn bind(
+    /// A reactor over `parts` (its poll, listeners and inbox, built by `workers::serve`);
+    /// worker 0 also takes the signals.
+    pub fn new(
         config: &Config,
+        parts: WorkerParts,
         tls: Option<Arc<ServerConfig>>,
         service: Box<dyn Service>,
         log: Log,
     ) -> Result<Reactor, String> {
-        let poll = Poll::new().map_err(|e| format!("cannot create the poll: {e}"))?;
-        let mut listeners = Vec::new();
-        for spec in &config.listen {
-            for addr in accept::resolve(spec)? {
-                let mut listener =
-                    TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-                poll.registry()
-                    .register(&mut listener, Token(listeners.len()), Interest::READABLE)
-                    .map_err(|e| format!("cannot register {addr}: {e}"))?;
-                listeners.push(listener);
-            }
+        let WorkerParts {
+            index,
+            poll,
+            mut listeners,
+            inbox,
+            shared,
+        } = parts;
+        for (i, listener) in listeners.iter_mut().enumerate() {
+            poll.registry()
+                .register(listener, Token(i), Interest::READABLE)
+                .map_err(|e| format!("cannot register a listener: {e}"))?;
         }
-        let mut signals = Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
-            .map_err(|e| format!("cannot install signal handlers: {e}"))?;
-        poll.registry()
-            .register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)
-            .map_err(|e| format!("cannot register signals: {e}"))?;
-
-        let mut reactor = Reactor {
+        let signals = match index {
+            0 => {
+                let mut signals =
+                    Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
+                        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+                poll.registry()
+                    .register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)
+                    .map_err(|e| format!("cannot register signals: {e}"))?;
+                Some(signals)
+            }
+            _ => None,
+        };
+        Ok(Reactor {
             poll,
             listeners,
             signals,
+            worker: index,
+            shared,
+            inbox,
+            room_out: Vec::new(),
+            flagged_congested: false,
             tls,
             service,
             outbox: Outbox::new(),
             log,
             settings: Settings {
-                max_clients: config.max_clients,
                 max_line: config.max_line,
                 handshake_timeout: config.handshake_timeout,
                 idle_timeout: config.idle_timeout,
@@ -172,7 +196,6 @@ impl Reactor {
             free_slots: Vec::new(),
             live: 0,
             busy_now: 0,
-            last_serial: 0,
             scratch: vec![0; READ_BUFFER].into_boxed_slice(),
             dirty: Vec::new(),
             read_later: Vec::new(),
@@ -183,45 +206,8 @@ impl Reactor {
             next_wake: None,
             accept_paused_until: None,
             shutdown_deadline: None,
-            greeted_now: 0,
-            greeted_ever: false,
             now: Instant::now(),
-        };
-        reactor.announce()?;
-        Ok(reactor)
-    }
-
-    /// The ready lines on stdout (flushed: scripts and tests wait for them), and the log's start.
-    fn announce(&mut self) -> Result<(), String> {
-        use std::io::Write;
-        let mode = if self.tls.is_some() { "tls" } else { "plain" };
-        let mut stdout = io::stdout().lock();
-        for listener in &self.listeners {
-            let addr = listener
-                .local_addr()
-                .map_err(|e| format!("cannot read the listening address: {e}"))?;
-            writeln!(
-                stdout,
-                "listening on {addr} ({mode}, {})",
-                self.service.name()
-            )
-            .and_then(|()| stdout.flush())
-            .map_err(|e| format!("cannot write the ready line: {e}"))?;
-            self.log.line(format_args!(
-                "event=listen addr={addr} mode={mode} service={}",
-                self.service.name()
-            ));
-        }
-        self.log.flush();
-        Ok(())
-    }
-
-    /// The local addresses actually bound (the real ports when 0 was asked).
-    pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners
-            .iter()
-            .filter_map(|l| l.local_addr().ok())
-            .collect()
+        })
     }
 
     /// Runs until SIGINT/SIGTERM (or `--exit-when-empty`), then closes every connection cleanly.
@@ -237,12 +223,19 @@ impl Reactor {
             }
             self.now = Instant::now();
             self.log.set_time(SystemTime::now());
+            if self.shared.workers() > 1 {
+                // Other workers' room lines first, whatever the order of this poll's events: a
+                // line they sent before a client of theirs could answer it is older than
+                // anything that client makes others send here.
+                self.on_messages();
+            }
             for id in std::mem::take(&mut self.read_later) {
                 self.read_from(id);
             }
             for event in events.iter() {
                 match event.token() {
                     SIGNAL_TOKEN => self.on_signal(),
+                    WAKER_TOKEN => {} // its messages were read above
                     Token(i) if i < self.listeners.len() => self.accept_all(i),
                     Token(t) => {
                         let id = ConnId::from_usize(t);
@@ -256,8 +249,12 @@ impl Reactor {
                 }
             }
             self.run_timers();
+            // Room lines leave before this turn's replies, so no client hears a reply before
+            // the other workers have what caused it.
+            self.send_room_lines();
             self.flush_dirty();
-            if self.settings.exit_when_empty && self.greeted_ever && self.greeted_now == 0 {
+            if self.settings.exit_when_empty && self.shared.everyone_left() {
+                self.shared.shutdown_all();
                 self.begin_shutdown();
                 self.flush_dirty();
             }
@@ -274,9 +271,42 @@ impl Reactor {
                 self.finish(id, CloseReason::Shutdown);
             }
         }
-        self.log.line(format_args!("event=stop"));
         self.log.finish();
         Ok(())
+    }
+
+    /// What the other workers sent: room lines for our members, a calm room, or shutdown.
+    fn on_messages(&mut self) {
+        while let Ok(message) = self.inbox.try_recv() {
+            match message {
+                WorkerMsg::Room(lines) => {
+                    let mut bytes = 0;
+                    for line in &lines {
+                        self.service.on_room_line(line, &mut self.outbox);
+                        bytes += line.len();
+                    }
+                    self.settle();
+                    self.shared.room_delivered(self.worker, bytes);
+                    // Members now far behind hold the senders elsewhere back at once, not at
+                    // the end of this turn.
+                    if !self.congested.is_empty() && !self.flagged_congested {
+                        self.flagged_congested = true;
+                        self.shared.set_congested(self.worker, true);
+                    }
+                }
+                WorkerMsg::RoomCalm => self.review_fanout(),
+                WorkerMsg::Shutdown => self.begin_shutdown(),
+            }
+        }
+    }
+
+    /// The end of the turn: the room lines published during it go to the other workers, in one
+    /// message each.
+    fn send_room_lines(&mut self) {
+        if !self.room_out.is_empty() {
+            self.shared.send_room(self.worker, &self.room_out);
+            self.room_out.clear();
+        }
     }
 
     fn mark_dirty(&mut self, id: ConnId) {
@@ -319,7 +349,7 @@ impl Reactor {
                     self.source = Some(id);
                     self.settle();
                     self.source = None;
-                    if !self.congested.is_empty() {
+                    if !self.congested.is_empty() || self.shared.others_congested(self.worker) {
                         self.pause_sender(id);
                         return;
                     }
@@ -368,12 +398,14 @@ impl Reactor {
             match conn.client_subject() {
                 // Mutual TLS: the log names who the certificate says this is.
                 Some(subject) => self.log.line(format_args!(
-                    "conn={id} peer={peer} event=open tls={tls} client={}",
+                    "conn={id}{} peer={peer} event=open tls={tls} client={}",
+                    worker_tag(&self.shared, self.worker),
                     Value(subject.as_bytes())
                 )),
-                None => self
-                    .log
-                    .line(format_args!("conn={id} peer={peer} event=open tls={tls}")),
+                None => self.log.line(format_args!(
+                    "conn={id}{} peer={peer} event=open tls={tls}",
+                    worker_tag(&self.shared, self.worker)
+                )),
             }
         }
         if conn.busy {
@@ -381,8 +413,7 @@ impl Reactor {
             self.close(id, CloseReason::Busy);
         } else {
             conn.greeted = true;
-            self.greeted_now += 1;
-            self.greeted_ever = true;
+            self.shared.greeted();
             self.service.greeting(id, &mut self.outbox);
             if let Some(timeout) = self.settings.idle_timeout {
                 self.note_deadline(now + timeout);
@@ -447,12 +478,21 @@ impl Reactor {
                         set_name(&mut conn.name, outbox.bytes(name));
                     }
                 }
+                Action::Publish { bytes } => {
+                    // Only when other workers exist: one reactor keeps its room to itself.
+                    if self.shared.workers() > 1 {
+                        let line = outbox.bytes(bytes);
+                        self.shared.room_published(self.worker, line.len());
+                        self.room_out.push(RoomLine::from(line));
+                    }
+                }
                 Action::Close(id) => queue.to_close.push((*id, CloseReason::Quit)),
                 Action::Shutdown => shutdown = true,
             }
         }
         outbox.clear();
         if shutdown {
+            self.shared.shutdown_all();
             self.begin_shutdown();
         }
     }
@@ -496,7 +536,8 @@ impl Reactor {
         if conn.phase() == Phase::Handshaking {
             // Never got to `on_ready`: its open line is written now, so every connection has one.
             self.log.line(format_args!(
-                "conn={id} peer={} event=open tls=-",
+                "conn={id}{} peer={} event=open tls=-",
+                worker_tag(&self.shared, self.worker),
                 conn.peer
             ));
         }
@@ -515,9 +556,11 @@ impl Reactor {
         }
         if conn.busy {
             self.busy_now -= 1;
+        } else {
+            self.shared.depart();
         }
         if conn.greeted {
-            self.greeted_now -= 1;
+            self.shared.ungreeted();
             self.service.on_close(id, &mut self.outbox);
         }
         drop(conn);
@@ -529,12 +572,14 @@ impl Reactor {
         }
     }
 
+    /// SIGINT/SIGTERM (worker 0): every worker shuts down.
     fn on_signal(&mut self) {
-        let mut got = false;
-        for _ in self.signals.pending() {
-            got = true;
-        }
+        let got = self
+            .signals
+            .as_mut()
+            .is_some_and(|signals| signals.pending().count() > 0);
         if got {
+            self.shared.shutdown_all();
             self.begin_shutdown();
         }
     }
@@ -668,6 +713,20 @@ fn set_name(name: &mut Option<Box<str>>, new: &[u8]) {
     if name.as_deref() != Some(&*new) {
         *name = Some(new.into());
     }
+}
+
+/// ` worker=N` on a connection's open line when there is more than one worker.
+fn worker_tag(shared: &Shared, worker: usize) -> impl std::fmt::Display {
+    struct Tag(Option<usize>);
+    impl std::fmt::Display for Tag {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match self.0 {
+                Some(n) => write!(f, " worker={n}"),
+                None => Ok(()),
+            }
+        }
+    }
+    Tag((shared.workers() > 1).then_some(worker))
 }
 
 /// One log line a service asked for: `conn=ID name=NAME` and its fields.

@@ -1,28 +1,40 @@
 //! The chat room: log in with `name NAME`, then every line is a message to everyone else.
 //!
-//! Members are kept in join order (for `who`) with a name index (for uniqueness). A message is
-//! written once into the Outbox with the list of its recipients (`send_many`): one pass over the
-//! members, no copy per member here, no thread per client anywhere. A member that does not read
-//! is cut off by the reactor past 1 MiB of queued output, and `on_close` then says `LEFT`.
+//! This reactor's members are kept in join order with their connections; the names of the whole
+//! room (every worker's members) are in the shared [`Directory`], which `who` reads and a login
+//! claims. A message is written once into the Outbox as a room line: to the local members in one
+//! `SendMany`, and published for the members on other reactors, whose chat services hand it to
+//! theirs (`on_room_line`). No copy per member here, no thread per client anywhere. A member that
+//! does not read is cut off by the reactor past 1 MiB of queued output, and `on_close` then says
+//! `LEFT`.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::{Common, ConnId, Outbox, Service, check_name, common_command, quit};
+use crate::bus::Directory;
 
 pub const HELP: &str =
     "commands: name NAME (log in) | who | q | any other line is a message to the room";
 
-#[derive(Default)]
 pub struct Chat {
-    /// Logged-in members in join order, with their names.
+    /// This reactor's logged-in members in join order, with their names.
     members: Vec<(ConnId, Box<str>)>,
-    /// Name -> member, so a taken name is refused at once.
-    by_name: HashMap<Box<str>, ConnId>,
+    /// Every name in the room, on every reactor.
+    room: Arc<Directory>,
 }
 
 impl Chat {
+    /// A room of its own (one reactor, and the unit tests).
     pub fn new() -> Chat {
-        Chat::default()
+        Chat::in_room(Directory::new())
+    }
+
+    /// This reactor's part of a room that `room` names in full.
+    pub fn in_room(room: Arc<Directory>) -> Chat {
+        Chat {
+            members: Vec::new(),
+            room,
+        }
     }
 
     fn name_of(&self, id: ConnId) -> Option<&str> {
@@ -32,7 +44,7 @@ impl Chat {
             .map(|(_, n)| &**n)
     }
 
-    /// Everyone but `id`.
+    /// This reactor's members but `id`.
     fn others(&self, id: ConnId) -> impl Iterator<Item = ConnId> + '_ {
         self.members
             .iter()
@@ -44,17 +56,22 @@ impl Chat {
         if let Err(why) = check_name(name) {
             return out.send(id, format_args!("ERR {why}"));
         }
-        if self.by_name.contains_key(name) {
+        if !self.room.claim(name) {
             return out.send(id, "ERR name taken");
         }
         self.members.push((id, name.into()));
-        self.by_name.insert(name.into(), id);
         out.set_name(id, name);
         out.send(
             id,
-            format_args!("OK welcome {name}, {} online", self.members.len()),
+            format_args!("OK welcome {name}, {} online", self.room.len()),
         );
-        out.send_many(self.others(id), format_args!("JOIN {name}"));
+        out.send_room(self.others(id), format_args!("JOIN {name}"));
+    }
+}
+
+impl Default for Chat {
+    fn default() -> Chat {
+        Chat::new()
     }
 }
 
@@ -76,11 +93,10 @@ impl Service for Chat {
             return out.send(id, "ERR log in first: name <NAME>");
         };
         if line.trim() == "who" {
-            let names: Vec<&str> = self.members.iter().map(|(_, n)| &**n).collect();
-            return out.send(id, format_args!("OK {}", names.join(" ")));
+            return out.send(id, format_args!("OK {}", self.room.list()));
         }
         // A message: no reply; the log gets its size, never its text.
-        out.send_many(self.others(id), format_args!("MSG {name} {line}"));
+        out.send_room(self.others(id), format_args!("MSG {name} {line}"));
         out.quiet();
         out.log(id, format_args!("event=msg bytes={}", line.len()));
     }
@@ -90,9 +106,13 @@ impl Service for Chat {
             return;
         };
         let (_, name) = self.members.remove(index);
-        self.by_name.remove(&name);
+        self.room.release(&name);
         // The reactor's close line already logs the departure.
-        out.send_many(self.others(id), format_args!("LEFT {name}"));
+        out.send_room(self.others(id), format_args!("LEFT {name}"));
+    }
+
+    fn on_room_line(&mut self, lines: &[u8], out: &mut Outbox) {
+        out.send_many_raw(self.members.iter().map(|(m, _)| *m), lines);
     }
 }
 
@@ -191,6 +211,40 @@ mod tests {
         out.clear();
         chat.on_line(id(4), "name m2", &mut out);
         assert_eq!(out.lines_for(id(4)), ["OK welcome m2, 2 online"]);
+    }
+
+    #[test]
+    fn two_reactors_share_one_room_through_the_directory_and_room_lines() {
+        // Two chat services, as two workers would have, with one directory; the test carries the
+        // published lines from one to the other, as the reactors' bus does.
+        let room = Directory::new();
+        let (mut one, mut two) = (Chat::in_room(room.clone()), Chat::in_room(room.clone()));
+        let (mut out1, mut out2) = (Outbox::new(), Outbox::new());
+        one.on_line(id(1), "name alice", &mut out1);
+        two.on_line(id(2), "name alice", &mut out2);
+        assert_eq!(out2.lines_for(id(2)), ["ERR name taken"]);
+        two.on_line(id(2), "name bob", &mut out2);
+        assert_eq!(out2.lines_for(id(2))[1], "OK welcome bob, 2 online");
+        assert_eq!(out2.published(), ["JOIN bob"]);
+        for line in out2.published() {
+            one.on_room_line(format!("{line}\n").as_bytes(), &mut out1);
+        }
+        assert_eq!(out1.lines_for(id(1))[1], "JOIN bob");
+        out1.clear();
+        out2.clear();
+        one.on_line(id(1), "hello bob", &mut out1);
+        one.on_line(id(1), "who", &mut out1);
+        assert_eq!(out1.published(), ["MSG alice hello bob"]);
+        assert_eq!(out1.lines_for(id(1)), ["OK alice bob"]);
+        for line in out1.published() {
+            two.on_room_line(format!("{line}\n").as_bytes(), &mut out2);
+        }
+        assert_eq!(out2.lines_for(id(2)), ["MSG alice hello bob"]);
+        // Leaving frees the name in the whole room and is published.
+        out1.clear();
+        one.on_close(id(1), &mut out1);
+        assert_eq!(out1.published(), ["LEFT alice"]);
+        assert_eq!(room.list(), "bob");
     }
 
     #[test]

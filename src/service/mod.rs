@@ -10,6 +10,9 @@ pub mod quiz;
 pub mod sum;
 
 use std::fmt;
+use std::sync::Arc;
+
+use crate::bus::Directory;
 
 pub use crate::outbox::{ConnId, Outbox};
 
@@ -19,7 +22,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The longest name a client may take (SPEC: 1–32 characters, no spaces).
 pub const MAX_NAME_CHARS: usize = 32;
 
-pub trait Service {
+pub trait Service: Send {
     /// The name in the greeting and on the ready line: `calc`, `chat`, `sum`, `quiz`.
     fn name(&self) -> &'static str;
 
@@ -41,6 +44,10 @@ pub trait Service {
 
     /// The connection is gone (quit, EOF, error, timeout, shutdown). It can no longer be sent to.
     fn on_close(&mut self, _id: ConnId, _out: &mut Outbox) {}
+
+    /// A room line published by the same service on another reactor (see `bus`): whole lines,
+    /// `\n` included, for this reactor's members. Only the chat has a room.
+    fn on_room_line(&mut self, _lines: &[u8], _out: &mut Outbox) {}
 }
 
 /// A request line that never reaches `on_line`, and why.
@@ -64,11 +71,17 @@ impl fmt::Display for BadLine {
 /// The service names `--service` accepts.
 pub const SERVICES: [&str; 4] = ["calc", "chat", "sum", "quiz"];
 
-/// Builds the service `--service NAME` asks for; `server_name` and `number` are for sum.
-pub fn create(name: &str, server_name: &str, number: i64) -> Result<Box<dyn Service>, String> {
+/// Builds the service `--service NAME` asks for; `server_name` and `number` are for sum, `room`
+/// is the chat room's directory, shared by every reactor of the process.
+pub fn create(
+    name: &str,
+    server_name: &str,
+    number: i64,
+    room: &Arc<Directory>,
+) -> Result<Box<dyn Service>, String> {
     match name {
         "calc" => Ok(Box::new(calc::Calc)),
-        "chat" => Ok(Box::new(chat::Chat::new())),
+        "chat" => Ok(Box::new(chat::Chat::in_room(Arc::clone(room)))),
         "sum" => Ok(Box::new(sum::Sum::new(server_name, number))),
         "quiz" => Ok(Box::new(quiz::Quiz::seeded_from_clock())),
         other => Err(format!(
@@ -163,11 +176,12 @@ mod tests {
 
     #[test]
     fn every_service_is_built_and_unknown_ones_are_refused() {
+        let room = Directory::new();
         for name in SERVICES {
-            assert_eq!(create(name, "s", 50).unwrap().name(), name);
+            assert_eq!(create(name, "s", 50, &room).unwrap().name(), name);
         }
         assert!(
-            create("http", "s", 50)
+            create("http", "s", 50, &room)
                 .err()
                 .unwrap()
                 .contains("unknown service")

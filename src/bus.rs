@@ -1,0 +1,104 @@
+//! The room bus: what the chat room needs from the rest of the process so that one room spans
+//! every reactor (and, through the same seam, every instance).
+//!
+//! Two halves, both sans-IO from the chat service's point of view:
+//! - the **directory** of names in the room, in join order: `who` reads it, a login claims a name
+//!   in it (so a name is unique in the whole room, exactly, even when two workers log the same
+//!   name in at once), a departure releases it. Logins and `who` are rare; messages never touch it.
+//! - **room lines**: every `JOIN`, `MSG` and `LEFT` a member causes is written once by the chat
+//!   service as a line for its local members and published (`Outbox::publish`); the reactor hands
+//!   published lines to the other workers at the end of its loop turn, and each worker's chat
+//!   service gives the lines it receives to its own members (`Service::on_room_line`). One
+//!   sender's lines travel one FIFO channel, so they arrive in the order sent.
+//!
+//! The chat service does not know who is at the other end of either half.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// A line for every member of the room on another reactor (`MSG alice hi\n`), shared by all
+/// receivers: one allocation per published line, however many workers there are.
+pub type RoomLine = Arc<[u8]>;
+
+/// The names in the room, in join order.
+#[derive(Debug, Default)]
+pub struct Directory {
+    names: Mutex<Vec<Box<str>>>,
+}
+
+impl Directory {
+    pub fn new() -> Arc<Directory> {
+        Arc::new(Directory::default())
+    }
+
+    fn names(&self) -> MutexGuard<'_, Vec<Box<str>>> {
+        // A panic elsewhere while holding the lock leaves a valid list (every change is one
+        // push or one remove), so the poison flag is ignored.
+        self.names.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes `name` for a new member; false when someone in the room already has it.
+    pub fn claim(&self, name: &str) -> bool {
+        let mut names = self.names();
+        if names.iter().any(|n| &**n == name) {
+            return false;
+        }
+        names.push(name.into());
+        true
+    }
+
+    /// The member with `name` has left.
+    pub fn release(&self, name: &str) {
+        let mut names = self.names();
+        if let Some(i) = names.iter().position(|n| &**n == name) {
+            names.remove(i);
+        }
+    }
+
+    /// `alice bob carol`: every member, in join order, for `who`.
+    pub fn list(&self) -> String {
+        self.names().join(" ")
+    }
+
+    pub fn len(&self) -> usize {
+        self.names().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_claimed_once_and_listed_in_join_order() {
+        let room = Directory::new();
+        assert!(room.claim("alice"));
+        assert!(room.claim("bob"));
+        assert!(!room.claim("alice"));
+        assert!(room.claim("carol"));
+        assert_eq!(room.list(), "alice bob carol");
+        room.release("bob");
+        assert_eq!(room.list(), "alice carol");
+        assert!(room.claim("bob"));
+        assert_eq!(room.list(), "alice carol bob");
+        assert_eq!(room.len(), 3);
+    }
+
+    #[test]
+    fn concurrent_claims_of_one_name_give_it_to_exactly_one() {
+        let room = Directory::new();
+        let winners: usize = (0..8)
+            .map(|_| {
+                let room = Arc::clone(&room);
+                std::thread::spawn(move || usize::from(room.claim("alice")))
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .sum();
+        assert_eq!(winners, 1);
+    }
+}

@@ -1,0 +1,106 @@
+//! Listening sockets: every address of every `--listen` (a host name gets one per address),
+//! once per worker. With more than one worker every socket has `SO_REUSEPORT`, so each worker
+//! owns a socket of its own on the same address and the kernel spreads new connections over them;
+//! with port 0 the first socket picks the port and the others take the same one.
+//!
+//! socket2 sets the options std's `TcpListener::bind` cannot (`SO_REUSEPORT`) before `bind`.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+
+use mio::net::TcpListener;
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::config::ListenSpec;
+
+/// The kernel's queue of connections not yet accepted, per socket.
+const BACKLOG: i32 = 1024;
+
+/// Every worker's listening sockets, in the same order for each, and their addresses.
+pub struct Bound {
+    /// `sockets[worker][i]` listens on `addrs[i]`.
+    pub sockets: Vec<Vec<TcpListener>>,
+    pub addrs: Vec<SocketAddr>,
+}
+
+pub fn bind_all(specs: &[ListenSpec], workers: usize) -> Result<Bound, String> {
+    let mut sockets: Vec<Vec<TcpListener>> = (0..workers).map(|_| Vec::new()).collect();
+    let mut addrs = Vec::new();
+    for spec in specs {
+        for wanted in resolve(spec)? {
+            let share = workers > 1;
+            let first = bind(wanted, share)?;
+            // With port 0 the others must join the port the first one got.
+            let addr = first
+                .local_addr()
+                .map_err(|e| format!("cannot read the listening address: {e}"))?;
+            sockets[0].push(first);
+            for worker in sockets.iter_mut().skip(1) {
+                worker.push(bind(addr, share)?);
+            }
+            addrs.push(addr);
+        }
+    }
+    Ok(Bound { sockets, addrs })
+}
+
+fn bind(addr: SocketAddr, share: bool) -> Result<TcpListener, String> {
+    let fail = |e: std::io::Error| format!("cannot listen on {addr}: {e}");
+    let socket =
+        Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(fail)?;
+    // As std's bind does: a restarted server can bind while old connections are in TIME_WAIT.
+    socket.set_reuse_address(true).map_err(fail)?;
+    if share {
+        socket.set_reuse_port(true).map_err(fail)?;
+    }
+    socket.set_nonblocking(true).map_err(fail)?;
+    socket.bind(&addr.into()).map_err(fail)?;
+    socket.listen(BACKLOG).map_err(fail)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+pub fn resolve(spec: &ListenSpec) -> Result<Vec<SocketAddr>, String> {
+    let mut addrs: Vec<SocketAddr> = (spec.host.as_str(), spec.port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {}: {e}", spec.host))?
+        .collect();
+    addrs.dedup();
+    if addrs.is_empty() {
+        return Err(format!("{} has no address", spec.host));
+    }
+    Ok(addrs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workers_share_one_real_port_when_port_zero_is_asked() {
+        let spec = ListenSpec {
+            host: "127.0.0.1".into(),
+            port: 0,
+        };
+        let bound = bind_all(&[spec], 3).unwrap();
+        assert_eq!(bound.addrs.len(), 1);
+        assert_ne!(bound.addrs[0].port(), 0);
+        for worker in &bound.sockets {
+            assert_eq!(worker.len(), 1);
+            assert_eq!(worker[0].local_addr().unwrap(), bound.addrs[0]);
+        }
+    }
+
+    #[test]
+    fn one_worker_does_not_share_its_port() {
+        let spec = ListenSpec {
+            host: "127.0.0.1".into(),
+            port: 0,
+        };
+        let bound = bind_all(&[spec], 1).unwrap();
+        let taken = ListenSpec {
+            host: "127.0.0.1".into(),
+            port: bound.addrs[0].port(),
+        };
+        let err = bind_all(&[taken], 1).err().unwrap();
+        assert!(err.contains("cannot listen on"), "{err}");
+    }
+}
