@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# Runs the load generator against the three servers, the server pinned to core 0 and the load
+# Runs the load generator against the servers, the server pinned to core 0 and the load
 # generator to core 1, and prints one table (plus the raw JSON lines in target/bench-servers.jsonl).
 #
-#   scripts/bench-servers.sh [SECONDS]      (default 5 s per run)
+#   scripts/bench-servers.sh [SECONDS] [SECTION]      (default 5 s per run, all sections)
+#
+# SECTION: `single` (the one-thread servers side by side), `workers` (--workers 1 and 2, against
+# the tokio yardstick with 1 and 2 runtime threads), or `all`.
+# The tokio yardstick is a tokio + tokio-rustls calc server kept outside this repo; build it and
+# give its binary as PEER_TOKIO=/path/to/peer-tokio. Without it, its rows are left out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 secs=${1:-5}
+section=${2:-all}
+peer=${PEER_TOKIO:-}
 cargo build --release --quiet --bins --examples
 work=$(mktemp -d)
 out="$root/target/bench-servers.jsonl"
@@ -22,18 +29,18 @@ cd "$work"
 start() { # start NAME COMMAND...
   stop
   name=$1; shift
-  taskset -c 0 "$@" >ready.txt 2>server.err &
+  taskset -c "${server_cores:-0}" "$@" >ready.txt 2>server.err &
   pid=$!
   for _ in $(seq 100); do grep -q listening ready.txt 2>/dev/null && break; sleep 0.1; done
-  port=$(sed -n 's/^listening on 127.0.0.1:\([0-9]*\) .*/\1/p' ready.txt | head -1)
+  port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' ready.txt | head -1)
   [ -n "$port" ] || { echo "$name did not start"; cat server.err; exit 1; }
 }
 
 load() { # load LABEL LOADGEN-ARGS...
   label=$1; shift
   local tls=()
-  grep -q "(tls," ready.txt && tls=(--ca certs/ca.pem) || tls=(--no-tls)
-  if result=$(timeout 300 taskset -c 1 "$root/target/release/examples/loadgen" "$@" --addr "127.0.0.1:$port" \
+  grep -q "(tls" ready.txt && tls=(--ca certs/ca.pem) || tls=(--no-tls)
+  if result=$(timeout 300 taskset -c "${load_cores:-1}" "$root/target/release/examples/loadgen" "$@" --addr "127.0.0.1:$port" \
       "${tls[@]}" --pid "$pid" --json 2>err.txt); then
     echo "{\"server\":\"$name\",\"run\":\"$label\",\"result\":$result}" >>"$out"
   else
@@ -44,6 +51,7 @@ load() { # load LABEL LOADGEN-ARGS...
 reactor=("$root/target/release/securetcp" 127.0.0.1 0 --no-log)
 blocking="$root/target/release/examples/blocking_server"
 
+single() {
 start reactor "${reactor[@]}"
 load "rr c100 d1" rr --conns 100 --depth 1 --secs "$secs"
 load "rr c100 d16" rr --conns 100 --depth 16 --secs "$secs"
@@ -69,6 +77,43 @@ load "rr c100 d1" rr --conns 100 --depth 1 --secs "$secs"
 start reactor-1conn "${reactor[@]}"
 load "rr c1 d1" rr --conns 1 --depth 1 --secs "$secs"
 stop
+}
+
+# --workers: server CPU per request with 1 and 2 workers on the same core (does shared state make
+# a request dearer?), then with the two cores shared by server and load generator (what a second
+# worker buys when nothing is left idle). tokio's multi-thread runtime is measured the same way.
+workers() {
+  # The development certificate, made by a first start, serves the tokio yardstick too.
+  start cert-maker "${reactor[@]}"
+  stop
+  local peer_args=(--addr 127.0.0.1:0 --cert certs/server.pem --key certs/server.key --greeting)
+  for n in 1 2; do
+    start "reactor-w$n" "${reactor[@]}" --workers "$n"
+    load "rr c100 d1 core0" rr --conns 100 --depth 1 --secs "$secs"
+    load "rr c100 d16 core0" rr --conns 100 --depth 16 --secs "$secs"
+    if [ -n "$peer" ]; then
+      start "tokio-t$n" "$peer" "${peer_args[@]}" --threads "$n"
+      load "rr c100 d1 core0" rr --conns 100 --depth 1 --secs "$secs"
+      load "rr c100 d16 core0" rr --conns 100 --depth 16 --secs "$secs"
+    fi
+  done
+  for n in 1 2; do
+    server_cores=0,1 load_cores=0,1 start "reactor-w$n" "${reactor[@]}" --workers "$n"
+    server_cores=0,1 load_cores=0,1 load "rr c100 d16 shared" rr --conns 100 --depth 16 --secs "$secs"
+    if [ -n "$peer" ]; then
+      server_cores=0,1 load_cores=0,1 start "tokio-t$n" "$peer" "${peer_args[@]}" --threads "$n"
+      server_cores=0,1 load_cores=0,1 load "rr c100 d16 shared" rr --conns 100 --depth 16 --secs "$secs"
+    fi
+  done
+  stop
+}
+
+case "$section" in
+  single) single ;;
+  workers) workers ;;
+  all) single; workers ;;
+  *) echo "unknown section '$section' (single, workers or all)"; exit 2 ;;
+esac
 
 python3 - "$out" <<'PY'
 import json, sys

@@ -133,6 +133,11 @@ impl Log {
         }
     }
 
+    /// Lines dropped since the last `event=log-dropped` report (the disk fell behind).
+    pub fn dropped_lines(&self) -> u64 {
+        self.dropped
+    }
+
     pub fn enabled(&self) -> bool {
         self.writer.is_some()
     }

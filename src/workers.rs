@@ -89,6 +89,15 @@ impl Shared {
         self.workers
     }
 
+    /// Connects the workers: each one's inbox and waker, in worker order (once).
+    pub fn link(&self, peers: Vec<(Sender<WorkerMsg>, Waker)>) {
+        let peers = peers
+            .into_iter()
+            .map(|(inbox, waker)| Peer { inbox, waker })
+            .collect();
+        let _ = self.peers.set(peers);
+    }
+
     /// Takes a `--max-clients` place for a new connection; false when the server is full.
     pub fn admit(&self) -> bool {
         self.counted
@@ -213,10 +222,7 @@ pub fn serve(config: &Config, tls: Option<Arc<ServerConfig>>, log: Log) -> Resul
         let waker = Waker::new(poll.registry(), WAKER_TOKEN)
             .map_err(|e| format!("cannot create a waker: {e}"))?;
         let (inbox_tx, inbox) = mpsc::channel();
-        peers.push(Peer {
-            inbox: inbox_tx,
-            waker,
-        });
+        peers.push((inbox_tx, waker));
         parts.push(WorkerParts {
             index,
             poll,
@@ -225,7 +231,7 @@ pub fn serve(config: &Config, tls: Option<Arc<ServerConfig>>, log: Log) -> Resul
             shared: Arc::clone(&shared),
         });
     }
-    let _ = shared.peers.set(peers);
+    shared.link(peers);
 
     let mut reactors = Vec::with_capacity(workers);
     let mut log = Some(log);
@@ -363,11 +369,11 @@ mod tests {
             let poll = Poll::new().unwrap();
             let waker = Waker::new(poll.registry(), WAKER_TOKEN).unwrap();
             let (tx, rx) = mpsc::channel();
-            peers.push(Peer { inbox: tx, waker });
+            peers.push((tx, waker));
             inboxes.push(rx);
             polls.push(poll);
         }
-        let _ = shared.peers.set(peers);
+        shared.link(peers);
         let line = |text: &str| -> RoomLine { Arc::from(text.as_bytes()) };
         shared.send_room(1, &[line("JOIN bob\n"), line("MSG bob hi\n")]);
         shared.send_room(1, &[line("MSG bob again\n")]);
