@@ -345,3 +345,16 @@ fn a_fast_sender_on_one_worker_is_held_back_for_a_reader_on_the_other() {
     feeder.join().unwrap();
     assert!(!server.log().contains("slow-reader"));
 }
+
+#[test]
+fn a_worker_that_cannot_bind_fails_the_start_with_exit_one() {
+    let dir = common::TestDir::new("workers-inuse");
+    // Taken without SO_REUSEPORT: no worker can share it.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let (status, stdout, stderr) =
+        common::run_server(&dir.0, &["127.0.0.1", &port, "--workers", "2"]);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(!stdout.contains("listening"), "{stdout}");
+    assert!(stderr.contains("cannot listen on 127.0.0.1:"), "{stderr}");
+}
