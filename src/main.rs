@@ -41,11 +41,12 @@ fn start(config: &Config) -> Result<(), String> {
     raise_descriptor_limit(config.max_clients);
     let tls = if config.tls {
         let (cert, key) = certificate_paths(config)?;
-        Some(tls::server_config(
-            &cert,
-            &key,
-            config.client_ca.as_deref(),
-        )?)
+        let files = tls::TlsFiles {
+            cert,
+            key,
+            client_ca: config.client_ca.clone(),
+        };
+        Some((files.load()?, files))
     } else {
         if config.gen_certs {
             generate_dev_certs(config)?;

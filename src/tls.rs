@@ -97,6 +97,30 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
+/// Where the server's TLS set-up comes from, kept so that SIGHUP can load it again.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    pub fn load(&self) -> Result<Arc<ServerConfig>, String> {
+        server_config(&self.cert, &self.key, self.client_ca.as_deref())
+    }
+
+    /// The files loaded again (SIGHUP), keeping `previous`'s session-ticket keys and session
+    /// cache, so clients that resume with an earlier ticket still skip the full handshake.
+    pub fn reload(&self, previous: &ServerConfig) -> Result<Arc<ServerConfig>, String> {
+        let fresh = self.load()?;
+        let mut config = Arc::unwrap_or_clone(fresh);
+        config.ticketer = Arc::clone(&previous.ticketer);
+        config.session_storage = Arc::clone(&previous.session_storage);
+        Ok(Arc::new(config))
+    }
+}
+
 /// The client's rustls configuration: the public webpki roots plus any CA files given
 /// (the development CA by default), and an optional client certificate.
 pub fn client_config(

@@ -31,6 +31,7 @@ use crate::config::Config;
 use crate::log::Log;
 use crate::reactor::Reactor;
 use crate::service;
+use crate::tls::TlsFiles;
 
 /// Room bytes on their way to one worker beyond which the senders of the room are paused (the
 /// same bound as a member's own queue, `FANOUT_SOFT`).
@@ -45,6 +46,10 @@ pub enum WorkerMsg {
     RoomCalm,
     /// Close every connection and stop.
     Shutdown,
+    /// New connections get this TLS set-up from now on (SIGHUP reloaded the files).
+    Tls(Arc<ServerConfig>),
+    /// Worker 0 only: how the reload went, for the log.
+    Reloaded(Result<(), String>),
 }
 
 /// One worker as the others reach it.
@@ -163,6 +168,22 @@ impl Shared {
         }
     }
 
+    /// The outcome of a reload (built off the reactors' threads): a new set-up goes to every
+    /// worker, and worker 0 logs how it went. A failure keeps the set-up in use.
+    pub fn install_tls(&self, reloaded: Result<Arc<ServerConfig>, String>) {
+        let report = match reloaded {
+            Ok(config) => {
+                self.tell_others(usize::MAX, || WorkerMsg::Tls(Arc::clone(&config)));
+                Ok(())
+            }
+            Err(why) => Err(why),
+        };
+        if let Some(first) = self.peers.get().and_then(|peers| peers.first()) {
+            let _ = first.inbox.send(WorkerMsg::Reloaded(report));
+            let _ = first.waker.wake();
+        }
+    }
+
     fn tell_others(&self, from: usize, message: impl Fn() -> WorkerMsg) {
         for (i, peer) in self.peers.get().into_iter().flatten().enumerate() {
             if i != from {
@@ -208,7 +229,12 @@ pub const WAKER_TOKEN: Token = Token(crate::outbox::ConnId::MAX_SLOTS - 2);
 
 /// Binds every worker's listeners, prints the ready lines, runs the workers until shutdown and
 /// waits for them all. Worker 0 runs on this thread.
-pub fn serve(config: &Config, tls: Option<Arc<ServerConfig>>, log: Log) -> Result<(), String> {
+pub fn serve(
+    config: &Config,
+    tls: Option<(Arc<ServerConfig>, TlsFiles)>,
+    log: Log,
+) -> Result<(), String> {
+    let (tls, tls_files) = tls.unzip();
     let workers = config.workers.max(1);
     let shared = Shared::new(workers, config.max_clients);
     let room = Directory::new();
@@ -241,10 +267,12 @@ pub fn serve(config: &Config, tls: Option<Arc<ServerConfig>>, log: Log) -> Resul
             0 => log.take().unwrap_or_else(Log::off),
             _ => main_log.another(),
         };
+        // Worker 0 owns the signals, so it reloads the TLS files on SIGHUP.
+        let reload = (part.index == 0).then(|| tls_files.clone()).flatten();
         reactors.push(Reactor::new(
             config,
             part,
-            tls.clone(),
+            (tls.clone(), reload),
             service,
             worker_log,
         )?);

@@ -45,6 +45,7 @@ use crate::line::Frame;
 use crate::log::{Log, Value};
 use crate::outbox::{Action, ConnId, Outbox};
 use crate::service::{BadLine, Service};
+use crate::tls::TlsFiles;
 use crate::workers::{Shared, WAKER_TOKEN, WorkerMsg, WorkerParts};
 
 /// The signal pipe's token. Listeners use tokens 0..n; connection tokens are their `ConnId`,
@@ -89,8 +90,10 @@ pub const SHUTDOWN_REPLY: &[u8] = b"BYE server shutting down\n";
 pub struct Reactor {
     poll: Poll,
     listeners: Vec<TcpListener>,
-    /// SIGINT/SIGTERM: worker 0 only (see `workers`).
+    /// SIGINT/SIGTERM/SIGHUP: worker 0 only (see `workers`).
     signals: Option<Signals>,
+    /// Where the TLS set-up is loaded from again on SIGHUP (worker 0, with TLS).
+    tls_files: Option<TlsFiles>,
     /// Which worker this is, what the workers share, and the messages the others send it.
     worker: usize,
     shared: Arc<Shared>,
@@ -145,7 +148,7 @@ impl Reactor {
     pub fn new(
         config: &Config,
         parts: WorkerParts,
-        tls: Option<Arc<ServerConfig>>,
+        (tls, tls_files): (Option<Arc<ServerConfig>>, Option<TlsFiles>),
         service: Box<dyn Service>,
         log: Log,
     ) -> Result<Reactor, String> {
@@ -163,9 +166,9 @@ impl Reactor {
         }
         let signals = match index {
             0 => {
-                let mut signals =
-                    Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
-                        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+                use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+                let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])
+                    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
                 poll.registry()
                     .register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)
                     .map_err(|e| format!("cannot register signals: {e}"))?;
@@ -177,6 +180,7 @@ impl Reactor {
             poll,
             listeners,
             signals,
+            tls_files,
             worker: index,
             shared,
             inbox,
@@ -235,7 +239,9 @@ impl Reactor {
             for event in events.iter() {
                 match event.token() {
                     SIGNAL_TOKEN => self.on_signal(),
-                    WAKER_TOKEN => {} // its messages were read above
+                    // With other workers their messages were read above; one worker is woken
+                    // only by a reload.
+                    WAKER_TOKEN => self.on_messages(),
                     Token(i) if i < self.listeners.len() => self.accept_all(i),
                     Token(t) => {
                         let id = ConnId::from_usize(t);
@@ -296,6 +302,13 @@ impl Reactor {
                 }
                 WorkerMsg::RoomCalm => self.review_fanout(),
                 WorkerMsg::Shutdown => self.begin_shutdown(),
+                // Only new connections get it; open ones keep the set-up they began with.
+                WorkerMsg::Tls(config) => self.tls = Some(config),
+                WorkerMsg::Reloaded(Ok(())) => self.log.line(format_args!("event=reload ok=1")),
+                WorkerMsg::Reloaded(Err(why)) => self.log.line(format_args!(
+                    "event=reload ok=0 error={}",
+                    Value(why.as_bytes())
+                )),
             }
         }
     }
@@ -572,15 +585,45 @@ impl Reactor {
         }
     }
 
-    /// SIGINT/SIGTERM (worker 0): every worker shuts down.
+    /// Worker 0's signals: SIGINT/SIGTERM shut every worker down; SIGHUP reloads the TLS files.
     fn on_signal(&mut self) {
-        let got = self
-            .signals
-            .as_mut()
-            .is_some_and(|signals| signals.pending().count() > 0);
-        if got {
+        let Some(signals) = self.signals.as_mut() else {
+            return;
+        };
+        let (mut stop, mut reload) = (false, false);
+        for signal in signals.pending() {
+            match signal {
+                signal_hook::consts::SIGHUP => reload = true,
+                _ => stop = true,
+            }
+        }
+        if reload {
+            self.reload_tls();
+        }
+        if stop {
             self.shared.shutdown_all();
             self.begin_shutdown();
+        }
+    }
+
+    /// Loads the certificate, key and client CA again on a thread of its own (reading and
+    /// parsing files is no work for a reactor); the workers get the result as a message.
+    fn reload_tls(&mut self) {
+        let (Some(files), Some(current)) = (self.tls_files.clone(), self.tls.clone()) else {
+            self.log.line(format_args!(
+                "event=reload ok=0 error=\"no TLS (--no-tls): nothing to reload\""
+            ));
+            return;
+        };
+        let shared = Arc::clone(&self.shared);
+        let started = std::thread::Builder::new()
+            .name("tls-reload".into())
+            .spawn(move || shared.install_tls(files.reload(&current)));
+        if let Err(e) = started {
+            self.log.line(format_args!(
+                "event=reload ok=0 error={}",
+                Value(format!("cannot start the reload: {e}").as_bytes())
+            ));
         }
     }
 
