@@ -49,6 +49,12 @@ pub struct Config {
     pub exit_when_empty: bool,
     /// Reactor threads; `0` on the command line means one per CPU, resolved by `worker_count`.
     pub workers: usize,
+    /// `--metrics ADDR:PORT`: the plain-HTTP Prometheus endpoint.
+    pub metrics: Option<ListenSpec>,
+    /// `--max-per-ip N`: connections at once from one address; `None` = no limit.
+    pub max_per_ip: Option<usize>,
+    /// `--rate-limit N`: request lines per second per connection; `None` = no limit.
+    pub rate_limit: Option<u32>,
 }
 
 impl Default for Config {
@@ -73,6 +79,9 @@ impl Default for Config {
             number: 50,
             exit_when_empty: false,
             workers: 1,
+            metrics: None,
+            max_per_ip: None,
+            rate_limit: None,
         }
     }
 }
@@ -170,6 +179,24 @@ fn options() -> Options {
         "N",
     );
     o.optflag("", "exit-when-empty", "exit once the last client has left");
+    o.optopt(
+        "",
+        "metrics",
+        "plain-HTTP listener for GET /metrics (Prometheus text format)",
+        "ADDR:PORT",
+    );
+    o.optopt(
+        "",
+        "max-per-ip",
+        "connections at once from one client address (default 0 = no limit)",
+        "N",
+    );
+    o.optopt(
+        "",
+        "rate-limit",
+        "request lines per second per connection, burst N (default 0 = no limit)",
+        "N",
+    );
     o.optopt(
         "w",
         "workers",
@@ -291,6 +318,19 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, UsageError> {
         };
     }
     c.exit_when_empty = m.opt_present("exit-when-empty");
+    if let Some(addr) = m.opt_str("metrics") {
+        c.metrics = Some(
+            parse_listen(&addr)
+                .map_err(|UsageError(why)| UsageError(why.replace("--listen", "--metrics")))?,
+        );
+    }
+    if let Some(n) = m.opt_str("max-per-ip") {
+        c.max_per_ip = parse_limit("--max-per-ip", &n)?;
+    }
+    if let Some(n) = m.opt_str("rate-limit") {
+        c.rate_limit =
+            parse_limit("--rate-limit", &n)?.map(|v| u32::try_from(v).unwrap_or(u32::MAX));
+    }
     if let Some(n) = m.opt_str("workers") {
         c.workers = match n.parse::<usize>() {
             Ok(0) => worker_count_for_cpus(),
@@ -358,6 +398,17 @@ fn parse_listen(text: &str) -> Result<ListenSpec, UsageError> {
         host: host.to_string(),
         port: parse_port(port)?,
     })
+}
+
+/// A limit where `0` means none.
+fn parse_limit(option: &str, text: &str) -> Result<Option<usize>, UsageError> {
+    match text.parse::<usize>() {
+        Ok(0) => Ok(None),
+        Ok(n) => Ok(Some(n)),
+        Err(_) => Err(UsageError(format!(
+            "{option} {text}: must be a whole number (0 = no limit)"
+        ))),
+    }
 }
 
 fn parse_count(option: &str, text: &str) -> Result<usize, UsageError> {
@@ -480,6 +531,20 @@ mod tests {
         assert_eq!((c.name.as_str(), c.number), ("bob", 7));
         assert!(c.exit_when_empty);
         assert_eq!(c.workers, 1);
+        let ops = run(&[
+            "--metrics",
+            "127.0.0.1:9100",
+            "--max-per-ip",
+            "3",
+            "--rate-limit",
+            "50",
+        ]);
+        assert_eq!(ops.metrics.unwrap().port, 9100);
+        assert_eq!((ops.max_per_ip, ops.rate_limit), (Some(3), Some(50)));
+        let none = run(&["--max-per-ip", "0", "--rate-limit", "0"]);
+        assert_eq!((none.max_per_ip, none.rate_limit), (None, None));
+        assert!(usage_error(&["--metrics", "9100"]).contains("--metrics"));
+        assert!(usage_error(&["--rate-limit", "fast"]).contains("--rate-limit"));
         assert_eq!(run(&["--workers", "4"]).workers, 4);
         assert_eq!(run(&["-w", "0"]).workers, worker_count_for_cpus());
         assert!(usage_error(&["--workers", "-1"]).contains("--workers"));

@@ -58,9 +58,25 @@ pub enum CloseReason {
     IdleTimeout,
     SlowReader,
     Shutdown,
+    /// Over `--max-per-ip`: told so after the handshake, then closed.
+    PerIp,
 }
 
 impl CloseReason {
+    /// Every reason, in declaration order (`reason as usize` indexes it).
+    pub const ALL: [CloseReason; 10] = [
+        CloseReason::Quit,
+        CloseReason::Eof,
+        CloseReason::Reset,
+        CloseReason::TlsError,
+        CloseReason::Busy,
+        CloseReason::HandshakeTimeout,
+        CloseReason::IdleTimeout,
+        CloseReason::SlowReader,
+        CloseReason::Shutdown,
+        CloseReason::PerIp,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             CloseReason::Quit => "quit",
@@ -72,6 +88,7 @@ impl CloseReason {
             CloseReason::IdleTimeout => "idle-timeout",
             CloseReason::SlowReader => "slow-reader",
             CloseReason::Shutdown => "shutdown",
+            CloseReason::PerIp => "per-ip",
         }
     }
 
@@ -85,6 +102,38 @@ impl CloseReason {
                 | CloseReason::HandshakeTimeout
         )
     }
+}
+
+/// Why a connection is refused: told after its handshake, then closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Over `--max-clients`.
+    Busy,
+    /// Over `--max-per-ip`.
+    PerIp,
+}
+
+impl Refusal {
+    pub fn reply(self) -> &'static [u8] {
+        match self {
+            Refusal::Busy => b"ERR server busy, try again later\n",
+            Refusal::PerIp => b"ERR too many connections from your address\n",
+        }
+    }
+
+    pub fn reason(self) -> CloseReason {
+        match self {
+            Refusal::Busy => CloseReason::Busy,
+            Refusal::PerIp => CloseReason::PerIp,
+        }
+    }
+}
+
+/// Bytes moved on client sockets (TLS records included), for the metrics.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Traffic {
+    pub received: u64,
+    pub sent: u64,
 }
 
 /// What one call to [`Conn::read`] found.
@@ -118,8 +167,10 @@ pub struct Conn {
     /// What rustls refused, for the log's `tls-error` close line (boxed: rare, and the slot
     /// table should stay small).
     pub tls_error: Option<Box<rustls::Error>>,
-    /// Over `--max-clients`: after the handshake it is told `ERR server busy` and closed.
-    pub busy: bool,
+    /// Over `--max-clients` or `--max-per-ip`: after the handshake it is told why and closed.
+    pub refusal: Option<Refusal>,
+    /// A connection to the `--metrics` endpoint (plain HTTP, not a client of the service).
+    pub scrape: bool,
     pub greeted: bool,
     pub name: Option<Box<str>>,
     pub requests: u64,
@@ -179,7 +230,8 @@ impl Conn {
             peer_closed: false,
             close_reason: None,
             tls_error: None,
-            busy: false,
+            refusal: None,
+            scrape: false,
             greeted: false,
             name: None,
             requests: 0,
@@ -234,7 +286,7 @@ impl Conn {
 
     /// Reads what the peer sent: TLS records are decrypted, handshake messages processed.
     /// Call it until it returns `WouldBlock` or `Closed` (readiness is edge-triggered).
-    pub fn read(&mut self, buf: &mut [u8]) -> ReadEvent {
+    pub fn read(&mut self, buf: &mut [u8], traffic: &mut Traffic) -> ReadEvent {
         if self.phase == Phase::Lingering {
             return self.discard_until_eof(buf);
         }
@@ -242,7 +294,10 @@ impl Conn {
             let Some(tls) = &mut self.tls else {
                 return match self.socket.read(buf) {
                     Ok(0) => ReadEvent::Closed(CloseReason::Eof),
-                    Ok(n) => ReadEvent::Data(n),
+                    Ok(n) => {
+                        traffic.received += n as u64;
+                        ReadEvent::Data(n)
+                    }
                     Err(e) if would_block(&e) => ReadEvent::WouldBlock,
                     Err(e) if interrupted(&e) => continue,
                     // ECONNRESET and friends: the peer is gone.
@@ -263,7 +318,7 @@ impl Conn {
             }
             match tls.read_tls(&mut self.socket) {
                 Ok(0) => self.peer_closed = true,
-                Ok(_) => {}
+                Ok(n) => traffic.received += n as u64,
                 Err(e) if would_block(&e) => return ReadEvent::WouldBlock,
                 Err(e) if interrupted(&e) => continue,
                 Err(_) => return ReadEvent::Closed(CloseReason::Reset),
@@ -314,7 +369,7 @@ impl Conn {
     }
 
     /// Writes as much queued output as the socket takes. `Err` means the peer is gone.
-    pub fn flush(&mut self, now: Instant) -> Result<(), CloseReason> {
+    pub fn flush(&mut self, now: Instant, traffic: &mut Traffic) -> Result<(), CloseReason> {
         let closing = self.phase == Phase::Closing;
         loop {
             let mut progress = false;
@@ -331,7 +386,10 @@ impl Conn {
                     }
                     if tls.wants_write() {
                         match tls.write_tls(&mut self.socket) {
-                            Ok(_) => progress = true,
+                            Ok(n) => {
+                                traffic.sent += n as u64;
+                                progress = true;
+                            }
                             Err(e) if would_block(&e) => {}
                             Err(e) if interrupted(&e) => progress = true,
                             Err(_) => return Err(CloseReason::Reset),
@@ -342,6 +400,7 @@ impl Conn {
                     if self.out_sent < self.out.len() {
                         match self.socket.write(&self.out[self.out_sent..]) {
                             Ok(n) => {
+                                traffic.sent += n as u64;
                                 self.out_sent += n;
                                 progress = n > 0;
                             }

@@ -12,6 +12,7 @@ pub mod expr;
 pub mod line;
 pub mod listen;
 pub mod log;
+pub mod metrics;
 pub mod outbox;
 pub mod procstat;
 pub mod reactor;

@@ -58,6 +58,16 @@ fn bind(addr: SocketAddr, share: bool) -> Result<TcpListener, String> {
     Ok(TcpListener::from_std(socket.into()))
 }
 
+/// One plain listener on the first address of `spec` (the `--metrics` endpoint), and its address.
+pub fn bind_one(spec: &ListenSpec) -> Result<(TcpListener, SocketAddr), String> {
+    let wanted = resolve(spec)?[0];
+    let listener = bind(wanted, false)?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the listening address: {e}"))?;
+    Ok((listener, addr))
+}
+
 pub fn resolve(spec: &ListenSpec) -> Result<Vec<SocketAddr>, String> {
     let mut addrs: Vec<SocketAddr> = (spec.host.as_str(), spec.port)
         .to_socket_addrs()

@@ -36,6 +36,8 @@ pub struct Log {
     buffer: Vec<u8>,
     /// Lines dropped since the last report, because the disk could not keep up.
     dropped: u64,
+    /// Lines dropped and already reported in the log.
+    dropped_reported: u64,
     /// The timestamp of the current loop turn, already formatted.
     stamp: String,
     writer: Option<Writer>,
@@ -73,6 +75,7 @@ impl Log {
         Log {
             buffer: Vec::new(),
             dropped: 0,
+            dropped_reported: 0,
             stamp: String::new(),
             writer: None,
         }
@@ -113,6 +116,7 @@ impl Log {
         let mut log = Log {
             buffer: Vec::with_capacity(64 * 1024),
             dropped: 0,
+            dropped_reported: 0,
             stamp: String::new(),
             writer: Some(Writer {
                 to_writer,
@@ -136,6 +140,11 @@ impl Log {
     /// Lines dropped since the last `event=log-dropped` report (the disk fell behind).
     pub fn dropped_lines(&self) -> u64 {
         self.dropped
+    }
+
+    /// Lines dropped since this `Log` began (for the metrics).
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped_reported + self.dropped
     }
 
     pub fn enabled(&self) -> bool {
@@ -188,6 +197,7 @@ impl Log {
         if self.dropped > 0 {
             let note = format!("{} event=log-dropped lines={}\n", self.stamp, self.dropped);
             full.extend_from_slice(note.as_bytes());
+            self.dropped_reported += self.dropped;
             self.dropped = 0;
         }
         writer.in_flight.fetch_add(full.len(), Ordering::AcqRel);

@@ -17,10 +17,12 @@
 //! asking, or `--exit-when-empty`) sends every worker `Shutdown`, and each closes its own clients.
 //! `--workers 1` is the one-thread server: one reactor on the main thread, no other worker.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use mio::net::TcpListener;
 use mio::{Poll, Token, Waker};
@@ -29,8 +31,10 @@ use rustls::ServerConfig;
 use crate::bus::{Directory, RoomLine};
 use crate::config::Config;
 use crate::log::Log;
+use crate::metrics::{self, Counters, Published};
 use crate::reactor::Reactor;
 use crate::service;
+use crate::service::scrape::Scrape;
 use crate::tls::TlsFiles;
 
 /// Room bytes on their way to one worker beyond which the senders of the room are paused (the
@@ -73,10 +77,26 @@ pub struct Shared {
     /// the chat's flow control: lines waiting in a channel are behind too.
     room_backlog: Box<[AtomicUsize]>,
     peers: OnceLock<Vec<Peer>>,
+    /// Each worker's counters as last published (for `--metrics`).
+    stats: Box<[Published]>,
+    metrics_on: bool,
+    /// `--max-per-ip`: connections now, per client address (only with the option).
+    per_ip: Option<(usize, Mutex<HashMap<IpAddr, usize>>)>,
 }
 
 impl Shared {
     pub fn new(workers: usize, max_clients: usize) -> Arc<Shared> {
+        Shared::configured(workers, max_clients, None, false)
+    }
+
+    /// `max_per_ip`: at most this many connections at once from one client address;
+    /// `metrics_on`: every worker publishes its counters for `--metrics`.
+    pub fn configured(
+        workers: usize,
+        max_clients: usize,
+        max_per_ip: Option<usize>,
+        metrics_on: bool,
+    ) -> Arc<Shared> {
         Arc::new(Shared {
             workers,
             max_clients,
@@ -87,7 +107,54 @@ impl Shared {
             congested: (0..workers).map(|_| AtomicBool::new(false)).collect(),
             room_backlog: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
             peers: OnceLock::new(),
+            stats: (0..workers).map(|_| Published::default()).collect(),
+            metrics_on,
+            per_ip: max_per_ip.map(|limit| (limit, Mutex::new(HashMap::new()))),
         })
+    }
+
+    /// Whether `--metrics` is on (then every worker publishes its counters).
+    pub fn metrics_on(&self) -> bool {
+        self.metrics_on
+    }
+
+    /// Publishes worker `me`'s counters (once per loop turn, with `--metrics`).
+    pub fn publish(&self, me: usize, counters: &Counters) {
+        self.stats[me].store(counters);
+    }
+
+    /// Every worker's counters, summed: what a scrape shows.
+    pub fn counters(&self) -> Counters {
+        metrics::sum(self.stats.iter().map(Published::load))
+    }
+
+    /// Takes a `--max-per-ip` place for `ip`; false when that address has its limit already.
+    /// Without the option, always true (and no lock).
+    pub fn admit_ip(&self, ip: IpAddr) -> bool {
+        let Some((limit, counts)) = &self.per_ip else {
+            return true;
+        };
+        let mut counts = counts.lock().unwrap_or_else(|p| p.into_inner());
+        let n = counts.entry(ip).or_insert(0);
+        if *n >= *limit {
+            return false; // `limit` is at least 1, so this address is in the map already
+        }
+        *n += 1;
+        true
+    }
+
+    /// A connection that held a `--max-per-ip` place for `ip` has gone.
+    pub fn depart_ip(&self, ip: IpAddr) {
+        let Some((_, counts)) = &self.per_ip else {
+            return;
+        };
+        let mut counts = counts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = counts.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&ip); // the map holds only addresses with connections
+            }
+        }
     }
 
     pub fn workers(&self) -> usize {
@@ -222,6 +289,8 @@ pub struct WorkerParts {
     pub listeners: Vec<TcpListener>,
     pub inbox: Receiver<WorkerMsg>,
     pub shared: Arc<Shared>,
+    /// Worker 0 with `--metrics`: the endpoint's listener and service.
+    pub metrics: Option<(TcpListener, Box<dyn service::Service>)>,
 }
 
 /// The waker's token: listeners use 0..n, connection tokens are never below 2^24 (see reactor).
@@ -236,10 +305,20 @@ pub fn serve(
 ) -> Result<(), String> {
     let (tls, tls_files) = tls.unzip();
     let workers = config.workers.max(1);
-    let shared = Shared::new(workers, config.max_clients);
+    let shared = Shared::configured(
+        workers,
+        config.max_clients,
+        config.max_per_ip,
+        config.metrics.is_some(),
+    );
     let room = Directory::new();
     let mut main_log = log.another();
     let listeners = crate::listen::bind_all(&config.listen, workers)?;
+    let mut metrics = match &config.metrics {
+        Some(spec) => Some(crate::listen::bind_one(spec)?),
+        None => None,
+    };
+    let metrics_addr = metrics.as_ref().map(|(_, addr)| *addr);
 
     let mut parts = Vec::with_capacity(workers);
     let mut peers = Vec::with_capacity(workers);
@@ -255,6 +334,11 @@ pub fn serve(
             listeners,
             inbox,
             shared: Arc::clone(&shared),
+            // Worker 0 serves the metrics endpoint: scrapes are rare, and it sums every worker.
+            metrics: metrics.take().map(|(listener, _)| {
+                let scrape = Scrape::new(Arc::clone(&shared), Arc::clone(&room));
+                (listener, Box::new(scrape) as Box<dyn service::Service>)
+            }),
         });
     }
     shared.link(peers);
@@ -284,6 +368,9 @@ pub fn serve(
         workers,
         &mut main_log,
     )?;
+    if let Some(addr) = metrics_addr {
+        announce_metrics(addr, &mut main_log)?;
+    }
 
     let mut reactors = reactors.into_iter();
     let first = reactors.next().ok_or("no worker to run")?;
@@ -311,6 +398,19 @@ pub fn serve(
     main_log.line(format_args!("event=stop"));
     main_log.finish();
     result
+}
+
+/// The metrics endpoint's ready line, after the service's.
+fn announce_metrics(addr: SocketAddr, log: &mut Log) -> Result<(), String> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "listening on {addr} (http, metrics)")
+        .and_then(|()| stdout.flush())
+        .map_err(|e| format!("cannot write the ready line: {e}"))?;
+    log.line(format_args!(
+        "event=listen addr={addr} mode=http service=metrics"
+    ));
+    Ok(())
 }
 
 /// The ready lines on stdout (flushed: scripts and tests wait for them), and the log's start.

@@ -92,3 +92,155 @@ fn sighup_reloads_the_development_certificates_too() {
     assert_eq!(after.request("+ 1 2").unwrap(), "OK 3");
     assert_eq!(before.request("+ 2 2").unwrap(), "OK 4");
 }
+
+/// An HTTP exchange on a raw socket: what the endpoint answered, head and body.
+fn http(addr: std::net::SocketAddr, request: &[u8]) -> (String, String) {
+    use std::io::Write;
+    let mut stream = common::raw_tcp(addr);
+    stream.write_all(request).unwrap();
+    let (bytes, _) = common::read_to_end_timed(&mut stream);
+    let text = String::from_utf8(bytes).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (head.to_string(), body.to_string())
+}
+
+fn scrape(addr: std::net::SocketAddr) -> prometheus_parse::Scrape {
+    let (head, body) = http(addr, b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    assert!(
+        head.contains("Content-Type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(length, body.len());
+    prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).unwrap()
+}
+
+/// The value of `metric` with `label=value` (or the only one): counters, gauges.
+fn value(scrape: &prometheus_parse::Scrape, metric: &str, label: Option<(&str, &str)>) -> f64 {
+    use prometheus_parse::Value;
+    let sample = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == metric && label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
+        .unwrap_or_else(|| panic!("no {metric} {label:?}"));
+    match sample.value {
+        Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
+        ref other => panic!("{metric}: {other:?}"),
+    }
+}
+
+#[test]
+fn metrics_count_known_traffic_exactly_across_workers() {
+    use std::io::Write;
+    let server = Server::start_with(
+        &["127.0.0.1", "0"],
+        &["--workers", "2", "--metrics", "127.0.0.1:0"],
+        2,
+    );
+    let metrics = server.addrs[1];
+    // Three clients, four requests each; one of them quits (`q` is a request too).
+    let mut clients: Vec<Session> = (0..3).map(|_| server.connect()).collect();
+    for c in &mut clients {
+        for _ in 0..4 {
+            assert_eq!(c.request("+ 1 1").unwrap(), "OK 2");
+        }
+    }
+    assert_eq!(clients[0].request("q").unwrap(), "BYE session ended");
+    drop(clients.remove(0));
+    // One that is not TLS at all: a failed handshake, closed as a TLS error.
+    let mut noise = common::raw_tcp(server.addr());
+    noise.write_all(b"hello\n").unwrap();
+    let _ = common::read_to_end_timed(&mut noise);
+    server.wait_for_log("reason=tls-error");
+    server.wait_for_log("reason=quit");
+
+    let s = scrape(metrics);
+    assert_eq!(value(&s, "securetcp_connections", None), 2.0);
+    assert_eq!(value(&s, "securetcp_connections_total", None), 4.0);
+    assert_eq!(
+        value(&s, "securetcp_handshakes_total", Some(("result", "ok"))),
+        3.0
+    );
+    assert_eq!(
+        value(&s, "securetcp_handshakes_total", Some(("result", "failed"))),
+        1.0
+    );
+    assert_eq!(value(&s, "securetcp_requests_total", None), 13.0);
+    assert_eq!(
+        value(&s, "securetcp_closes_total", Some(("reason", "quit"))),
+        1.0
+    );
+    assert_eq!(
+        value(&s, "securetcp_closes_total", Some(("reason", "tls-error"))),
+        1.0
+    );
+    assert_eq!(
+        value(&s, "securetcp_closes_total", Some(("reason", "busy"))),
+        0.0
+    );
+    assert!(value(&s, "securetcp_bytes_received_total", None) > 13.0 * 6.0);
+    assert!(value(&s, "securetcp_bytes_sent_total", None) > 12.0 * 5.0);
+    assert_eq!(value(&s, "securetcp_log_dropped_lines_total", None), 0.0);
+    assert_eq!(value(&s, "securetcp_workers", None), 2.0);
+    let histogram = s
+        .samples
+        .iter()
+        .find(|x| x.metric == "securetcp_handshake_seconds")
+        .unwrap();
+    match &histogram.value {
+        prometheus_parse::Value::Histogram(buckets) => {
+            let all = buckets.iter().find(|b| b.less_than.is_infinite()).unwrap();
+            assert_eq!(all.count, 3.0);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Scrapes are not clients: a second one sees the same counts.
+    let again = scrape(metrics);
+    assert_eq!(value(&again, "securetcp_connections_total", None), 4.0);
+}
+
+#[test]
+fn metrics_answers_404_elsewhere_and_400_to_what_is_not_http() {
+    let server = Server::start_with(
+        &["127.0.0.1", "0"],
+        &["--service", "chat", "--metrics", "127.0.0.1:0"],
+        2,
+    );
+    let metrics = server.addrs[1];
+    let (head, _) = http(metrics, b"GET / HTTP/1.1\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 404 Not Found"), "{head}");
+    let (head, _) = http(metrics, b"\x16\x03\x01\x00\x05hello\r\n");
+    assert!(head.starts_with("HTTP/1.1 400 Bad Request"), "{head}");
+    let (head, _) = http(metrics, b"+ 3 4\n");
+    assert!(head.starts_with("HTTP/1.1 400 Bad Request"), "{head}");
+    // Chat members are counted in the whole room.
+    let mut alice = server.connect();
+    assert!(alice.request("name alice").unwrap().starts_with("OK"));
+    assert_eq!(value(&scrape(metrics), "securetcp_chat_members", None), 1.0);
+}
+
+#[test]
+fn max_per_ip_turns_the_next_away_and_frees_the_place_again() {
+    let server = Server::start(&["--workers", "2", "--max-per-ip", "2"]);
+    let mut first = server.connect();
+    let _second = server.connect();
+    match Session::connect("127.0.0.1", server.addr().port(), &server.options()) {
+        Err(ClientError::Turned(reason)) => {
+            assert_eq!(reason, "too many connections from your address")
+        }
+        Err(other) => panic!("expected per-ip, got {other}"),
+        Ok(_) => panic!("a third connection from one address was served"),
+    }
+    server.wait_for_log("reason=per-ip");
+    assert_eq!(first.request("q").unwrap(), "BYE session ended");
+    drop(first);
+    server.wait_for_log("reason=quit");
+    let mut next = server.connect();
+    assert_eq!(next.request("1 + 1").unwrap(), "OK 2");
+}

@@ -145,6 +145,8 @@ pub enum ClientError {
     /// A `--no-tls` client at a TLS port.
     ServerIsTls,
     Busy,
+    /// The server said why it would not serve us (`too many connections from your address`).
+    Turned(String),
     Closed,
     /// The chat refused the name, and nobody is there to type another.
     Login(String),
@@ -169,6 +171,7 @@ impl fmt::Display for ClientError {
             ClientError::ServerIsTls => f.write_str("the server speaks TLS: leave out --no-tls"),
             ClientError::Login(reason) => f.write_str(reason),
             ClientError::Busy => f.write_str("server busy, try again later"),
+            ClientError::Turned(reason) => write!(f, "the server turned us away: {reason}"),
             ClientError::Closed => f.write_str("the server closed the connection"),
             ClientError::Io(e) => write!(f, "connection failed: {e}"),
         }

@@ -208,6 +208,9 @@ impl Session {
         if greeting.starts_with("ERR server busy") {
             return Err(ClientError::Busy);
         }
+        if let Some(reason) = greeting.strip_prefix("ERR ") {
+            return Err(ClientError::Turned(reason.to_string()));
+        }
         match greeting.strip_prefix("HELLO ") {
             Some(rest) => session.service = rest.split(' ').next().unwrap_or("").to_string(),
             None => {

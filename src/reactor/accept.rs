@@ -1,6 +1,6 @@
 //! Accepting and admission: draining a listener's backlog, pausing on EMFILE instead of
-//! spinning, and admitting each socket as a `Conn` in a free slot, or as busy past
-//! `--max-clients` (told so after its handshake, and not counted against the limit).
+//! spinning, and admitting each socket as a `Conn` in a free slot, or refused past
+//! `--max-clients` or `--max-per-ip` (told so after its handshake, and holding no place).
 
 use std::io;
 use std::net::SocketAddr;
@@ -9,7 +9,7 @@ use mio::net::TcpStream;
 use mio::{Interest, Token};
 
 use super::{ACCEPT_PAUSE, MAX_BUSY_REPLIES, Reactor};
-use crate::conn::Conn;
+use crate::conn::{CloseReason, Conn, Phase, Refusal};
 use crate::log::Value;
 use crate::outbox::ConnId;
 
@@ -25,7 +25,7 @@ impl Reactor {
                 return;
             };
             match listener.accept() {
-                Ok((stream, peer)) => self.admit(stream, peer),
+                Ok((stream, peer)) => self.admit(stream, peer, Some(index) == self.scrape_listener),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
@@ -44,28 +44,46 @@ impl Reactor {
         }
     }
 
-    /// A new socket: a place under `--max-clients` (process-wide) or, past it, busy.
-    pub(super) fn admit(&mut self, stream: TcpStream, peer: SocketAddr) {
-        let busy = !self.shared.admit();
-        if busy && self.busy_now >= MAX_BUSY_REPLIES {
+    /// A new socket: a place under `--max-clients` (process-wide) and under `--max-per-ip`, or
+    /// refused (told why after its handshake, holding no place meanwhile).
+    pub(super) fn admit(&mut self, stream: TcpStream, peer: SocketAddr, scrape: bool) {
+        let refusal = if !self.shared.admit() {
+            Some(Refusal::Busy)
+        } else if !self.shared.admit_ip(peer.ip()) {
+            self.shared.depart();
+            Some(Refusal::PerIp)
+        } else {
+            None
+        };
+        if refusal.is_some() && self.busy_now >= MAX_BUSY_REPLIES {
             // Too many even to tell them: drop the socket, which frees its descriptor.
             let serial = self.shared.next_serial();
             self.log.line(format_args!(
                 "conn={serial}{} peer={peer} event=open tls=-",
                 super::worker_tag(&self.shared, self.worker)
             ));
+            let reason = refusal.map_or(CloseReason::Busy, Refusal::reason);
             self.log.line(format_args!(
-                "conn={serial} event=close reason=busy requests=0"
+                "conn={serial} event=close reason={} requests=0",
+                reason.as_str()
             ));
             return;
         }
-        if !self.take_slot(stream, peer, busy) && !busy {
-            self.shared.depart(); // the place it took is free again
+        if !self.take_slot(stream, peer, refusal, scrape) && refusal.is_none() {
+            // The places it took are free again.
+            self.shared.depart();
+            self.shared.depart_ip(peer.ip());
         }
     }
 
     /// Puts the connection in a slot and registers it; false (logged) when that failed.
-    fn take_slot(&mut self, stream: TcpStream, peer: SocketAddr, busy: bool) -> bool {
+    fn take_slot(
+        &mut self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        refusal: Option<Refusal>,
+        scrape: bool,
+    ) -> bool {
         // Small replies must leave at once, not wait for Nagle.
         let _ = stream.set_nodelay(true);
         let slot = self.free_slots.pop().unwrap_or_else(|| {
@@ -73,14 +91,9 @@ impl Reactor {
             self.conns.len() - 1
         });
         let id = ConnId::new(self.shared.next_serial(), slot);
-        let mut conn = match Conn::new(
-            id,
-            stream,
-            peer,
-            self.tls.as_ref(),
-            self.settings.max_line,
-            self.now,
-        ) {
+        // The metrics endpoint speaks plain HTTP, whatever the service's listeners speak.
+        let tls = if scrape { None } else { self.tls.as_ref() };
+        let mut conn = match Conn::new(id, stream, peer, tls, self.settings.max_line, self.now) {
             Ok(conn) => conn,
             Err(e) => {
                 self.free_slots.push(slot);
@@ -103,11 +116,18 @@ impl Reactor {
             ));
             return false;
         }
-        conn.busy = busy;
+        conn.refusal = refusal;
+        conn.scrape = scrape;
+        let handshaking = conn.phase() == Phase::Handshaking;
         self.conns[slot] = Some(conn);
         self.live += 1;
-        self.busy_now += usize::from(busy);
-        if self.tls.is_some() {
+        self.busy_now += usize::from(refusal.is_some());
+        if scrape {
+            self.scrapes_now += 1;
+        } else {
+            self.counters.connections_total += 1;
+        }
+        if handshaking {
             if let Some(timeout) = self.settings.handshake_timeout {
                 self.note_deadline(self.now + timeout);
             }

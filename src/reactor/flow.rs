@@ -19,13 +19,14 @@ impl Reactor {
         if conn.pending_output() <= READ_PAUSE_OUTPUT {
             return;
         }
-        if conn.flush(now).is_err() {
+        if conn.flush(now, &mut self.traffic).is_err() {
             self.close(id, CloseReason::Reset);
             self.settle();
             return;
         }
         if conn.pending_output() > READ_PAUSE_OUTPUT {
             conn.read_paused = true;
+            self.read_paused_now += 1;
             self.mark_dirty(id);
         }
     }

@@ -40,9 +40,10 @@ use signal_hook_mio::v1_0::Signals;
 
 use crate::bus::RoomLine;
 use crate::config::Config;
-use crate::conn::{CloseReason, Conn, Phase, READ_PAUSE_OUTPUT, ReadEvent};
+use crate::conn::{CloseReason, Conn, Phase, READ_PAUSE_OUTPUT, ReadEvent, Traffic};
 use crate::line::Frame;
 use crate::log::{Log, Value};
+use crate::metrics::Counters;
 use crate::outbox::{Action, ConnId, Outbox};
 use crate::service::{BadLine, Service};
 use crate::tls::TlsFiles;
@@ -81,9 +82,6 @@ const FANOUT_SOFT: usize = 256 * 1024;
 /// back any more. It then runs into MAX_PENDING_OUTPUT and is cut off as a slow reader.
 const STALLED_AFTER: Duration = Duration::from_millis(250);
 
-/// The reply to a connection over `--max-clients`.
-pub const BUSY_REPLY: &[u8] = b"ERR server busy, try again later\n";
-
 /// The last line every greeted client gets when the server stops (SIGINT/SIGTERM).
 pub const SHUTDOWN_REPLY: &[u8] = b"BYE server shutting down\n";
 
@@ -102,6 +100,15 @@ pub struct Reactor {
     room_out: Vec<RoomLine>,
     /// This worker's congested flag as last published in `shared`.
     flagged_congested: bool,
+    /// The `--metrics` endpoint's service and listener (worker 0, with the option).
+    scrape: Option<Box<dyn Service>>,
+    scrape_listener: Option<usize>,
+    /// What this worker counted, published for `--metrics` once per loop turn.
+    counters: Counters,
+    traffic: Traffic,
+    read_paused_now: u64,
+    /// Open connections to the metrics endpoint (not counted as clients).
+    scrapes_now: usize,
     tls: Option<Arc<ServerConfig>>,
     service: Box<dyn Service>,
     outbox: Outbox,
@@ -158,7 +165,16 @@ impl Reactor {
             mut listeners,
             inbox,
             shared,
+            metrics,
         } = parts;
+        // The metrics endpoint is one more listener, the last; its connections get `scrape`.
+        let (scrape_listener, scrape) = match metrics {
+            Some((listener, service)) => {
+                listeners.push(listener);
+                (Some(listeners.len() - 1), Some(service))
+            }
+            None => (None, None),
+        };
         for (i, listener) in listeners.iter_mut().enumerate() {
             poll.registry()
                 .register(listener, Token(i), Interest::READABLE)
@@ -186,6 +202,12 @@ impl Reactor {
             inbox,
             room_out: Vec::new(),
             flagged_congested: false,
+            scrape,
+            scrape_listener,
+            counters: Counters::default(),
+            traffic: Traffic::default(),
+            read_paused_now: 0,
+            scrapes_now: 0,
             tls,
             service,
             outbox: Outbox::new(),
@@ -259,6 +281,9 @@ impl Reactor {
             // the other workers have what caused it.
             self.send_room_lines();
             self.flush_dirty();
+            if self.scrape_listener.is_some() || self.shared.metrics_on() {
+                self.publish_counters();
+            }
             if self.settings.exit_when_empty && self.shared.everyone_left() {
                 self.shared.shutdown_all();
                 self.begin_shutdown();
@@ -313,6 +338,17 @@ impl Reactor {
         }
     }
 
+    /// What a scrape reads: this worker's counters, as of the end of this turn.
+    fn publish_counters(&mut self) {
+        let c = &mut self.counters;
+        c.connections = (self.live - self.scrapes_now) as u64;
+        c.bytes_received = self.traffic.received;
+        c.bytes_sent = self.traffic.sent;
+        c.log_dropped = self.log.dropped_total();
+        c.paused_readers = self.read_paused_now + self.fanout_paused.len() as u64;
+        self.shared.publish(self.worker, c);
+    }
+
     /// The end of the turn: the room lines published during it go to the other workers, in one
     /// message each.
     fn send_room_lines(&mut self) {
@@ -344,21 +380,29 @@ impl Reactor {
             if conn.phase() == Phase::Closing || (conn.phase() == Phase::Open && throttled) {
                 return;
             }
-            match conn.read(&mut self.scratch) {
+            match conn.read(&mut self.scratch, &mut self.traffic) {
                 ReadEvent::Data(n) => {
                     conn.last_activity = self.now;
                     budget = budget.saturating_sub(n);
                     if conn.phase() != Phase::Open {
                         continue; // bytes after we closed: ignored
                     }
+                    let service = match (&mut self.scrape, conn.scrape) {
+                        (Some(scrape), true) => scrape.as_mut(),
+                        _ => self.service.as_mut(),
+                    };
+                    let requests_before = conn.requests;
                     dispatch_lines(
                         conn,
                         &self.scratch[..n],
-                        self.service.as_mut(),
+                        service,
                         &mut self.outbox,
                         &mut self.log,
                         self.settings.max_line,
                     );
+                    if !conn.scrape {
+                        self.counters.requests += conn.requests - requests_before;
+                    }
                     self.source = Some(id);
                     self.settle();
                     self.source = None;
@@ -372,7 +416,10 @@ impl Reactor {
                         return;
                     }
                 }
-                ReadEvent::HandshakeDone => self.on_ready(id),
+                ReadEvent::HandshakeDone => {
+                    self.counters.handshake_done(self.now - conn.opened_at);
+                    self.on_ready(id);
+                }
                 ReadEvent::WouldBlock => {
                     // Handshake messages (or a TLS key update) may be waiting to go out.
                     if conn.interest().is_writable() {
@@ -421,13 +468,16 @@ impl Reactor {
                 )),
             }
         }
-        if conn.busy {
-            conn.queue(BUSY_REPLY);
-            self.close(id, CloseReason::Busy);
+        if let Some(refusal) = conn.refusal {
+            conn.queue(refusal.reply());
+            self.close(id, refusal.reason());
         } else {
-            conn.greeted = true;
-            self.shared.greeted();
-            self.service.greeting(id, &mut self.outbox);
+            if !conn.scrape {
+                // A scrape is no client: it is neither greeted nor counted as one.
+                conn.greeted = true;
+                self.shared.greeted();
+                self.service.greeting(id, &mut self.outbox);
+            }
             if let Some(timeout) = self.settings.idle_timeout {
                 self.note_deadline(now + timeout);
             }
@@ -567,14 +617,29 @@ impl Reactor {
                 conn.requests
             )),
         }
-        if conn.busy {
+        if conn.refusal.is_some() {
             self.busy_now -= 1;
         } else {
             self.shared.depart();
+            self.shared.depart_ip(conn.peer.ip());
+        }
+        if conn.read_paused {
+            self.read_paused_now -= 1;
         }
         if conn.greeted {
             self.shared.ungreeted();
             self.service.on_close(id, &mut self.outbox);
+        }
+        if conn.scrape {
+            self.scrapes_now -= 1;
+            if let Some(scrape) = &mut self.scrape {
+                scrape.on_close(id, &mut self.outbox);
+            }
+        } else {
+            self.counters.closed(reason);
+            if conn.phase() == Phase::Handshaking && self.tls.is_some() {
+                self.counters.handshakes_failed += 1;
+            }
         }
         drop(conn);
         self.free_slots.push(id.slot());
@@ -663,7 +728,7 @@ impl Reactor {
                 continue;
             };
             conn.dirty = false;
-            if let Err(reason) = conn.flush(now) {
+            if let Err(reason) = conn.flush(now, &mut self.traffic) {
                 self.close(id, reason);
                 self.settle();
                 continue;
@@ -679,6 +744,7 @@ impl Reactor {
                 self.read_from(id);
             } else if conn.read_paused && conn.pending_output() <= READ_PAUSE_OUTPUT / 2 {
                 conn.read_paused = false;
+                self.read_paused_now -= 1;
                 self.read_from(id);
             }
             let Some(conn) = slot_mut(&mut self.conns, id) else {

@@ -7,6 +7,7 @@
 pub mod calc;
 pub mod chat;
 pub mod quiz;
+pub mod scrape;
 pub mod sum;
 
 use std::fmt;

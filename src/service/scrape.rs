@@ -1,0 +1,186 @@
+//! The `--metrics` endpoint: just enough HTTP/1.x for a Prometheus scrape, as a line service.
+//!
+//! The reactor frames the request like any other: the request line, the header lines, then the
+//! empty line that ends the head (which arrives as `BadLine::Empty`). `GET /metrics` gets `200`
+//! and the text format; any other path `404`; another method `405`; anything that is not an HTTP
+//! request line (or a line that is not UTF-8 or too long) `400`. Every answer closes the
+//! connection, so a scrape costs one connection, bounded by the same limits as any other.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::{BadLine, ConnId, Outbox, Service};
+use crate::bus::Directory;
+use crate::workers::Shared;
+
+/// What the request line asked for; answered once the head ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Metrics,
+    NotFound,
+    NotAllowed,
+}
+
+pub struct Scrape {
+    shared: Arc<Shared>,
+    room: Arc<Directory>,
+    /// Connections whose request line was read, until their head ends.
+    pending: HashMap<ConnId, Answer>,
+}
+
+impl Scrape {
+    pub fn new(shared: Arc<Shared>, room: Arc<Directory>) -> Scrape {
+        Scrape {
+            shared,
+            room,
+            pending: HashMap::new(),
+        }
+    }
+
+    fn respond(
+        &mut self,
+        id: ConnId,
+        status: &str,
+        content_type: &str,
+        body: &str,
+        out: &mut Outbox,
+    ) {
+        self.pending.remove(&id);
+        let head = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        out.send_many_raw([id], head.as_bytes());
+        out.send_many_raw([id], body.as_bytes());
+        out.close(id);
+    }
+
+    fn bad_request(&mut self, id: ConnId, out: &mut Outbox) {
+        self.respond(
+            id,
+            "400 Bad Request",
+            "text/plain",
+            "not an HTTP request\n",
+            out,
+        );
+    }
+}
+
+/// `GET /metrics HTTP/1.1` -> what to answer; `None` when the line is no HTTP request line.
+fn request_line(line: &str) -> Option<Answer> {
+    let mut parts = line.split(' ');
+    let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
+    let is_token = !method.is_empty() && method.bytes().all(|b| b.is_ascii_uppercase());
+    if parts.next().is_some() || !is_token || !target.starts_with('/') {
+        return None;
+    }
+    if !matches!(version, "HTTP/1.0" | "HTTP/1.1") {
+        return None;
+    }
+    let path = target.split('?').next().unwrap_or(target);
+    Some(match (method, path) {
+        ("GET", "/metrics") => Answer::Metrics,
+        ("GET", _) => Answer::NotFound,
+        _ => Answer::NotAllowed,
+    })
+}
+
+impl Service for Scrape {
+    fn name(&self) -> &'static str {
+        "metrics"
+    }
+
+    /// HTTP clients speak first: no greeting.
+    fn greeting(&mut self, _id: ConnId, _out: &mut Outbox) {}
+
+    fn on_line(&mut self, id: ConnId, line: &str, out: &mut Outbox) {
+        if self.pending.contains_key(&id) {
+            out.quiet(); // a header line: nothing to log, nothing to answer yet
+            return;
+        }
+        match request_line(line) {
+            Some(answer) => {
+                self.pending.insert(id, answer);
+            }
+            None => self.bad_request(id, out),
+        }
+    }
+
+    fn on_bad_line(&mut self, id: ConnId, bad: BadLine, out: &mut Outbox) {
+        let answer = match bad {
+            BadLine::Empty => self.pending.get(&id).copied(),
+            BadLine::NotUtf8 | BadLine::TooLong { .. } => None,
+        };
+        match answer {
+            Some(Answer::Metrics) => {
+                let body = crate::metrics::render(
+                    &self.shared.counters(),
+                    self.room.len(),
+                    self.shared.workers(),
+                );
+                let kind = "text/plain; version=0.0.4; charset=utf-8";
+                self.respond(id, "200 OK", kind, &body, out);
+            }
+            Some(Answer::NotFound) => self.respond(
+                id,
+                "404 Not Found",
+                "text/plain",
+                "not found: try /metrics\n",
+                out,
+            ),
+            Some(Answer::NotAllowed) => self.respond(
+                id,
+                "405 Method Not Allowed",
+                "text/plain",
+                "only GET\n",
+                out,
+            ),
+            None => self.bad_request(id, out),
+        }
+    }
+
+    fn on_close(&mut self, id: ConnId, _out: &mut Outbox) {
+        self.pending.remove(&id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scrape() -> Scrape {
+        Scrape::new(Shared::new(1, 10), Directory::new())
+    }
+
+    fn answer(lines: &[&str]) -> String {
+        let mut s = scrape();
+        let mut out = Outbox::new();
+        let id = ConnId::new(1, 0);
+        for line in lines {
+            match *line {
+                "" => s.on_bad_line(id, BadLine::Empty, &mut out),
+                text => s.on_line(id, text, &mut out),
+            }
+        }
+        assert!(out.is_closing(id), "every answer closes");
+        out.lines_for(id).join("\n")
+    }
+
+    #[test]
+    fn a_scrape_gets_the_text_format() {
+        let text = answer(&["GET /metrics HTTP/1.1", "Host: x", "Accept: */*", ""]);
+        assert!(text.starts_with("HTTP/1.1 200 OK\n"), "{text}");
+        assert!(text.contains("Content-Type: text/plain; version=0.0.4"));
+        assert!(text.contains("securetcp_connections "));
+    }
+
+    #[test]
+    fn other_paths_methods_and_noise_are_refused() {
+        assert!(answer(&["GET / HTTP/1.1", ""]).starts_with("HTTP/1.1 404"));
+        assert!(answer(&["POST /metrics HTTP/1.1", ""]).starts_with("HTTP/1.1 405"));
+        assert!(answer(&["hello there"]).starts_with("HTTP/1.1 400"));
+        assert!(answer(&["GET /metrics SMTP/1.0"]).starts_with("HTTP/1.1 400"));
+        assert!(answer(&["+ 3 4"]).starts_with("HTTP/1.1 400"));
+        assert!(answer(&[""]).starts_with("HTTP/1.1 400"));
+    }
+}
