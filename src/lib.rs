@@ -17,5 +17,6 @@ pub mod outbox;
 pub mod procstat;
 pub mod reactor;
 pub mod service;
+pub mod systemd;
 pub mod tls;
 pub mod workers;

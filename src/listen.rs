@@ -58,6 +58,23 @@ fn bind(addr: SocketAddr, share: bool) -> Result<TcpListener, String> {
     Ok(TcpListener::from_std(socket.into()))
 }
 
+/// Sockets systemd passed (socket activation) instead of binding: every worker gets its own
+/// descriptor for each (a `dup`), all accepting from the same socket.
+pub fn from_passed(passed: Vec<std::net::TcpListener>, workers: usize) -> Result<Bound, String> {
+    let fail = |e: std::io::Error| format!("cannot use a socket systemd passed: {e}");
+    let mut sockets: Vec<Vec<TcpListener>> = (0..workers).map(|_| Vec::new()).collect();
+    let mut addrs = Vec::new();
+    for listener in passed {
+        listener.set_nonblocking(true).map_err(fail)?;
+        addrs.push(listener.local_addr().map_err(fail)?);
+        for worker in sockets.iter_mut().skip(1) {
+            worker.push(TcpListener::from_std(listener.try_clone().map_err(fail)?));
+        }
+        sockets[0].push(TcpListener::from_std(listener));
+    }
+    Ok(Bound { sockets, addrs })
+}
+
 /// One plain listener on the first address of `spec` (the `--metrics` endpoint), and its address.
 pub fn bind_one(spec: &ListenSpec) -> Result<(TcpListener, SocketAddr), String> {
     let wanted = resolve(spec)?[0];

@@ -10,6 +10,8 @@ use securetcp::log::Log;
 use securetcp::{service, tls, workers};
 
 fn main() -> ExitCode {
+    // Before any thread starts: it reads and removes systemd's variables.
+    let passed = securetcp::systemd::passed_listeners();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let config = match config::parse(&args) {
         Ok(Command::Run(config)) => config,
@@ -23,7 +25,7 @@ fn main() -> ExitCode {
         }
         Err(config::UsageError(message)) => return usage_error(&message),
     };
-    match start(&config) {
+    match start(&config, passed) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("securetcp: {message}");
@@ -37,7 +39,7 @@ fn usage_error(message: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn start(config: &Config) -> Result<(), String> {
+fn start(config: &Config, passed: Option<Vec<std::net::TcpListener>>) -> Result<(), String> {
     raise_descriptor_limit(config.max_clients);
     let tls = if config.tls {
         let (cert, key) = certificate_paths(config)?;
@@ -57,7 +59,7 @@ fn start(config: &Config) -> Result<(), String> {
         None
     };
     let (log, writer) = Log::open(&config.log)?;
-    let served = workers::serve(config, tls, log);
+    let served = workers::serve(config, tls, log, passed);
     writer.finish();
     served
 }

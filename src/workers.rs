@@ -302,6 +302,7 @@ pub fn serve(
     config: &Config,
     tls: Option<(Arc<ServerConfig>, TlsFiles)>,
     log: Log,
+    passed: Option<Vec<std::net::TcpListener>>,
 ) -> Result<(), String> {
     let (tls, tls_files) = tls.unzip();
     let workers = config.workers.max(1);
@@ -313,7 +314,11 @@ pub fn serve(
     );
     let room = Directory::new();
     let mut main_log = log.another();
-    let listeners = crate::listen::bind_all(&config.listen, workers)?;
+    let listeners = match passed {
+        // Socket activation: systemd's sockets, not the command line's addresses.
+        Some(sockets) => crate::listen::from_passed(sockets, workers)?,
+        None => crate::listen::bind_all(&config.listen, workers)?,
+    };
     let mut metrics = match &config.metrics {
         Some(spec) => Some(crate::listen::bind_one(spec)?),
         None => None,
@@ -371,6 +376,7 @@ pub fn serve(
     if let Some(addr) = metrics_addr {
         announce_metrics(addr, &mut main_log)?;
     }
+    crate::systemd::notify("READY=1");
 
     let mut reactors = reactors.into_iter();
     let first = reactors.next().ok_or("no worker to run")?;

@@ -244,3 +244,69 @@ fn max_per_ip_turns_the_next_away_and_frees_the_place_again() {
     let mut next = server.connect();
     assert_eq!(next.request("1 + 1").unwrap(), "OK 2");
 }
+
+#[test]
+fn notify_socket_hears_ready_then_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    use std::process::Command;
+    let dir = TestDir::new("notify");
+    let path = dir.0.join("notify.sock");
+    let manager = UnixDatagram::bind(&path).unwrap();
+    manager.set_read_timeout(Some(WAIT)).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_securetcp"));
+    command.env("NOTIFY_SOCKET", &path);
+    let mut server = Server::launch(
+        command,
+        dir,
+        &["127.0.0.1", "0"],
+        &["--workers", "2"],
+        1,
+        None,
+    );
+    let mut buf = [0u8; 256];
+    let n = manager.recv(&mut buf).expect("READY=1 once listening");
+    assert_eq!(&buf[..n], b"READY=1");
+    // Ready means ready: a client is served.
+    assert_eq!(server.connect().request("+ 1 1").unwrap(), "OK 2");
+    server.signal(libc::SIGTERM);
+    let n = manager.recv(&mut buf).expect("STOPPING=1 at shutdown");
+    assert_eq!(&buf[..n], b"STOPPING=1");
+    assert_eq!(server.wait_exit(WAIT).code(), Some(0));
+}
+
+#[test]
+fn socket_activation_serves_the_socket_passed_as_fd_3() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    use std::process::Command;
+    // The socket a service manager would have bound: the server must not bind its own.
+    let passed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = passed.local_addr().unwrap().port();
+    let fd = passed.as_raw_fd();
+    // `sh` sets LISTEN_PID to its own pid and execs the server, which keeps that pid.
+    let mut command = Command::new("sh");
+    command.args([
+        "-c",
+        &format!(
+            "LISTEN_PID=$$ LISTEN_FDS=1 exec {} --workers 2 \"$@\"",
+            env!("CARGO_BIN_EXE_securetcp")
+        ),
+        "securetcp",
+    ]);
+    // SAFETY: between fork and exec only dup2 (async-signal-safe) runs: the socket becomes fd 3.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::dup2(fd, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let server = Server::launch(command, TestDir::new("activated"), &[], &[], 1, None);
+    assert_eq!(server.addr().port(), port, "it serves the passed socket");
+    drop(passed); // only the server holds it now
+    for _ in 0..4 {
+        let mut s = server.connect();
+        assert_eq!(s.request("6 * 7").unwrap(), "OK 42");
+    }
+}

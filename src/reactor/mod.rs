@@ -699,6 +699,9 @@ impl Reactor {
             return;
         }
         self.shutdown_deadline = Some(self.now + SHUTDOWN_GRACE);
+        if self.worker == 0 {
+            crate::systemd::notify("STOPPING=1");
+        }
         self.log
             .line(format_args!("event=shutdown connections={}", self.live));
         for mut listener in self.listeners.drain(..) {

@@ -91,7 +91,7 @@ impl Server {
         Server::launch(command, TestDir::new(name), &[], args, 1, None)
     }
 
-    fn launch(
+    pub fn launch(
         mut command: Command,
         dir: TestDir,
         address: &[&str],
