@@ -16,6 +16,7 @@ use rustls::{ServerConfig, ServerConnection};
 
 use crate::line::LineBuffer;
 use crate::outbox::ConnId;
+use crate::rate::TokenBucket;
 
 /// Reply bytes queued beyond this (not yet taken by the kernel) stop the reading of more
 /// requests from the same client until they drain: a client that pipelines without reading
@@ -171,6 +172,9 @@ pub struct Conn {
     pub refusal: Option<Refusal>,
     /// A connection to the `--metrics` endpoint (plain HTTP, not a client of the service).
     pub scrape: bool,
+    /// `--rate-limit`: the tokens for its request lines, and whether it waits for one.
+    pub bucket: Option<Box<TokenBucket>>,
+    pub rate_waiting: bool,
     pub greeted: bool,
     pub name: Option<Box<str>>,
     pub requests: u64,
@@ -232,6 +236,8 @@ impl Conn {
             tls_error: None,
             refusal: None,
             scrape: false,
+            bucket: None,
+            rate_waiting: false,
             greeted: false,
             name: None,
             requests: 0,

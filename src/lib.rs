@@ -15,6 +15,7 @@ pub mod log;
 pub mod metrics;
 pub mod outbox;
 pub mod procstat;
+pub mod rate;
 pub mod reactor;
 pub mod service;
 pub mod systemd;

@@ -15,6 +15,27 @@ pub enum Frame<'a> {
     TooLong,
 }
 
+/// What the caller of [`LineBuffer::feed`] wants after a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// The connection is closing: the rest of the data is dropped.
+    Stop,
+    /// Not now (`--rate-limit`): the rest of the data is held, to be fed again later with
+    /// [`LineBuffer::take_held`].
+    Hold,
+}
+
+impl From<bool> for Flow {
+    fn from(keep_going: bool) -> Flow {
+        if keep_going {
+            Flow::Continue
+        } else {
+            Flow::Stop
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct LineBuffer {
     /// The start of a line whose `\n` has not arrived yet. Empty (and unallocated) for a
@@ -24,6 +45,8 @@ pub struct LineBuffer {
     max_line: usize,
     /// True from the moment a line crosses the limit until its `\n` arrives.
     discarding: bool,
+    /// Bytes after a line answered with `Flow::Hold`, waiting their turn (at most one read).
+    held: Vec<u8>,
 }
 
 /// A partial line this large keeps its buffer between requests; a larger one is given back,
@@ -36,7 +59,18 @@ impl LineBuffer {
             partial: Vec::new(),
             max_line,
             discarding: false,
+            held: Vec::new(),
         }
+    }
+
+    /// True while bytes are held back (`Flow::Hold`): they come before anything read later.
+    pub fn has_held(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    /// The held bytes, to be fed again now.
+    pub fn take_held(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.held)
     }
 
     /// Bytes held for an unfinished line.
@@ -45,9 +79,13 @@ impl LineBuffer {
     }
 
     /// Feeds one read's bytes; calls `on_frame` for every complete (or overlong) line, in order.
-    /// `on_frame` returns `false` to stop early (the connection is closing); the rest of `data`
-    /// is then dropped.
-    pub fn feed(&mut self, mut data: &[u8], mut on_frame: impl FnMut(Frame<'_>) -> bool) {
+    /// `on_frame` says how to go on: `false`/`Flow::Stop` drops the rest of `data` (the
+    /// connection is closing), `Flow::Hold` keeps it for later.
+    pub fn feed<F: Into<Flow>>(
+        &mut self,
+        mut data: &[u8],
+        mut on_frame: impl FnMut(Frame<'_>) -> F,
+    ) {
         while !data.is_empty() {
             let newline = data.iter().position(|&b| b == b'\n');
             let (chunk, rest, complete) = match newline {
@@ -67,27 +105,30 @@ impl LineBuffer {
                 self.partial.clear();
                 self.shrink();
                 self.discarding = !complete;
-                if !on_frame(Frame::TooLong) {
-                    return;
+                match on_frame(Frame::TooLong).into() {
+                    Flow::Continue => continue,
+                    Flow::Stop => return,
+                    Flow::Hold => return self.held.extend_from_slice(data),
                 }
-                continue;
             }
             if !complete {
                 self.partial.extend_from_slice(chunk);
                 return;
             }
-            let keep_going = if self.partial.is_empty() {
+            let flow = if self.partial.is_empty() {
                 // The common case: the whole line is inside this read. No copy.
-                on_frame(Frame::Line(strip_cr(chunk)))
+                on_frame(Frame::Line(strip_cr(chunk))).into()
             } else {
                 self.partial.extend_from_slice(chunk);
-                let keep_going = on_frame(Frame::Line(strip_cr(&self.partial)));
+                let flow = on_frame(Frame::Line(strip_cr(&self.partial))).into();
                 self.partial.clear();
                 self.shrink();
-                keep_going
+                flow
             };
-            if !keep_going {
-                return;
+            match flow {
+                Flow::Continue => {}
+                Flow::Stop => return,
+                Flow::Hold => return self.held.extend_from_slice(data),
             }
         }
     }
@@ -184,6 +225,33 @@ mod tests {
         }
         assert_eq!(errors, 1);
         assert_eq!(buffer.pending(), 0);
+    }
+
+    #[test]
+    fn hold_keeps_the_rest_for_later_in_order() {
+        let mut buffer = LineBuffer::new(100);
+        let mut seen = Vec::new();
+        buffer.feed(b"one\ntwo\nthr", |f| {
+            let Frame::Line(l) = f else { panic!() };
+            seen.push(String::from_utf8_lossy(l).into_owned());
+            Flow::Hold
+        });
+        assert_eq!(seen, ["one"]);
+        assert!(buffer.has_held());
+        let held = buffer.take_held();
+        assert_eq!(held, b"two\nthr");
+        buffer.feed(&held, |f| {
+            let Frame::Line(l) = f else { panic!() };
+            seen.push(String::from_utf8_lossy(l).into_owned());
+            Flow::Continue
+        });
+        buffer.feed(b"ee\n", |f| {
+            let Frame::Line(l) = f else { panic!() };
+            seen.push(String::from_utf8_lossy(l).into_owned());
+            true
+        });
+        assert_eq!(seen, ["one", "two", "three"]);
+        assert!(!buffer.has_held());
     }
 
     #[test]

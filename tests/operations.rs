@@ -293,10 +293,14 @@ fn socket_activation_serves_the_socket_passed_as_fd_3() {
         ),
         "securetcp",
     ]);
-    // SAFETY: between fork and exec only dup2 (async-signal-safe) runs: the socket becomes fd 3.
+    // SAFETY: between fork and exec only dup2 and fcntl (async-signal-safe) run: the socket
+    // becomes fd 3, kept open across exec (dup2 onto itself would not clear close-on-exec).
     unsafe {
         command.pre_exec(move || {
-            if libc::dup2(fd, 3) < 0 {
+            if fd != 3 && libc::dup2(fd, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -309,4 +313,27 @@ fn socket_activation_serves_the_socket_passed_as_fd_3() {
         let mut s = server.connect();
         assert_eq!(s.request("6 * 7").unwrap(), "OK 42");
     }
+}
+
+#[test]
+fn rate_limit_reads_later_but_answers_everything_in_order() {
+    let server = Server::start(&["--workers", "2", "--rate-limit", "50"]);
+    let mut s = server.connect();
+    let started = std::time::Instant::now();
+    // 150 requests written at once: 50 may go at once (the burst), the rest at 50 a second.
+    let burst: String = (0..150).map(|i| format!("{i} + 1\n")).collect();
+    s.transport.write_all(burst.as_bytes()).unwrap();
+    for i in 0..150 {
+        assert_eq!(s.read_line().unwrap().unwrap(), format!("OK {}", i + 1));
+    }
+    let took = started.elapsed();
+    // 100 past the burst at 50/s: two seconds; wide margins, this is no timing benchmark.
+    assert!(
+        took >= std::time::Duration::from_millis(1500),
+        "{took:?}: not limited"
+    );
+    assert!(took < std::time::Duration::from_secs(8), "{took:?}");
+    // Nothing was refused or lost, and the connection goes on.
+    assert_eq!(s.request("q").unwrap(), "BYE session ended");
+    assert!(!server.log().contains("reason=reset"));
 }

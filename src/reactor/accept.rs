@@ -12,6 +12,7 @@ use super::{ACCEPT_PAUSE, MAX_BUSY_REPLIES, Reactor};
 use crate::conn::{CloseReason, Conn, Phase, Refusal};
 use crate::log::Value;
 use crate::outbox::ConnId;
+use crate::rate::TokenBucket;
 
 impl Reactor {
     /// Accepts until the backlog is empty (edge-triggered: a missed connection would wait
@@ -118,6 +119,12 @@ impl Reactor {
         }
         conn.refusal = refusal;
         conn.scrape = scrape;
+        if !scrape {
+            conn.bucket = self
+                .settings
+                .rate_limit
+                .map(|n| Box::new(TokenBucket::new(n, self.now)));
+        }
         let handshaking = conn.phase() == Phase::Handshaking;
         self.conns[slot] = Some(conn);
         self.live += 1;

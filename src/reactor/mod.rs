@@ -41,7 +41,7 @@ use signal_hook_mio::v1_0::Signals;
 use crate::bus::RoomLine;
 use crate::config::Config;
 use crate::conn::{CloseReason, Conn, Phase, READ_PAUSE_OUTPUT, ReadEvent, Traffic};
-use crate::line::Frame;
+use crate::line::{Flow, Frame};
 use crate::log::{Log, Value};
 use crate::metrics::Counters;
 use crate::outbox::{Action, ConnId, Outbox};
@@ -107,6 +107,8 @@ pub struct Reactor {
     counters: Counters,
     traffic: Traffic,
     read_paused_now: u64,
+    /// Connections with lines held by `--rate-limit`, waiting for a token.
+    rate_waiting: Vec<ConnId>,
     /// Open connections to the metrics endpoint (not counted as clients).
     scrapes_now: usize,
     tls: Option<Arc<ServerConfig>>,
@@ -144,6 +146,7 @@ pub struct Reactor {
 #[derive(Debug, Clone)]
 struct Settings {
     max_line: usize,
+    rate_limit: Option<u32>,
     handshake_timeout: Option<Duration>,
     idle_timeout: Option<Duration>,
     exit_when_empty: bool,
@@ -207,6 +210,7 @@ impl Reactor {
             counters: Counters::default(),
             traffic: Traffic::default(),
             read_paused_now: 0,
+            rate_waiting: Vec::new(),
             scrapes_now: 0,
             tls,
             service,
@@ -214,6 +218,7 @@ impl Reactor {
             log,
             settings: Settings {
                 max_line: config.max_line,
+                rate_limit: config.rate_limit,
                 handshake_timeout: config.handshake_timeout,
                 idle_timeout: config.idle_timeout,
                 exit_when_empty: config.exit_when_empty,
@@ -277,6 +282,7 @@ impl Reactor {
                 }
             }
             self.run_timers();
+            self.resume_rate_limited();
             // Room lines leave before this turn's replies, so no client hears a reply before
             // the other workers have what caused it.
             self.send_room_lines();
@@ -345,7 +351,8 @@ impl Reactor {
         c.bytes_received = self.traffic.received;
         c.bytes_sent = self.traffic.sent;
         c.log_dropped = self.log.dropped_total();
-        c.paused_readers = self.read_paused_now + self.fanout_paused.len() as u64;
+        c.paused_readers =
+            self.read_paused_now + (self.fanout_paused.len() + self.rate_waiting.len()) as u64;
         self.shared.publish(self.worker, c);
     }
 
@@ -380,6 +387,18 @@ impl Reactor {
             if conn.phase() == Phase::Closing || (conn.phase() == Phase::Open && throttled) {
                 return;
             }
+            if conn.phase() == Phase::Open && conn.lines.has_held() {
+                // --rate-limit: lines already read come first, once there is a token for them.
+                if !conn.bucket.as_mut().is_some_and(|b| b.has_token(self.now)) {
+                    self.wait_for_token(id);
+                    return;
+                }
+                let held = conn.lines.take_held();
+                if !self.handle_plaintext(id, &held) {
+                    return;
+                }
+                continue;
+            }
             match conn.read(&mut self.scratch, &mut self.traffic) {
                 ReadEvent::Data(n) => {
                     conn.last_activity = self.now;
@@ -387,30 +406,13 @@ impl Reactor {
                     if conn.phase() != Phase::Open {
                         continue; // bytes after we closed: ignored
                     }
-                    let service = match (&mut self.scrape, conn.scrape) {
-                        (Some(scrape), true) => scrape.as_mut(),
-                        _ => self.service.as_mut(),
-                    };
-                    let requests_before = conn.requests;
-                    dispatch_lines(
-                        conn,
-                        &self.scratch[..n],
-                        service,
-                        &mut self.outbox,
-                        &mut self.log,
-                        self.settings.max_line,
-                    );
-                    if !conn.scrape {
-                        self.counters.requests += conn.requests - requests_before;
-                    }
-                    self.source = Some(id);
-                    self.settle();
-                    self.source = None;
-                    if !self.congested.is_empty() || self.shared.others_congested(self.worker) {
-                        self.pause_sender(id);
+                    // Lent out while the lines are handled (an empty Box: no allocation).
+                    let scratch = std::mem::take(&mut self.scratch);
+                    let keep_reading = self.handle_plaintext(id, &scratch[..n]);
+                    self.scratch = scratch;
+                    if !keep_reading {
                         return;
                     }
-                    self.throttle_if_behind(id);
                     if budget == 0 {
                         self.read_later.push(id);
                         return;
@@ -443,6 +445,46 @@ impl Reactor {
                 }
             }
         }
+    }
+
+    /// Lines of plaintext to the connection's service, and what follows: replies queued, and
+    /// whether the connection may be read on (not when a chat receiver is behind, when its own
+    /// replies pile up, or when `--rate-limit` held the rest of its lines).
+    fn handle_plaintext(&mut self, id: ConnId, data: &[u8]) -> bool {
+        let Some(conn) = slot_mut(&mut self.conns, id) else {
+            return false;
+        };
+        let service = match (&mut self.scrape, conn.scrape) {
+            (Some(scrape), true) => scrape.as_mut(),
+            _ => self.service.as_mut(),
+        };
+        let requests_before = conn.requests;
+        dispatch_lines(
+            conn,
+            data,
+            service,
+            &mut self.outbox,
+            &mut self.log,
+            self.settings.max_line,
+            self.now,
+        );
+        if !conn.scrape {
+            self.counters.requests += conn.requests - requests_before;
+        }
+        let held = conn.lines.has_held();
+        self.source = Some(id);
+        self.settle();
+        self.source = None;
+        if !self.congested.is_empty() || self.shared.others_congested(self.worker) {
+            self.pause_sender(id);
+            return false;
+        }
+        self.throttle_if_behind(id);
+        if held {
+            self.wait_for_token(id);
+            return false;
+        }
+        true
     }
 
     /// The connection is ready for requests (TLS handshake done, or plain accept): greet it,
@@ -771,12 +813,14 @@ fn dispatch_lines(
     out: &mut Outbox,
     log: &mut Log,
     max_line: usize,
+    now: Instant,
 ) {
     let id = conn.id;
     let Conn {
         lines,
         name,
         requests,
+        bucket,
         ..
     } = conn;
     lines.feed(data, |frame| {
@@ -815,7 +859,21 @@ fn dispatch_lines(
             write_service_log(log, about, name.as_deref(), fields);
         }
         out.clear_logs();
-        !out.closes_since(mark, id)
+        if out.closes_since(mark, id) {
+            return Flow::Stop;
+        }
+        // --rate-limit: this line took a token; without another, the rest waits.
+        match bucket {
+            Some(bucket) => {
+                bucket.spend();
+                if bucket.has_token(now) {
+                    Flow::Continue
+                } else {
+                    Flow::Hold
+                }
+            }
+            None => Flow::Continue,
+        }
     });
 }
 
