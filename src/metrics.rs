@@ -155,18 +155,66 @@ pub fn render(c: &Counters, chat_members: usize, workers: usize) -> String {
         }
     };
     let plain = |v: u64| vec![(String::new(), v.to_string())];
-    series(
-        "securetcp_connections",
-        "gauge",
-        "Client connections open now.",
-        &plain(c.connections),
-    );
-    series(
-        "securetcp_connections_total",
-        "counter",
-        "Client connections accepted.",
-        &plain(c.connections_total),
-    );
+    // The series with one unlabelled value each.
+    let scalars: [(&str, &str, &str, u64); 9] = [
+        (
+            "securetcp_connections",
+            "gauge",
+            "Client connections open now.",
+            c.connections,
+        ),
+        (
+            "securetcp_connections_total",
+            "counter",
+            "Client connections accepted.",
+            c.connections_total,
+        ),
+        (
+            "securetcp_requests_total",
+            "counter",
+            "Request lines read (each gets one reply, chat messages excepted).",
+            c.requests,
+        ),
+        (
+            "securetcp_bytes_received_total",
+            "counter",
+            "Bytes read from client sockets (TLS records included).",
+            c.bytes_received,
+        ),
+        (
+            "securetcp_bytes_sent_total",
+            "counter",
+            "Bytes written to client sockets (TLS records included).",
+            c.bytes_sent,
+        ),
+        (
+            "securetcp_log_dropped_lines_total",
+            "counter",
+            "Log lines dropped because the disk could not keep up.",
+            c.log_dropped,
+        ),
+        (
+            "securetcp_chat_members",
+            "gauge",
+            "Members logged in to the chat room (every worker).",
+            chat_members as u64,
+        ),
+        (
+            "securetcp_paused_readers",
+            "gauge",
+            "Connections not read now because they (or the chat room) are behind.",
+            c.paused_readers,
+        ),
+        (
+            "securetcp_workers",
+            "gauge",
+            "Reactor threads.",
+            workers as u64,
+        ),
+    ];
+    for (name, kind, help, value) in scalars {
+        series(name, kind, help, &plain(value));
+    }
     series(
         "securetcp_handshakes_total",
         "counter",
@@ -201,12 +249,6 @@ pub fn render(c: &Counters, chat_members: usize, workers: usize) -> String {
         "Time from accept to a completed TLS handshake.",
         &buckets,
     );
-    series(
-        "securetcp_requests_total",
-        "counter",
-        "Request lines read (each gets one reply, chat messages excepted).",
-        &plain(c.requests),
-    );
     let closes: Vec<(String, String)> = CloseReason::ALL
         .iter()
         .map(|r| {
@@ -222,48 +264,19 @@ pub fn render(c: &Counters, chat_members: usize, workers: usize) -> String {
         "Connections closed, by the reason the log gives.",
         &closes,
     );
-    series(
-        "securetcp_bytes_received_total",
-        "counter",
-        "Bytes read from client sockets (TLS records included).",
-        &plain(c.bytes_received),
-    );
-    series(
-        "securetcp_bytes_sent_total",
-        "counter",
-        "Bytes written to client sockets (TLS records included).",
-        &plain(c.bytes_sent),
-    );
-    series(
-        "securetcp_log_dropped_lines_total",
-        "counter",
-        "Log lines dropped because the disk could not keep up.",
-        &plain(c.log_dropped),
-    );
-    series(
-        "securetcp_chat_members",
-        "gauge",
-        "Members logged in to the chat room (every worker).",
-        &plain(chat_members as u64),
-    );
-    series(
-        "securetcp_paused_readers",
-        "gauge",
-        "Connections not read now because they (or the chat room) are behind.",
-        &plain(c.paused_readers),
-    );
-    series(
-        "securetcp_workers",
-        "gauge",
-        "Reactor threads.",
-        &plain(workers as u64),
-    );
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_close_reason_has_its_index() {
+        for (i, reason) in CloseReason::ALL.iter().enumerate() {
+            assert_eq!(*reason as usize, i, "{reason:?}");
+        }
+    }
 
     #[test]
     fn counters_survive_publishing_and_sum_over_workers() {

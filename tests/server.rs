@@ -14,38 +14,7 @@ use securetcp::client::{ClientError, Session};
 fn two_hundred_concurrent_clients_on_one_thread() {
     let server = Server::start(&[]);
     // Open all 200 first (from 8 threads, so handshakes overlap), then talk on each.
-    let handles: Vec<_> = (0..8)
-        .map(|t| {
-            let options = server.options();
-            let addr = server.addr();
-            std::thread::spawn(move || {
-                let mut sessions: Vec<Session> = (0..25)
-                    .map(|_| {
-                        let s = Session::connect("127.0.0.1", addr.port(), &options).unwrap();
-                        s.set_read_timeout(Some(WAIT)).unwrap();
-                        s
-                    })
-                    .collect();
-                for (i, s) in sessions.iter_mut().enumerate() {
-                    let n = t * 1000 + i;
-                    assert_eq!(
-                        s.request(&format!("{n} * 2")).unwrap(),
-                        format!("OK {}", n * 2)
-                    );
-                }
-                sessions
-            })
-        })
-        .collect();
-    let mut all: Vec<Session> = handles
-        .into_iter()
-        .flat_map(|h| h.join().unwrap())
-        .collect();
-    assert_eq!(all.len(), 200);
-    // Every one of them is still open and answering.
-    for s in &mut all {
-        assert_eq!(s.request("+ 1 1").unwrap(), "OK 2");
-    }
+    let _all = common::many_concurrent_clients(&server, 8, 25);
     let log = server.wait_for_log("conn=200 ");
     assert_eq!(log.matches("event=open").count(), 200);
 }

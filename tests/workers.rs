@@ -75,33 +75,7 @@ fn the_ready_line_names_the_workers_and_every_worker_serves() {
 #[test]
 fn two_workers_serve_two_hundred_concurrent_clients() {
     let server = Server::start(&["--workers", "2"]);
-    let handles: Vec<_> = (0..8)
-        .map(|t| {
-            let (options, addr) = (server.options(), server.addr());
-            std::thread::spawn(move || {
-                (0..25)
-                    .map(|i| {
-                        let mut s = Session::connect("127.0.0.1", addr.port(), &options).unwrap();
-                        s.set_read_timeout(Some(WAIT)).unwrap();
-                        let n = t * 100 + i;
-                        assert_eq!(
-                            s.request(&format!("{n} + 1")).unwrap(),
-                            format!("OK {}", n + 1)
-                        );
-                        s
-                    })
-                    .collect::<Vec<_>>()
-            })
-        })
-        .collect();
-    let mut all: Vec<Session> = handles
-        .into_iter()
-        .flat_map(|h| h.join().unwrap())
-        .collect();
-    assert_eq!(all.len(), 200);
-    for s in &mut all {
-        assert_eq!(s.request("2 * 21").unwrap(), "OK 42");
-    }
+    let _all = common::many_concurrent_clients(&server, 8, 25);
     // Both workers took a share, and every conn id in the log is unique.
     let log = server.wait_for_log("conn=200 ");
     let opens: Vec<&str> = log.lines().filter(|l| l.contains("event=open")).collect();

@@ -262,6 +262,39 @@ impl Drop for Server {
     }
 }
 
+/// Opens `threads` x `per_thread` sessions at once (handshakes overlap), each answering one
+/// request, then asks each a second question once all are open: every one is still served.
+pub fn many_concurrent_clients(server: &Server, threads: usize, per_thread: usize) -> Vec<Session> {
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let (options, port) = (server.options(), server.addr().port());
+            std::thread::spawn(move || {
+                (0..per_thread)
+                    .map(|i| {
+                        let mut s = Session::connect("127.0.0.1", port, &options).unwrap();
+                        s.set_read_timeout(Some(WAIT)).unwrap();
+                        let n = t * 1000 + i;
+                        assert_eq!(
+                            s.request(&format!("{n} * 2")).unwrap(),
+                            format!("OK {}", n * 2)
+                        );
+                        s
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut all: Vec<Session> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    assert_eq!(all.len(), threads * per_thread);
+    for s in &mut all {
+        assert_eq!(s.request("+ 1 1").unwrap(), "OK 2");
+    }
+    all
+}
+
 /// Runs the server binary to completion (for start-up errors), bounded in time.
 pub fn run_server(dir: &Path, args: &[&str]) -> (ExitStatus, String, String) {
     run_bounded(
