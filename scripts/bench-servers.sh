@@ -37,7 +37,7 @@ start() { # start NAME COMMAND...
 }
 
 load() { # load LABEL LOADGEN-ARGS...
-  label=$1; shift
+  local label=$1; shift
   local tls=()
   grep -q "(tls" ready.txt && tls=(--ca certs/ca.pem) || tls=(--no-tls)
   if result=$(timeout 300 taskset -c "${load_cores:-1}" "$root/target/release/examples/loadgen" "$@" --addr "127.0.0.1:$port" \
@@ -51,32 +51,63 @@ load() { # load LABEL LOADGEN-ARGS...
 reactor=("$root/target/release/securetcp" 127.0.0.1 0 --no-log)
 blocking="$root/target/release/examples/blocking_server"
 
+# One table, alternating: every server is started once (all pinned to core 0; an idle one costs
+# nothing), then each round runs every load against each server in turn, so the servers are
+# compared within a round (the VM's speed drifts between runs). Memory per idle connection needs a
+# fresh process each, so `hold` restarts them.
 single() {
-start reactor "${reactor[@]}"
-load "rr c100 d1" rr --conns 100 --depth 1 --secs "$secs"
-load "rr c100 d16" rr --conns 100 --depth 16 --secs "$secs"
-load "rr c512 d1" rr --conns 512 --depth 1 --secs "$secs"
-load "rr c1000 d1" rr --conns 1000 --depth 1 --secs "$secs"
-load "connect full" connect --conns 8 --secs "$secs" --no-resume
-load "connect resumed" connect --conns 8 --secs "$secs"
-start reactor-hold "${reactor[@]}"
-load "hold 10000" hold --conns 10000
-start reactor-plain "${reactor[@]}" --no-tls
-load "rr c100 d1" rr --conns 100 --depth 1 --secs "$secs"
-load "rr c100 d16" rr --conns 100 --depth 16 --secs "$secs"
-start threads "$blocking" --threads 127.0.0.1 0
-load "rr c100 d1" rr --conns 100 --depth 1 --secs "$secs"
-load "rr c100 d16" rr --conns 100 --depth 16 --secs "$secs"
-load "rr c512 d1" rr --conns 512 --depth 1 --secs "$secs"
-load "connect full" connect --conns 8 --secs "$secs" --no-resume
-start iterative "$blocking" --iterative 127.0.0.1 0
-load "rr c1 d1" rr --conns 1 --depth 1 --secs "$secs"
-load "connect full" connect --conns 1 --secs "$secs" --no-resume
-start floor "$root/target/release/examples/floor_server" 127.0.0.1 0
-load "rr c100 d1" rr --conns 100 --depth 1 --secs "$secs"
-start reactor-1conn "${reactor[@]}"
-load "rr c1 d1" rr --conns 1 --depth 1 --secs "$secs"
-stop
+  local rounds=${ROUNDS:-3}
+  start cert-maker "${reactor[@]}"
+  stop
+  local servers=(securetcp tokio threads floor)
+  declare -A cmd port_of pid_of
+  cmd[securetcp]="${reactor[*]}"
+  cmd[threads]="$blocking --threads 127.0.0.1 0"
+  cmd[floor]="$root/target/release/examples/floor_server 127.0.0.1 0"
+  if [ -n "$peer" ]; then
+    cmd[tokio]="$peer --addr 127.0.0.1:0 --cert certs/server.pem --key certs/server.key --greeting --threads 1"
+  else
+    servers=(securetcp threads floor)
+  fi
+  for s in "${servers[@]}"; do
+    # shellcheck disable=SC2086
+    taskset -c 0 ${cmd[$s]} >"ready-$s.txt" 2>"err-$s.txt" &
+    pid_of[$s]=$!
+    for _ in $(seq 100); do grep -q listening "ready-$s.txt" 2>/dev/null && break; sleep 0.1; done
+    port_of[$s]=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "ready-$s.txt" | head -1)
+    [ -n "${port_of[$s]}" ] || { echo "$s did not start"; cat "err-$s.txt"; exit 1; }
+  done
+  local loads=(
+    "rr c100 d1|rr --conns 100 --depth 1 --secs $secs"
+    "rr c100 d16|rr --conns 100 --depth 16 --secs $secs"
+    "rr c1000 48k/s|rr --conns 1000 --depth 1 --rate 48000 --secs $secs"
+    "connect full|connect --conns 8 --secs $secs --no-resume"
+    "connect resumed|connect --conns 8 --secs $secs"
+  )
+  for round in $(seq "$rounds"); do
+    for entry in "${loads[@]}"; do
+      label=${entry%%|*}
+      # shellcheck disable=SC2206
+      args=(${entry#*|})
+      for s in "${servers[@]}"; do
+        # The floor and the threads server only take part in the request loads they can serve.
+        case "$s/$label" in floor/connect*|floor/*48k*|threads/*48k*) continue ;; esac
+        name=$s pid=${pid_of[$s]} port=${port_of[$s]}
+        if [ "$s" = floor ]; then cp ready-floor.txt ready.txt; else cp "ready-$s.txt" ready.txt; fi
+        load "$label #$round" "${args[@]}"
+      done
+    done
+  done
+  for s in "${servers[@]}"; do kill "${pid_of[$s]}" 2>/dev/null || true; wait "${pid_of[$s]}" 2>/dev/null || true; done
+  pid=""
+  # Idle TLS connections: a fresh process per server, 10,000 held, RSS per connection.
+  for s in "${servers[@]}"; do
+    [ "$s" = floor ] && continue
+    # shellcheck disable=SC2086
+    start "$s" ${cmd[$s]}
+    load "hold 10000" hold --conns 10000
+  done
+  stop
 }
 
 # --workers: server CPU per request with 1 and 2 workers on the same core (does shared state make
@@ -116,15 +147,39 @@ case "$section" in
 esac
 
 python3 - "$out" <<'PY'
-import json, sys
+import json, sys, statistics
 rows = [json.loads(l) for l in open(sys.argv[1])]
-print(f"{'server':<14} {'run':<16} {'rate/s':>10} {'p50 us':>8} {'p99 us':>8} {'p99.9 us':>9} {'srv CPU us/op':>14} {'RSS B/conn':>11} {'errors':>6}")
+print(f"{'server':<14} {'run':<20} {'rate/s':>10} {'p50 us':>8} {'p99 us':>8} {'p99.9 us':>9} {'srv CPU us/op':>14} {'RSS B/conn':>11} {'errors':>6}")
 for r in rows:
     if "error" in r:
-        print(f"{r['server']:<14} {r['run']:<16} failed: {r['error'][:80]}")
+        print(f"{r['server']:<14} {r['run']:<20} failed: {r['error'][:80]}")
         continue
     x = r["result"]
     f = lambda v, d=0: "-" if v is None else f"{v:.{d}f}"
-    print(f"{r['server']:<14} {r['run']:<16} {f(x['rate']):>10} {f(x['p50_us']):>8} {f(x['p99_us']):>8} {f(x['p999_us']):>9} "
+    print(f"{r['server']:<14} {r['run']:<20} {f(x['rate']):>10} {f(x['p50_us']):>8} {f(x['p99_us']):>8} {f(x['p999_us']):>9} "
           f"{f(x['server_cpu_us_per_op'], 2):>14} {f(x['server_rss_bytes_per_conn']):>11} {x['errors']:>6}")
+# Rounds: the median and range of each figure, and securetcp / tokio paired within each round.
+groups = {}
+for r in rows:
+    if "error" in r or " #" not in r["run"]:
+        continue
+    load, rnd = r["run"].rsplit(" #", 1)
+    groups.setdefault((r["server"], load), {})[rnd] = r["result"]
+if groups:
+    print()
+    print(f"{'server':<12} {'load':<16} {'CPU us/op median (range)':>26} {'p99 us median':>14} {'/ tokio, per round':>28} {'median':>7}")
+    for (server, load), by_round in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        cpu = [v["server_cpu_us_per_op"] for v in by_round.values() if v["server_cpu_us_per_op"] is not None]
+        p99 = [v["p99_us"] for v in by_round.values() if v["p99_us"] is not None]
+        ratios = []
+        peer = groups.get(("tokio", load), {})
+        for rnd, v in sorted(by_round.items()):
+            t = peer.get(rnd)
+            if t and v["server_cpu_us_per_op"] and t["server_cpu_us_per_op"]:
+                ratios.append(v["server_cpu_us_per_op"] / t["server_cpu_us_per_op"])
+        cpu_s = f"{statistics.median(cpu):.2f} ({min(cpu):.2f}-{max(cpu):.2f})" if cpu else "-"
+        p99_s = f"{statistics.median(p99):.0f}" if p99 else "-"
+        rat_s = " ".join(f"{x:.2f}" for x in ratios) if ratios else "-"
+        med = f"{statistics.median(ratios):.2f}" if ratios else "-"
+        print(f"{server:<12} {load:<16} {cpu_s:>26} {p99_s:>14} {rat_s:>28} {med:>7}")
 PY
