@@ -62,8 +62,30 @@ impl fmt::Display for Value {
     }
 }
 
+/// Appends `i` in decimal, as `Display` would, without `core::fmt` (the request path).
+pub fn write_int(out: &mut Vec<u8>, i: i64) {
+    let mut digits = [0u8; 20];
+    let mut n = i.unsigned_abs();
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if i < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
 /// Evaluates one calc request line.
 pub fn evaluate(line: &str) -> Result<Value, CalcError> {
+    if let Some(result) = evaluate_simple(line) {
+        return result;
+    }
     if let Some(result) = evaluate_prefix(line) {
         return result;
     }
@@ -95,6 +117,80 @@ fn looks_like_prefix(line: &str) -> bool {
     words.next().and_then(operator_symbol).is_some()
         && words.clone().next().is_some()
         && words.all(|w| number_literal(w).is_some())
+}
+
+/// The fast path: the shapes nearly every request has, `A OP B` and `OP A B` with two integers
+/// (an optional `-`, decimal digits) and OP one of `+ - * / %`, read in one pass over the bytes.
+/// `None` for anything else, which then goes the general way; where it answers, it answers
+/// exactly as the general parser would (a property test compares the two), because the
+/// arithmetic is the same `apply`.
+pub fn evaluate_simple(line: &str) -> Option<Result<Value, CalcError>> {
+    let bytes = line.as_bytes();
+    let mut at = 0;
+    let skip_spaces = |at: &mut usize| {
+        while bytes.get(*at).is_some_and(|b| *b == b' ' || *b == b'\t') {
+            *at += 1;
+        }
+    };
+    skip_spaces(&mut at);
+    let (a, b, op) = match bytes.get(at)? {
+        // `OP A B`: the operator is a word of its own, then two whole numbers.
+        &op @ (b'+' | b'-' | b'*' | b'/' | b'%')
+            if bytes.get(at + 1).is_some_and(|b| *b == b' ' || *b == b'\t') =>
+        {
+            at += 1;
+            skip_spaces(&mut at);
+            let a = simple_integer(bytes, &mut at)?;
+            if !bytes.get(at).is_some_and(|b| *b == b' ' || *b == b'\t') {
+                return None;
+            }
+            skip_spaces(&mut at);
+            let b = simple_integer(bytes, &mut at)?;
+            (a, b, op)
+        }
+        // `A OP B`.
+        _ => {
+            let a = simple_integer(bytes, &mut at)?;
+            skip_spaces(&mut at);
+            let op = *bytes.get(at)?;
+            if !matches!(op, b'+' | b'-' | b'*' | b'/' | b'%') {
+                return None;
+            }
+            at += 1;
+            skip_spaces(&mut at);
+            let b = simple_integer(bytes, &mut at)?;
+            (a, b, op)
+        }
+    };
+    skip_spaces(&mut at);
+    if at != bytes.len() {
+        return None;
+    }
+    Some(apply(op, Value::Int(a), Value::Int(b)))
+}
+
+/// `-?[0-9]+` ending at a space, an operator or the end, within i64; `None` for anything else
+/// (a float, an exponent, a word, an integer that needs the general path's overflow rules).
+fn simple_integer(bytes: &[u8], at: &mut usize) -> Option<i64> {
+    let negative = bytes.get(*at) == Some(&b'-');
+    let start = *at + usize::from(negative);
+    let mut end = start;
+    let mut value: i64 = 0;
+    while let Some(&digit) = bytes.get(end).filter(|b| b.is_ascii_digit()) {
+        value = value
+            .checked_mul(10)?
+            .checked_add(i64::from(digit - b'0'))?;
+        end += 1;
+    }
+    if end == start || end - start > 18 {
+        return None; // no digits, or too many to be sure of the general path's reading
+    }
+    if matches!(bytes.get(end), Some(b'.' | b'e' | b'E' | b'(' | b')' | b'^') | Some(b'a'..=b'z' | b'A'..=b'Z'))
+    {
+        return None;
+    }
+    *at = end;
+    Some(if negative { -value } else { value })
 }
 
 /// The prefix form: `OP A B` with OP a symbol or a word. `None` when the line is not in that
@@ -571,6 +667,48 @@ mod tests {
     }
 
     #[test]
+    fn integers_are_written_as_display_writes_them() {
+        for i in [
+            0,
+            7,
+            -7,
+            10,
+            54,
+            i64::MAX,
+            i64::MIN,
+            -1_000_000,
+            999_999_999_999,
+        ] {
+            let mut out = Vec::new();
+            write_int(&mut out, i);
+            assert_eq!(String::from_utf8(out).unwrap(), i.to_string());
+        }
+    }
+
+    #[test]
+    fn the_fast_path_takes_the_common_shapes_and_leaves_the_rest() {
+        assert_eq!(evaluate_simple("12 + 42"), Some(Ok(Value::Int(54))));
+        assert_eq!(evaluate_simple("+ 3 4"), Some(Ok(Value::Int(7))));
+        assert_eq!(evaluate_simple("- 3 -4"), Some(Ok(Value::Int(7))));
+        assert_eq!(evaluate_simple("7/2"), Some(Ok(Value::Float(3.5))));
+        assert_eq!(
+            evaluate_simple("1 / 0"),
+            Some(Err(CalcError::DivisionByZero))
+        );
+        for general in [
+            "- 3",
+            "2 ^ 3",
+            "1.5 + 1",
+            "add 3 4",
+            "(1 + 2)",
+            "1 + 2 + 3",
+            "-9223372036854775808",
+        ] {
+            assert_eq!(evaluate_simple(general), None, "{general}");
+        }
+    }
+
+    #[test]
     fn malformed_lines_say_what_is_wrong() {
         for line in [
             "+ 3", "3 +", "hello", "(1 + 2", "1 + 2)", "3 4", "1 $ 2", ".", "1e", "add 3", "*",
@@ -666,6 +804,62 @@ mod tests {
                         (format!("({a} {op} {b})"), value)
                     })
             })
+        }
+
+        /// Lines in and around the fast path's shapes: integers (some long, some negative),
+        /// operators, spaces and tabs in varying amounts, and now and then something else.
+        fn near_simple() -> impl Strategy<Value = String> {
+            let number = prop_oneof![
+                (-1000i64..1000).prop_map(|n| n.to_string()),
+                any::<i64>().prop_map(|n| n.to_string()),
+                "[0-9]{1,22}",
+                Just("-9223372036854775808".to_string()),
+                Just("007".to_string()),
+                Just("1.5".to_string()),
+                Just("2e3".to_string()),
+            ];
+            let op = prop_oneof![
+                Just("+"),
+                Just("-"),
+                Just("*"),
+                Just("/"),
+                Just("%"),
+                Just("^"),
+                Just("add"),
+                Just("x"),
+            ];
+            let space = prop_oneof![Just(""), Just(" "), Just("  "), Just("\t"), Just(" \t ")];
+            (
+                space.clone(),
+                number.clone(),
+                space.clone(),
+                op,
+                space.clone(),
+                number,
+                space,
+                any::<bool>(),
+            )
+                .prop_map(|(s1, a, s2, op, s3, b, s4, prefix)| {
+                    if prefix {
+                        format!("{s1}{op}{s2}{a}{s3}{b}{s4}")
+                    } else {
+                        format!("{s1}{a}{s2}{op}{s3}{b}{s4}")
+                    }
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(4096))]
+            #[test]
+            fn the_fast_path_answers_exactly_as_the_general_parser(line in near_simple()) {
+                let general = match evaluate_prefix(&line) {
+                    Some(result) => result,
+                    None => evaluate_infix(&line),
+                };
+                if let Some(fast) = evaluate_simple(&line) {
+                    prop_assert_eq!(fast, general, "{:?}", line);
+                }
+            }
         }
 
         proptest! {

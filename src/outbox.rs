@@ -104,6 +104,18 @@ impl Outbox {
         self.actions.push(Action::Send { to, bytes });
     }
 
+    /// Sends one line that `write` puts together byte by byte (the `\n` is added): for replies
+    /// on the request path, which need no `core::fmt`.
+    pub fn send_with(&mut self, to: ConnId, write: impl FnOnce(&mut Vec<u8>)) {
+        let start = self.bytes.len();
+        write(&mut self.bytes);
+        self.bytes.push(b'\n');
+        self.actions.push(Action::Send {
+            to,
+            bytes: start..self.bytes.len(),
+        });
+    }
+
     /// Sends one line to every connection in `to`.
     pub fn send_many(&mut self, to: impl IntoIterator<Item = ConnId>, line: impl fmt::Display) {
         let start = self.targets.len();

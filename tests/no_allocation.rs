@@ -69,8 +69,11 @@ fn a_warm_request_path_allocates_nothing_per_line() {
     let mut queue = Vec::new();
     // 100 requests per read, some split across reads, as a pipelining client sends them.
     let mut input = Vec::new();
-    for i in 0..100 {
+    // Half the general parser's way, half the fast path's (`A OP B`, `OP A B`).
+    for i in 0..50 {
         input.extend_from_slice(format!("{i} * 3 + (2 - 1) ^ 2\n").as_bytes());
+        let fast = if i % 2 == 0 { format!("{i} * -3\n") } else { format!("+ {i} 7\n") };
+        input.extend_from_slice(fast.as_bytes());
     }
     input.extend_from_slice(b"12 + ");
     let tail: &[u8] = b"42\n";

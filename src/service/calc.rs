@@ -16,10 +16,18 @@ impl Service for Calc {
     }
 
     fn on_line(&mut self, id: ConnId, line: &str, out: &mut Outbox) {
-        if answer_common(line, id, HELP, out) {
-            return;
-        }
-        match expr::evaluate(line) {
+        // The common shapes first (`12 + 42`): no command looks like one.
+        let result = match expr::evaluate_simple(line) {
+            Some(result) => result,
+            None if answer_common(line, id, HELP, out) => return,
+            None => expr::evaluate(line),
+        };
+        match result {
+            // Integers, nearly every reply, are written without `core::fmt`.
+            Ok(expr::Value::Int(i)) => out.send_with(id, |bytes| {
+                bytes.extend_from_slice(b"OK ");
+                expr::write_int(bytes, i);
+            }),
             Ok(value) => out.send(id, format_args!("OK {value}")),
             Err(error) => out.send(id, format_args!("ERR {error}")),
         }
