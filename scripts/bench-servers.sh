@@ -80,6 +80,7 @@ single() {
   local loads=(
     "rr c100 d1|rr --conns 100 --depth 1 --secs $secs"
     "rr c100 d16|rr --conns 100 --depth 16 --secs $secs"
+    "rr c1000 d1|rr --conns 1000 --depth 1 --secs $secs"
     "rr c1000 48k/s|rr --conns 1000 --depth 1 --rate 48000 --secs $secs"
     "connect full|connect --conns 8 --secs $secs --no-resume"
     "connect resumed|connect --conns 8 --secs $secs"
@@ -91,7 +92,7 @@ single() {
       args=(${entry#*|})
       for s in "${servers[@]}"; do
         # The floor and the threads server only take part in the request loads they can serve.
-        case "$s/$label" in floor/connect*|floor/*48k*|threads/*48k*) continue ;; esac
+        case "$s/$label" in floor/connect*|floor/*c1000*|threads/*c1000*) continue ;; esac
         name=$s pid=${pid_of[$s]} port=${port_of[$s]}
         if [ "$s" = floor ]; then cp ready-floor.txt ready.txt; else cp "ready-$s.txt" ready.txt; fi
         load "$label #$round" "${args[@]}"
