@@ -72,7 +72,11 @@ fn a_warm_request_path_allocates_nothing_per_line() {
     // Half the general parser's way, half the fast path's (`A OP B`, `OP A B`).
     for i in 0..50 {
         input.extend_from_slice(format!("{i} * 3 + (2 - 1) ^ 2\n").as_bytes());
-        let fast = if i % 2 == 0 { format!("{i} * -3\n") } else { format!("+ {i} 7\n") };
+        let fast = if i % 2 == 0 {
+            format!("{i} * -3\n")
+        } else {
+            format!("+ {i} 7\n")
+        };
         input.extend_from_slice(fast.as_bytes());
     }
     input.extend_from_slice(b"12 + ");
