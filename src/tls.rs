@@ -26,7 +26,11 @@ pub const SERVER_KEY_FILE: &str = "certs/server.key";
 /// prefers the SHA-256 ones: `perf` showed SHA-384's software implementation taking 12% of the
 /// server's CPU in a handshake-heavy run, while SHA-256 uses the CPU's SHA instructions.
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    #[cfg(not(feature = "aws-lc"))]
     let mut provider = rustls::crypto::ring::default_provider();
+    // The measured alternative (see Cargo.toml): not the default.
+    #[cfg(feature = "aws-lc")]
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
     provider
         .cipher_suites
         .sort_by_key(|suite| !format!("{:?}", suite.suite()).ends_with("SHA256"));
@@ -92,7 +96,11 @@ pub fn server_config(
     config.ignore_client_order = true;
     // TLS 1.3 session tickets: a returning client skips the full handshake, and the server
     // keeps no per-client state for it (the ticket carries it, encrypted under a rotating key).
-    config.ticketer = rustls::crypto::ring::Ticketer::new()
+    #[cfg(not(feature = "aws-lc"))]
+    let ticketer = rustls::crypto::ring::Ticketer::new();
+    #[cfg(feature = "aws-lc")]
+    let ticketer = rustls::crypto::aws_lc_rs::Ticketer::new();
+    config.ticketer = ticketer
         .map_err(|e| format!("cannot set up session tickets: {e}"))?;
     // One ticket per handshake, not rustls's default two: each is encrypted and written at the
     // end of every full handshake, and a client resumes with one (paired A/B in the README).
