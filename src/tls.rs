@@ -100,8 +100,7 @@ pub fn server_config(
     let ticketer = rustls::crypto::ring::Ticketer::new();
     #[cfg(feature = "aws-lc")]
     let ticketer = rustls::crypto::aws_lc_rs::Ticketer::new();
-    config.ticketer = ticketer
-        .map_err(|e| format!("cannot set up session tickets: {e}"))?;
+    config.ticketer = ticketer.map_err(|e| format!("cannot set up session tickets: {e}"))?;
     // One ticket per handshake, not rustls's default two: each is encrypted and written at the
     // end of every full handshake, and a client resumes with one (paired A/B in the README).
     config.send_tls13_tickets = 1;
