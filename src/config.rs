@@ -209,7 +209,7 @@ fn options() -> Options {
 }
 
 pub fn usage() -> String {
-    options().usage("Usage: securetcp [OPTIONS] [HOST [PORT]]\n\nA one-thread TLS server for small line protocols (default 127.0.0.1 5000).")
+    options().usage("Usage: securetcp [OPTIONS] [HOST [PORT]]\n\nA TLS server for small line protocols: one mio reactor, or one per worker with --workers (default 127.0.0.1 5000).")
 }
 
 /// Parses the arguments after the program name.
