@@ -41,7 +41,6 @@ pub(super) fn converse(session: Session, o: &ClientOptions) -> Result<usize, Cli
         events,
         console,
         typed_ahead: VecDeque::new(),
-        chat: service == "chat",
         service,
         failures: 0,
     };
@@ -71,8 +70,6 @@ struct Talk {
     /// Typed lines that arrived while the conversation waited for the server.
     typed_ahead: VecDeque<Option<String>>,
     service: String,
-    /// Pushes (MSG, JOIN, LEFT) and replies arrive at any time and are shown as they come.
-    chat: bool,
     failures: usize,
 }
 
@@ -159,7 +156,8 @@ impl Talk {
 
     /// A line the server sent without being asked right now: a chat push, or anything else.
     fn show_unasked(&mut self, line: &str) {
-        if !self.chat {
+        // Only the chat pushes lines of its own (MSG, JOIN, LEFT) at any time.
+        if self.service != "chat" {
             return self.show_reply(line);
         }
         let mut words = line.splitn(3, ' ');

@@ -287,7 +287,7 @@ impl Reactor {
             // the other workers have what caused it.
             self.send_room_lines();
             self.flush_dirty();
-            if self.scrape_listener.is_some() || self.shared.metrics_on() {
+            if self.shared.metrics_on() {
                 self.publish_counters();
             }
             if self.settings.exit_when_empty && self.shared.everyone_left() {

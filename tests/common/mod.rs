@@ -227,17 +227,9 @@ impl Server {
 
     /// Waits for the server to exit by itself, within `limit`.
     pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                start.elapsed() < limit,
-                "the server did not exit within {limit:?}"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_for_exit(&mut self.child, limit, || {
+            format!("the server did not exit within {limit:?}")
+        })
     }
 
     /// Whether stderr so far contains `needle` (ends the server's stderr capture).
@@ -293,6 +285,18 @@ pub fn many_concurrent_clients(server: &Server, threads: usize, per_thread: usiz
         assert_eq!(s.request("+ 1 1").unwrap(), "OK 2");
     }
     all
+}
+
+/// Waits for `child` to exit by itself within `limit`; past it, fails with `why()`.
+pub fn wait_for_exit(child: &mut Child, limit: Duration, why: impl Fn() -> String) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(start.elapsed() < limit, "{}", why());
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// Runs the server binary to completion (for start-up errors), bounded in time.

@@ -120,18 +120,14 @@ impl Pty {
 
     /// Waits for the program to exit by itself.
     pub fn wait_exit(&mut self) -> ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                start.elapsed() < WAIT,
+        let screen = std::sync::Arc::clone(&self.screen);
+        super::wait_for_exit(&mut self.child, WAIT, move || {
+            let raw = String::from_utf8_lossy(&screen.lock().unwrap()).into_owned();
+            format!(
                 "the program did not exit; the terminal shows:\n{}",
-                self.lines().join("\n")
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+                render(&raw).join("\n")
+            )
+        })
     }
 
     /// The terminal's line discipline now: (canonical mode, echo), both on for a shell prompt.
