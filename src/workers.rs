@@ -401,6 +401,7 @@ pub fn serve(
             result = outcome;
         }
     }
+    main_log.set_time(std::time::SystemTime::now()); // its clock was last set at start
     main_log.line(format_args!("event=stop"));
     main_log.finish();
     result

@@ -415,3 +415,16 @@ fn a_client_that_vanishes_mid_request_does_not_disturb_others() {
     assert_eq!(good.request("+ 3 4").unwrap(), "OK 7");
     server.wait_for_log("conn=22 event=close");
 }
+
+#[test]
+fn the_log_ends_with_stop_and_its_time_is_the_last() {
+    let mut server = Server::start(&["--workers", "2"]);
+    std::thread::sleep(Duration::from_millis(1100));
+    server.stop_with(libc::SIGTERM);
+    let log = server.log();
+    let stamps: Vec<&str> = log.lines().filter_map(|l| l.split(' ').next()).collect();
+    let mut sorted = stamps.clone();
+    sorted.sort();
+    assert_eq!(stamps, sorted, "timestamps out of order:\n{log}");
+    assert!(log.trim_end().ends_with("event=stop"), "{log}");
+}
