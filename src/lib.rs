@@ -9,6 +9,8 @@ pub mod client;
 pub mod config;
 pub mod conn;
 pub mod expr;
+#[cfg(feature = "gui")]
+pub mod gui;
 pub mod line;
 pub mod listen;
 pub mod log;

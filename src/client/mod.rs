@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use getopts::Options;
 
 pub use console::{quote, visible};
+pub use modes::local_check;
 pub use transport::{LineReader, Session, Transport, reset_on_drop};
 
 use crate::config::{DEFAULT_HOST, DEFAULT_PORT};
@@ -119,7 +120,7 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<ClientCommand, String> {
 }
 
 /// `[::1]` and `::1` both name the IPv6 loopback: the brackets are how URLs write it.
-fn host_of(text: &str) -> String {
+pub fn host_of(text: &str) -> String {
     text.strip_prefix('[')
         .and_then(|inner| inner.strip_suffix(']'))
         .unwrap_or(text)

@@ -340,6 +340,13 @@ pub fn example_bin(name: &str) -> PathBuf {
         }
         let status = command
             .args(["build", "--quiet", "--examples"])
+            // With the `gui` feature on (the GUI tests), the GUI example is built too.
+            .args(
+                cfg!(feature = "gui")
+                    .then_some(["--features", "gui"])
+                    .into_iter()
+                    .flatten(),
+            )
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
             .expect("build the examples");

@@ -1,0 +1,31 @@
+//! The desktop GUI client (cargo feature `gui`, `examples/gui.rs`): egui/eframe on the window's
+//! thread, the terminal client's blocking transport on threads beside it.
+//!
+//! - [`app`]: the window's phases (form, connecting, session) and the flow of events;
+//! - [`net`]: the network threads and the sentences for failures;
+//! - [`screens`]: each service's state, pure and unit-tested;
+//! - [`views`]: drawing those states.
+
+pub mod app;
+pub mod net;
+pub mod screens;
+mod views;
+
+pub use app::{App, ConnectForm};
+
+use eframe::egui;
+
+/// Opens the window and runs until it is closed.
+pub fn run(form: ConnectForm) -> eframe::Result {
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("securetcp")
+            .with_inner_size([760.0, 520.0]),
+        ..eframe::NativeOptions::default()
+    };
+    eframe::run_native(
+        "securetcp",
+        options,
+        Box::new(|_creation| Ok(Box::new(App::new(form)))),
+    )
+}

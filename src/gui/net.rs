@@ -1,0 +1,174 @@
+//! The GUI's network side: the terminal client's blocking transport on threads of its own,
+//! channels both ways, so the window never waits on a socket.
+//!
+//! One thread connects (TCP, TLS handshake, greeting) and then reads lines until the session
+//! ends; a second one writes what the window queued, so a server that does not read cannot
+//! block the window either. Each event wakes the window (`wake`, egui's `request_repaint`).
+
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread;
+
+use crate::client::{ClientError, ClientOptions, Session, Transport};
+
+/// What the network tells the window.
+#[derive(Debug)]
+pub enum FromNet {
+    /// The greeting arrived: `HELLO <service> ...`.
+    Connected { service: String },
+    /// One line from the server.
+    Line(String),
+    /// The session is over; the sentence says why, for a person.
+    Ended(Ending),
+}
+
+/// Why a session ended or never began.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ending {
+    /// The server said `BYE <text>`: after our `q`, or because it shuts down.
+    Bye(String),
+    /// The connection could not be made, or broke: one clear sentence.
+    Failed(String),
+}
+
+/// The window's end of one connection. Dropping it closes the connection.
+pub struct Link {
+    to_net: Sender<String>,
+    from_net: Receiver<FromNet>,
+    /// Set once connected, so that dropping the link can close the socket under the reader.
+    transport: Option<Arc<Transport>>,
+    transport_rx: Receiver<Arc<Transport>>,
+}
+
+impl Link {
+    /// Starts connecting to `host:port` on a new thread and returns at once.
+    pub fn open(
+        host: String,
+        port: u16,
+        options: ClientOptions,
+        wake: impl Fn() + Send + 'static,
+    ) -> Link {
+        let (to_window, mut from_net) = mpsc::channel();
+        let (to_net, outgoing) = mpsc::channel::<String>();
+        let (transport_tx, transport_rx) = mpsc::channel();
+        let spawned = thread::Builder::new()
+            .name("gui-net".into())
+            .spawn(move || {
+                let send = |event| {
+                    let _ = to_window.send(event);
+                    wake();
+                };
+                let session = match Session::connect(&host, port, &options) {
+                    Ok(session) => session,
+                    Err(e) => return send(FromNet::Ended(Ending::Failed(sentence(&e)))),
+                };
+                send(FromNet::Connected {
+                    service: session.service.clone(),
+                });
+                let (transport, mut reader) = session.into_parts();
+                let _ = transport_tx.send(Arc::clone(&transport));
+                spawn_writer(transport, outgoing);
+                loop {
+                    match reader.read_line() {
+                        Ok(Some(line)) => {
+                            let bye = line.strip_prefix("BYE ").map(str::to_string);
+                            send(FromNet::Line(line));
+                            if let Some(text) = bye {
+                                return send(FromNet::Ended(Ending::Bye(text)));
+                            }
+                        }
+                        Ok(None) | Err(_) => {
+                            let why = "Connection lost: the server went away without a word.";
+                            return send(FromNet::Ended(Ending::Failed(why.into())));
+                        }
+                    }
+                }
+            });
+        if spawned.is_err() {
+            // No thread, no connection: the window hears it like any other failure.
+            let (tx, rx) = mpsc::channel();
+            let _ = tx.send(FromNet::Ended(Ending::Failed(
+                "Cannot start the network thread.".into(),
+            )));
+            from_net = rx;
+        }
+        Link {
+            to_net,
+            from_net,
+            transport: None,
+            transport_rx,
+        }
+    }
+
+    /// Queues a line for the server (without its `\n`).
+    pub fn send(&self, line: String) {
+        let _ = self.to_net.send(line);
+    }
+
+    /// The next event, if one is waiting; never blocks.
+    pub fn poll(&mut self) -> Option<FromNet> {
+        if self.transport.is_none() {
+            self.transport = self.transport_rx.try_recv().ok();
+        }
+        self.from_net.try_recv().ok()
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        // close_notify and FIN; the server closes in turn, and the reader thread sees the end.
+        if let Some(transport) = self
+            .transport
+            .take()
+            .or_else(|| self.transport_rx.try_recv().ok())
+        {
+            transport.close();
+        }
+    }
+}
+
+/// Writes queued lines until the window drops its sender or the socket fails.
+fn spawn_writer(transport: Arc<Transport>, outgoing: Receiver<String>) {
+    let _ = thread::Builder::new()
+        .name("gui-net-write".into())
+        .spawn(move || {
+            for mut line in outgoing {
+                line.push('\n');
+                if transport.write_all(line.as_bytes()).is_err() {
+                    break;
+                }
+            }
+        });
+}
+
+/// One sentence for a person at a window: what went wrong and what to do about it.
+pub fn sentence(e: &ClientError) -> String {
+    match e {
+        ClientError::Refused(addr) => {
+            format!("Connection refused by {addr}: is the server running?")
+        }
+        ClientError::Untrusted(why) => format!(
+            "The server's certificate is not trusted ({why}): choose the CA file that signed it."
+        ),
+        ClientError::Busy => "The server is busy: try again later.".into(),
+        ClientError::ServerIsPlain => {
+            "The server speaks plain TCP: tick \"Plain TCP (no TLS)\" and connect again.".into()
+        }
+        ClientError::ServerIsTls => {
+            "The server speaks TLS: untick \"Plain TCP (no TLS)\" and connect again.".into()
+        }
+        ClientError::Closed => "The server closed the connection before greeting.".into(),
+        other => {
+            let text = other.to_string();
+            format!("{}.", capitalise_first(text.trim_end_matches('.')))
+        }
+    }
+}
+
+fn capitalise_first(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
