@@ -369,6 +369,12 @@ fn a_silent_server_never_freezes_the_window() {
     );
     w.get_by_label("Cancel").click();
     wait_for(&mut w, "Connect");
+    // Left alone, the attempt ends by itself with a sentence.
+    let mut w = form_error(addr, "", false);
+    wait_for(
+        &mut w,
+        "The server took the connection but did not answer within 10 s.",
+    );
 }
 
 /// The real window, as a person starts it: `examples/gui` under Xvfb, drawn by Mesa's software

@@ -146,6 +146,8 @@ pub enum ClientError {
     /// A `--no-tls` client at a TLS port.
     ServerIsTls,
     Busy,
+    /// The server took the connection and then said nothing, handshake or greeting.
+    Silent,
     /// The server said why it would not serve us (`too many connections from your address`).
     Turned(String),
     Closed,
@@ -172,6 +174,11 @@ impl fmt::Display for ClientError {
             ClientError::ServerIsTls => f.write_str("the server speaks TLS: leave out --no-tls"),
             ClientError::Login(reason) => f.write_str(reason),
             ClientError::Busy => f.write_str("server busy, try again later"),
+            ClientError::Silent => write!(
+                f,
+                "the server took the connection but did not answer within {} s",
+                transport::CONNECT_TIMEOUT.as_secs()
+            ),
             ClientError::Turned(reason) => write!(f, "the server turned us away: {reason}"),
             ClientError::Closed => f.write_str("the server closed the connection"),
             ClientError::Io(e) => write!(f, "connection failed: {e}"),

@@ -14,7 +14,7 @@ use rustls::pki_types::ServerName;
 use super::{ClientError, ClientOptions};
 
 /// How long the client waits to connect before giving up with a clear message.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Without TLS the server greets at once. Silence this long means it may be a TLS port, which
 /// waits for a handshake: the client then sends one line to find out (see `plain_greeting`).
@@ -360,9 +360,12 @@ fn handshake(
     // Our writes hand rustls whole batches and flush them at once; its default 64 KiB limit
     // would make a larger `write_all` fail half-way.
     conn.set_buffer_limit(None);
+    // A server that accepts and then says nothing must not hold the client forever.
+    socket.set_read_timeout(Some(CONNECT_TIMEOUT))?;
     while conn.is_handshaking() {
         conn.complete_io(socket).map_err(handshake_error)?;
     }
+    socket.set_read_timeout(None)?;
     Ok(conn)
 }
 
@@ -382,5 +385,8 @@ fn handshake_error(e: io::Error) -> ClientError {
             other => ClientError::Tls(crate::tls::describe_error(other)),
         };
     }
-    ClientError::from(e)
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ClientError::Silent,
+        _ => ClientError::from(e),
+    }
 }
