@@ -237,8 +237,14 @@ fn sum_checks_the_number_then_shows_the_exchange() {
     );
 }
 
-/// The question the window shows, `a + b`, answered.
-fn answer_of(w: &Window) -> i64 {
+/// The question the window shows, `a + b`, answered (once the question is there).
+fn answer_of(w: &mut Window) -> i64 {
+    let start = Instant::now();
+    while w.query_all_by_label_contains("What is ").next().is_none() {
+        assert!(start.elapsed() < WAIT, "no question came");
+        w.step();
+        std::thread::sleep(Duration::from_millis(15));
+    }
     let question = text_of(&w.get_by_label_contains("What is "));
     let sum = question
         .trim_start_matches("What is ")
@@ -253,15 +259,19 @@ fn quiz_three_right_one_wrong_and_the_score() {
     let mut w = connected(&server, "", "quiz");
     wait_for(&mut w, "Score: 0/0");
     for round in 1..=3 {
-        let answer = answer_of(&w);
+        let answer = answer_of(&mut w);
+        let question = text_of(&w.get_by_label_contains("What is "));
+        let sum = question
+            .trim_start_matches("What is ")
+            .trim_end_matches('?');
         enter(&mut w, "Your answer", &answer.to_string());
         wait_for(&mut w, &format!("Score: {round}/{round}"));
-        assert!(shows(&w, "Right!"));
+        assert!(shows(&w, &format!("Right: {sum} = {answer}")));
     }
     enter(&mut w, "Your answer", "seven");
     wait_for(&mut w, "Answer with a whole number.");
     // The refused text stays in the field; replace it with one too many.
-    let answer = answer_of(&w);
+    let answer = answer_of(&mut w);
     enter_replacing(&mut w, "Your answer", &(answer + 1).to_string());
     wait_for(&mut w, "Score: 3/4");
     assert!(

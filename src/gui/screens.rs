@@ -345,7 +345,8 @@ impl Sum {
 /// Whether the last answer was right.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
-    Right,
+    /// The question and the answer given: `a + b = answer`.
+    Right(String),
     /// What the server said: `a + b = sum`.
     Wrong(String),
     /// Not an answer the server took (`answer with a whole number`), or a note.
@@ -361,6 +362,8 @@ pub struct Quiz {
     pub verdict: Option<Verdict>,
     /// Replies to lines that were not answers (`name`), shown as notes.
     expected_notes: usize,
+    /// `a + b = answer` of the answer on its way, so that the verdict can say what it judged.
+    answered: Option<String>,
     pub refused: Option<String>,
 }
 
@@ -373,6 +376,8 @@ impl Quiz {
             return None;
         }
         self.refused = None;
+        // The question is answered: none is shown until the server sends the next one.
+        self.answered = self.question.take().map(|q| format!("{q} = {line}"));
         Some(line.to_string())
     }
 
@@ -387,10 +392,11 @@ impl Quiz {
         }
         if let Some(score) = line.strip_prefix("OK correct, score ") {
             self.score = Some(score.to_string());
-            self.verdict = Some(Verdict::Right);
+            self.verdict = Some(Verdict::Right(self.answered.take().unwrap_or_default()));
         } else if let Some(rest) = line.strip_prefix("ERR wrong, ") {
             let (sum, score) = rest.split_once(", score ").unwrap_or((rest, ""));
             self.score = Some(score.to_string());
+            self.answered = None;
             self.verdict = Some(Verdict::Wrong(sum.to_string()));
         } else {
             let text = line
@@ -542,7 +548,7 @@ mod tests {
         let Screen::Quiz(quiz) = &mut screen else {
             panic!()
         };
-        assert_eq!(quiz.verdict, Some(Verdict::Right));
+        assert_eq!(quiz.verdict, Some(Verdict::Right("2 + 3 = 5".into())));
         assert_eq!(quiz.question.as_deref(), Some("10 + 20"));
         screen.on_line("ERR wrong, 10 + 20 = 30, score 1/2");
         let Screen::Quiz(quiz) = &screen else {

@@ -267,13 +267,14 @@ fn quiz_view(ui: &mut egui::Ui, quiz: &Quiz) {
         ui.add_space(16.0);
         let question = match &quiz.question {
             Some(q) => format!("What is {q}?"),
-            None => "Waiting for a question...".into(),
+            None => "Waiting for the question...".into(),
         };
         ui.label(RichText::new(question).size(36.0).strong());
         ui.add_space(12.0);
         match &quiz.verdict {
-            Some(Verdict::Right) => {
-                ui.label(RichText::new("Right!").size(22.0).color(RIGHT_GREEN));
+            Some(Verdict::Right(sum)) => {
+                let text = format!("Right: {sum}");
+                ui.label(RichText::new(text).size(22.0).color(RIGHT_GREEN));
             }
             Some(Verdict::Wrong(sum)) => {
                 let text = format!("Wrong: {sum}");
