@@ -101,7 +101,7 @@ fn form_error(addr: SocketAddr, ca: &str, no_tls: bool) -> Window {
 fn calc_shows_results_refuses_nonsense_and_recalls_history() {
     let server = Server::start(&[]);
     let mut w = connected(&server, "ann", "calc");
-    wait_for(&mut w, "name ann = hello ann");
+    wait_for(&mut w, "name ann: hello ann");
     enter(&mut w, "Expression", "+ 3 4");
     wait_for(&mut w, "+ 3 4 = 7");
     enter(&mut w, "Expression", "1 / 0");

@@ -7,6 +7,7 @@ use eframe::egui::{self, Color32, RichText};
 use super::app::{Action, ConnectForm, Session};
 use super::net::Ending;
 use super::screens::{Calc, Chat, ChatKind, Quiz, Screen, Sum, SumResult, Verdict};
+use crate::service::common_command;
 
 const ERROR_RED: Color32 = Color32::from_rgb(0xd0, 0x40, 0x40);
 const RIGHT_GREEN: Color32 = Color32::from_rgb(0x30, 0xa0, 0x50);
@@ -196,6 +197,10 @@ fn calc_view(ui: &mut egui::Ui, calc: &Calc) {
             let text = match exchange.reply.as_deref() {
                 None => format!("{}  ...", exchange.request),
                 Some(reply) => match reply.strip_prefix("OK ") {
+                    // `name` and `help` get words back, not a value.
+                    Some(words) if common_command(&exchange.request).is_some() => {
+                        format!("{}: {words}", exchange.request)
+                    }
                     Some(result) => format!("{} = {result}", exchange.request),
                     None => {
                         let why = reply.strip_prefix("ERR ").unwrap_or(reply);
