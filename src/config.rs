@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use getopts::Options;
 
+use crate::proxy::ProxyFrom;
 use crate::service::SERVICES;
 
 pub const DEFAULT_HOST: &str = "127.0.0.1";
@@ -55,6 +56,9 @@ pub struct Config {
     pub max_per_ip: Option<usize>,
     /// `--rate-limit N`: request lines per second per connection; `None` = no limit.
     pub rate_limit: Option<u32>,
+    /// `--proxy-protocol`: every connection starts with a PROXY header, accepted only from
+    /// these networks (`--proxy-from`); `None` = no header expected.
+    pub proxy_from: Option<ProxyFrom>,
 }
 
 impl Default for Config {
@@ -82,6 +86,7 @@ impl Default for Config {
             metrics: None,
             max_per_ip: None,
             rate_limit: None,
+            proxy_from: None,
         }
     }
 }
@@ -196,6 +201,17 @@ fn options() -> Options {
         "rate-limit",
         "request lines per second per connection, burst N (default 0 = no limit)",
         "N",
+    );
+    o.optflag(
+        "",
+        "proxy-protocol",
+        "every connection starts with a PROXY protocol header (v1 or v2), as HAProxy's send-proxy writes",
+    );
+    o.optmulti(
+        "",
+        "proxy-from",
+        "who may send that header (repeatable; default 127.0.0.0/8 and ::1/128)",
+        "CIDR",
     );
     o.optopt(
         "w",
@@ -330,6 +346,18 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, UsageError> {
     if let Some(n) = m.opt_str("rate-limit") {
         c.rate_limit =
             parse_limit("--rate-limit", &n)?.map(|v| u32::try_from(v).unwrap_or(u32::MAX));
+    }
+    let proxy_from = m.opt_strs("proxy-from");
+    if m.opt_present("proxy-protocol") {
+        c.proxy_from = Some(if proxy_from.is_empty() {
+            ProxyFrom::default()
+        } else {
+            ProxyFrom::parse(&proxy_from).map_err(UsageError)?
+        });
+    } else if !proxy_from.is_empty() {
+        return Err(UsageError(
+            "--proxy-from needs --proxy-protocol (it says who may send the header)".into(),
+        ));
     }
     if let Some(n) = m.opt_str("workers") {
         c.workers = match n.parse::<usize>() {
@@ -549,6 +577,15 @@ mod tests {
         assert_eq!(run(&["-w", "0"]).workers, worker_count_for_cpus());
         assert!(usage_error(&["--workers", "-1"]).contains("--workers"));
         assert!(usage_error(&["--workers", "5000"]).contains("1024"));
+        assert_eq!(run(&[]).proxy_from, None);
+        assert_eq!(
+            run(&["--proxy-protocol"]).proxy_from,
+            Some(ProxyFrom::default())
+        );
+        let from = run(&["--proxy-protocol", "--proxy-from", "10.0.0.0/8"]).proxy_from;
+        assert!(from.unwrap().allows("10.1.2.3".parse().unwrap()));
+        assert!(usage_error(&["--proxy-from", "10.0.0.0/8"]).contains("--proxy-protocol"));
+        assert!(usage_error(&["--proxy-protocol", "--proxy-from", "x"]).contains("'x'"));
         assert_eq!(run(&["--no-log"]).log, LogTarget::Off);
     }
 

@@ -16,6 +16,7 @@ use rustls::{ServerConfig, ServerConnection};
 
 use crate::line::LineBuffer;
 use crate::outbox::ConnId;
+use crate::proxy::Parsed;
 use crate::rate::TokenBucket;
 
 /// Reply bytes queued beyond this (not yet taken by the kernel) stop the reading of more
@@ -36,6 +37,8 @@ const KEEP_OUTPUT_CAPACITY: usize = 4 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
+    /// `--proxy-protocol`: waiting for the balancer's PROXY header; nothing else is read yet.
+    AwaitingProxy,
     /// TLS handshake in progress; nothing is read or sent in plaintext yet.
     Handshaking,
     /// Greeted; requests are read and answered.
@@ -61,11 +64,13 @@ pub enum CloseReason {
     Shutdown,
     /// Over `--max-per-ip`: told so after the handshake, then closed.
     PerIp,
+    /// `--proxy-protocol`: no valid PROXY header in time, or one from an untrusted address.
+    ProxyError,
 }
 
 impl CloseReason {
     /// Every reason, in declaration order (`reason as usize` indexes it).
-    pub const ALL: [CloseReason; 10] = [
+    pub const ALL: [CloseReason; 11] = [
         CloseReason::Quit,
         CloseReason::Eof,
         CloseReason::Reset,
@@ -76,6 +81,7 @@ impl CloseReason {
         CloseReason::SlowReader,
         CloseReason::Shutdown,
         CloseReason::PerIp,
+        CloseReason::ProxyError,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -90,6 +96,7 @@ impl CloseReason {
             CloseReason::SlowReader => "slow-reader",
             CloseReason::Shutdown => "shutdown",
             CloseReason::PerIp => "per-ip",
+            CloseReason::ProxyError => "proxy-error",
         }
     }
 
@@ -101,6 +108,7 @@ impl CloseReason {
                 | CloseReason::TlsError
                 | CloseReason::SlowReader
                 | CloseReason::HandshakeTimeout
+                | CloseReason::ProxyError
         )
     }
 }
@@ -142,6 +150,9 @@ pub struct Traffic {
 pub enum ReadEvent {
     /// Plaintext bytes in the caller's buffer.
     Data(usize),
+    /// The PROXY header was read (`peer` is now the client it names): admission by address,
+    /// then on to the handshake (or, without TLS, the greeting).
+    ProxyDone,
     /// The TLS handshake just finished: time to greet.
     HandshakeDone,
     /// Nothing more until the next readiness event.
@@ -152,7 +163,16 @@ pub enum ReadEvent {
 
 pub struct Conn {
     pub id: ConnId,
+    /// The client: the socket's peer, or the address a PROXY header gave.
     pub peer: SocketAddr,
+    /// The balancer's address, when a PROXY header named the client.
+    pub proxy: Option<SocketAddr>,
+    /// The PROXY header said `LOCAL`: the balancer itself, most likely a health check.
+    pub health_check: bool,
+    /// Why the PROXY header was refused, for the close line.
+    pub proxy_error: Option<&'static str>,
+    /// Counted under `--max-per-ip` (with a PROXY header, only once the header named the client).
+    pub ip_counted: bool,
     socket: TcpStream,
     /// `None` for `--no-tls`. Boxed: a rustls connection is large, and the table of slots
     /// should stay dense.
@@ -210,6 +230,7 @@ impl Conn {
         socket: TcpStream,
         peer: SocketAddr,
         tls: Option<&Arc<ServerConfig>>,
+        expect_proxy: bool,
         max_line: usize,
         now: Instant,
     ) -> Result<Conn, rustls::Error> {
@@ -220,11 +241,15 @@ impl Conn {
         Ok(Conn {
             id,
             peer,
+            proxy: None,
+            health_check: false,
+            proxy_error: None,
+            ip_counted: false,
             socket,
-            phase: if tls.is_some() {
-                Phase::Handshaking
-            } else {
-                Phase::Open
+            phase: match (expect_proxy, tls.is_some()) {
+                (true, _) => Phase::AwaitingProxy,
+                (false, true) => Phase::Handshaking,
+                (false, false) => Phase::Open,
             },
             tls,
             lines: LineBuffer::new(max_line),
@@ -296,6 +321,9 @@ impl Conn {
         if self.phase == Phase::Lingering {
             return self.discard_until_eof(buf);
         }
+        if self.phase == Phase::AwaitingProxy {
+            return self.read_proxy_header(buf, traffic);
+        }
         loop {
             let Some(tls) = &mut self.tls else {
                 return match self.socket.read(buf) {
@@ -339,6 +367,47 @@ impl Conn {
                 return ReadEvent::HandshakeDone;
             }
         }
+    }
+
+    /// Peeks at what has arrived until a whole PROXY header is there, then takes exactly the
+    /// header off the socket: the client's own bytes behind it stay in the kernel for rustls
+    /// (or the line framer), so nothing that came in the same segment is lost.
+    fn read_proxy_header(&mut self, buf: &mut [u8], traffic: &mut Traffic) -> ReadEvent {
+        let window = buf.len().min(crate::proxy::MAX_HEADER);
+        let seen = loop {
+            match self.socket.peek(&mut buf[..window]) {
+                Ok(0) => return self.refuse_proxy("the connection ended before a PROXY header"),
+                Ok(n) => break n,
+                Err(e) if would_block(&e) => return ReadEvent::WouldBlock,
+                Err(e) if interrupted(&e) => continue,
+                Err(_) => return ReadEvent::Closed(CloseReason::Reset),
+            }
+        };
+        let (len, client, local) = match crate::proxy::parse(&buf[..seen]) {
+            // More will come (a new readiness edge), or the handshake timeout ends the wait.
+            Parsed::Incomplete => return ReadEvent::WouldBlock,
+            Parsed::Invalid(why) => return self.refuse_proxy(why),
+            Parsed::Header { len, client, local } => (len, client, local),
+        };
+        if self.socket.read_exact(&mut buf[..len]).is_err() {
+            return ReadEvent::Closed(CloseReason::Reset);
+        }
+        traffic.received += len as u64;
+        if let Some(client) = client {
+            self.proxy = Some(std::mem::replace(&mut self.peer, client));
+        }
+        self.health_check = local;
+        self.phase = if self.tls.is_some() {
+            Phase::Handshaking
+        } else {
+            Phase::Open
+        };
+        ReadEvent::ProxyDone
+    }
+
+    fn refuse_proxy(&mut self, why: &'static str) -> ReadEvent {
+        self.proxy_error = Some(why);
+        ReadEvent::Closed(CloseReason::ProxyError)
     }
 
     /// While lingering: throw away whatever arrives until the peer's EOF.

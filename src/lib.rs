@@ -17,6 +17,7 @@ pub mod log;
 pub mod metrics;
 pub mod outbox;
 pub mod procstat;
+pub mod proxy;
 pub mod rate;
 pub mod reactor;
 pub mod service;

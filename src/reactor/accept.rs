@@ -48,32 +48,87 @@ impl Reactor {
     /// A new socket: a place under `--max-clients` (process-wide) and under `--max-per-ip`, or
     /// refused (told why after its handshake, holding no place meanwhile).
     pub(super) fn admit(&mut self, stream: TcpStream, peer: SocketAddr, scrape: bool) {
+        // Behind a balancer the socket's peer is the balancer: the client's address, and its
+        // place under `--max-per-ip`, come with the PROXY header (`admit_proxied`).
+        let proxied = !scrape && self.settings.proxy_from.is_some();
+        if proxied
+            && !self
+                .settings
+                .proxy_from
+                .as_ref()
+                .is_some_and(|f| f.allows(peer.ip()))
+        {
+            self.log_refused_at_once(
+                peer,
+                CloseReason::ProxyError,
+                Some("connection from an address not in --proxy-from"),
+            );
+            return;
+        }
         let refusal = if !self.shared.admit() {
             Some(Refusal::Busy)
-        } else if !self.shared.admit_ip(peer.ip()) {
+        } else if !proxied && !self.shared.admit_ip(peer.ip()) {
             self.shared.depart();
             Some(Refusal::PerIp)
         } else {
             None
         };
-        if refusal.is_some() && self.busy_now >= MAX_BUSY_REPLIES {
+        if let Some(refusal) = refusal
+            && self.busy_now >= MAX_BUSY_REPLIES
+        {
             // Too many even to tell them: drop the socket, which frees its descriptor.
-            let serial = self.shared.next_serial();
-            self.log.line(format_args!(
-                "conn={serial}{} peer={peer} event=open tls=-",
-                super::worker_tag(&self.shared, self.worker)
-            ));
-            let reason = refusal.map_or(CloseReason::Busy, Refusal::reason);
-            self.log.line(format_args!(
-                "conn={serial} event=close reason={} requests=0",
-                reason.as_str()
-            ));
+            self.log_refused_at_once(peer, refusal.reason(), None);
             return;
         }
-        if !self.take_slot(stream, peer, refusal, scrape) && refusal.is_none() {
+        if !self.take_slot(stream, peer, refusal, scrape, proxied) && refusal.is_none() {
             // The places it took are free again.
             self.shared.depart();
-            self.shared.depart_ip(peer.ip());
+            if !proxied {
+                self.shared.depart_ip(peer.ip());
+            }
+        }
+    }
+
+    /// A connection dropped right after `accept` (its socket closes as it goes): its open and
+    /// close lines all the same.
+    fn log_refused_at_once(&mut self, peer: SocketAddr, reason: CloseReason, why: Option<&str>) {
+        let serial = self.shared.next_serial();
+        self.log.line(format_args!(
+            "conn={serial}{} peer={peer} event=open tls=-",
+            super::worker_tag(&self.shared, self.worker)
+        ));
+        match why {
+            Some(why) => self.log.line(format_args!(
+                "conn={serial} event=close reason={} requests=0 error={}",
+                reason.as_str(),
+                Value(why.as_bytes())
+            )),
+            None => self.log.line(format_args!(
+                "conn={serial} event=close reason={} requests=0",
+                reason.as_str()
+            )),
+        }
+        self.counters.connections_total += 1;
+        self.counters.closed(reason);
+    }
+
+    /// The PROXY header named the client: its place under `--max-per-ip` is taken now (or it
+    /// is refused like any connection over the limit), and a plain connection is greeted.
+    pub(super) fn admit_proxied(&mut self, id: ConnId) {
+        let Some(conn) = super::slot_mut(&mut self.conns, id) else {
+            return;
+        };
+        if conn.refusal.is_none() {
+            if self.shared.admit_ip(conn.peer.ip()) {
+                conn.ip_counted = true;
+            } else {
+                self.shared.depart();
+                conn.refusal = Some(Refusal::PerIp);
+                self.busy_now += 1;
+            }
+        }
+        if conn.phase() == Phase::Open {
+            self.on_ready(id);
         }
     }
 
@@ -84,6 +139,7 @@ impl Reactor {
         peer: SocketAddr,
         refusal: Option<Refusal>,
         scrape: bool,
+        proxied: bool,
     ) -> bool {
         // Small replies must leave at once, not wait for Nagle.
         let _ = stream.set_nodelay(true);
@@ -94,7 +150,8 @@ impl Reactor {
         let id = ConnId::new(self.shared.next_serial(), slot);
         // The metrics endpoint speaks plain HTTP, whatever the service's listeners speak.
         let tls = if scrape { None } else { self.tls.as_ref() };
-        let mut conn = match Conn::new(id, stream, peer, tls, self.settings.max_line, self.now) {
+        let max_line = self.settings.max_line;
+        let mut conn = match Conn::new(id, stream, peer, tls, proxied, max_line, self.now) {
             Ok(conn) => conn,
             Err(e) => {
                 self.free_slots.push(slot);
@@ -119,13 +176,15 @@ impl Reactor {
         }
         conn.refusal = refusal;
         conn.scrape = scrape;
+        conn.ip_counted = refusal.is_none() && !proxied;
         if !scrape {
             conn.bucket = self
                 .settings
                 .rate_limit
                 .map(|n| Box::new(TokenBucket::new(n, self.now)));
         }
-        let handshaking = conn.phase() == Phase::Handshaking;
+        // The handshake timeout covers the wait for a PROXY header too.
+        let handshaking = matches!(conn.phase(), Phase::Handshaking | Phase::AwaitingProxy);
         self.conns[slot] = Some(conn);
         self.live += 1;
         self.busy_now += usize::from(refusal.is_some());

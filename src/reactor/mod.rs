@@ -29,6 +29,7 @@ mod flow;
 mod timers;
 
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant, SystemTime};
@@ -146,6 +147,8 @@ pub struct Reactor {
 #[derive(Debug, Clone)]
 struct Settings {
     max_line: usize,
+    /// `--proxy-protocol`: who may send the header; `None` when no header is expected.
+    proxy_from: Option<crate::proxy::ProxyFrom>,
     rate_limit: Option<u32>,
     handshake_timeout: Option<Duration>,
     idle_timeout: Option<Duration>,
@@ -218,6 +221,7 @@ impl Reactor {
             log,
             settings: Settings {
                 max_line: config.max_line,
+                proxy_from: config.proxy_from.clone(),
                 rate_limit: config.rate_limit,
                 handshake_timeout: config.handshake_timeout,
                 idle_timeout: config.idle_timeout,
@@ -418,6 +422,9 @@ impl Reactor {
                         return;
                     }
                 }
+                ReadEvent::ProxyDone => {
+                    self.admit_proxied(id);
+                }
                 ReadEvent::HandshakeDone => {
                     self.counters.handshake_done(self.now - conn.opened_at);
                     self.on_ready(id);
@@ -497,15 +504,16 @@ impl Reactor {
         conn.last_activity = now;
         if self.log.enabled() {
             let (peer, tls) = (conn.peer, conn.tls_description());
+            let proxy = ProxyTag(conn.proxy);
             match conn.client_subject() {
                 // Mutual TLS: the log names who the certificate says this is.
                 Some(subject) => self.log.line(format_args!(
-                    "conn={id}{} peer={peer} event=open tls={tls} client={}",
+                    "conn={id}{} peer={peer}{proxy} event=open tls={tls} client={}",
                     worker_tag(&self.shared, self.worker),
                     Value(subject.as_bytes())
                 )),
                 None => self.log.line(format_args!(
-                    "conn={id}{} peer={peer} event=open tls={tls}",
+                    "conn={id}{} peer={peer}{proxy} event=open tls={tls}",
                     worker_tag(&self.shared, self.worker)
                 )),
             }
@@ -638,22 +646,35 @@ impl Reactor {
             conn.send_last_words();
         }
         let _ = self.poll.registry().deregister(conn.socket_mut());
-        if conn.phase() == Phase::Handshaking {
+        let never_ready = matches!(conn.phase(), Phase::Handshaking | Phase::AwaitingProxy);
+        // A balancer's health check (`LOCAL` header, then gone) is not worth two log lines a
+        // second per balancer: it is counted in the metrics only.
+        let health_check = conn.health_check
+            && never_ready
+            && matches!(reason, CloseReason::Eof | CloseReason::Reset);
+        if never_ready && !health_check {
             // Never got to `on_ready`: its open line is written now, so every connection has one.
             self.log.line(format_args!(
-                "conn={id}{} peer={} event=open tls=-",
+                "conn={id}{} peer={}{} event=open tls=-",
                 worker_tag(&self.shared, self.worker),
-                conn.peer
+                conn.peer,
+                ProxyTag(conn.proxy)
             ));
         }
-        match conn.tls_error.as_deref() {
-            Some(error) if reason == CloseReason::TlsError => self.log.line(format_args!(
+        let error = match (reason, conn.tls_error.as_deref(), conn.proxy_error) {
+            (CloseReason::TlsError, Some(error), _) => Some(crate::tls::describe_error(error)),
+            (CloseReason::ProxyError, _, Some(why)) => Some(why.to_string()),
+            _ => None,
+        };
+        match error {
+            _ if health_check => {}
+            Some(error) => self.log.line(format_args!(
                 "conn={id} event=close reason={} requests={} error={}",
                 reason.as_str(),
                 conn.requests,
-                Value(crate::tls::describe_error(error).as_bytes())
+                Value(error.as_bytes())
             )),
-            _ => self.log.line(format_args!(
+            None => self.log.line(format_args!(
                 "conn={id} event=close reason={} requests={}",
                 reason.as_str(),
                 conn.requests
@@ -663,6 +684,8 @@ impl Reactor {
             self.busy_now -= 1;
         } else {
             self.shared.depart();
+        }
+        if conn.ip_counted {
             self.shared.depart_ip(conn.peer.ip());
         }
         if conn.read_paused {
@@ -679,7 +702,7 @@ impl Reactor {
             }
         } else {
             self.counters.closed(reason);
-            if conn.phase() == Phase::Handshaking && self.tls.is_some() {
+            if conn.phase() == Phase::Handshaking && !health_check && self.tls.is_some() {
                 self.counters.handshakes_failed += 1;
             }
         }
@@ -882,6 +905,18 @@ fn set_name(name: &mut Option<Box<str>>, new: &[u8]) {
     let new = String::from_utf8_lossy(new);
     if name.as_deref() != Some(&*new) {
         *name = Some(new.into());
+    }
+}
+
+/// ` proxy=ADDR` after `peer=` when a PROXY header named the client (the balancer's address).
+struct ProxyTag(Option<SocketAddr>);
+
+impl std::fmt::Display for ProxyTag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(proxy) => write!(f, " proxy={proxy}"),
+            None => Ok(()),
+        }
     }
 }
 

@@ -96,6 +96,10 @@ impl Reactor {
         let mut expired = Vec::new();
         for conn in self.conns.iter().flatten() {
             let (deadline, reason) = match conn.phase() {
+                Phase::AwaitingProxy => (
+                    self.settings.handshake_timeout.map(|t| conn.opened_at + t),
+                    CloseReason::ProxyError,
+                ),
                 Phase::Handshaking => (
                     self.settings.handshake_timeout.map(|t| conn.opened_at + t),
                     CloseReason::HandshakeTimeout,
@@ -117,6 +121,11 @@ impl Reactor {
         }
         self.next_wake = next;
         for (id, phase, reason) in expired {
+            if phase == Phase::AwaitingProxy
+                && let Some(conn) = super::slot_mut(&mut self.conns, id)
+            {
+                conn.proxy_error = Some("no PROXY header within --handshake-timeout");
+            }
             match phase {
                 Phase::Closing | Phase::Lingering => self.finish(id, reason),
                 _ => self.close(id, reason),

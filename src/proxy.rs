@@ -1,0 +1,225 @@
+//! The PROXY protocol (`--proxy-protocol`): the header a load balancer such as HAProxy writes
+//! before the client's first byte (v1 text with `send-proxy`, v2 binary with `send-proxy-v2`),
+//! and who may send one (`--proxy-from`). Pure: the connection peeks at its socket and asks
+//! [`parse`] whether a whole header is there and how long it is; nothing here does IO.
+//!
+//! Parsing is the `ppp` crate's (both versions, tested against the specification's examples);
+//! this module only turns its answer into what the reactor needs: the header's length, and the
+//! client's address or none (v2 `LOCAL`, v1 `UNKNOWN`: the balancer speaking for itself).
+
+use std::net::{IpAddr, SocketAddr};
+
+use ipnet::IpNet;
+use ppp::{HeaderResult, PartialResult, v1, v2};
+
+/// The most header bytes a connection may send: v1 is at most 107 bytes; v2 may carry TLVs,
+/// and HAProxy's (SSL details, unique id) stay far below this.
+pub const MAX_HEADER: usize = 1024;
+
+/// What the bytes received so far hold.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parsed {
+    /// A header has begun but is not whole yet.
+    Incomplete,
+    /// A whole header of `len` bytes; `client` is `None` for a balancer's own connection
+    /// (v2 `LOCAL`, v1 `UNKNOWN`, or an address family without ports).
+    Header {
+        len: usize,
+        client: Option<SocketAddr>,
+        local: bool,
+    },
+    /// Not a PROXY header, or a broken one: the words for the log.
+    Invalid(&'static str),
+}
+
+/// Reads the header at the start of `bytes` (which may go on with the client's own bytes).
+pub fn parse(bytes: &[u8]) -> Parsed {
+    let result = HeaderResult::parse(bytes);
+    // ppp calls a v1 line with missing fields incomplete even once its CRLF has come; a line
+    // that has ended is whole, and wrong.
+    let v1_line_ended = matches!(result, HeaderResult::V1(_))
+        && bytes.windows(2).take(107).any(|pair| pair == b"\r\n");
+    if result.is_incomplete() && !v1_line_ended {
+        return if bytes.len() >= MAX_HEADER {
+            Parsed::Invalid("PROXY header too long")
+        } else {
+            Parsed::Incomplete
+        };
+    }
+    match result {
+        HeaderResult::V2(Ok(header)) => {
+            let local = header.command == v2::Command::Local;
+            let client = match header.addresses {
+                _ if local => None,
+                v2::Addresses::IPv4(a) => Some(SocketAddr::from((a.source_address, a.source_port))),
+                v2::Addresses::IPv6(a) => Some(SocketAddr::from((a.source_address, a.source_port))),
+                v2::Addresses::Unspecified | v2::Addresses::Unix(_) => None,
+            };
+            if header.len() > MAX_HEADER {
+                return Parsed::Invalid("PROXY header too long");
+            }
+            Parsed::Header {
+                len: header.len(),
+                client,
+                local,
+            }
+        }
+        HeaderResult::V1(Ok(header)) => {
+            let client = match header.addresses {
+                v1::Addresses::Tcp4(a) => Some(SocketAddr::from((a.source_address, a.source_port))),
+                v1::Addresses::Tcp6(a) => Some(SocketAddr::from((a.source_address, a.source_port))),
+                v1::Addresses::Unknown => None,
+            };
+            Parsed::Header {
+                len: header.header.len(),
+                client,
+                local: client.is_none(),
+            }
+        }
+        HeaderResult::V1(Err(_)) | HeaderResult::V2(Err(_)) => {
+            Parsed::Invalid("no valid PROXY header")
+        }
+    }
+}
+
+/// `--proxy-from`: the networks whose connections must, and may, start with a header.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProxyFrom(Vec<IpNet>);
+
+impl Default for ProxyFrom {
+    /// The loopback networks: a balancer on the same machine.
+    fn default() -> ProxyFrom {
+        ProxyFrom(vec![
+            "127.0.0.0/8".parse().expect("a valid network"),
+            "::1/128".parse().expect("a valid network"),
+        ])
+    }
+}
+
+impl ProxyFrom {
+    /// Parses `--proxy-from` values: `10.0.0.0/8`, `::1/128`, or a bare address (one host).
+    pub fn parse(values: &[String]) -> Result<ProxyFrom, String> {
+        let mut nets = Vec::with_capacity(values.len());
+        for value in values {
+            let net = value
+                .parse::<IpNet>()
+                .or_else(|_| value.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    format!("--proxy-from: '{value}' is not a network (as 10.0.0.0/8 or ::1/128)")
+                })?;
+            nets.push(net);
+        }
+        Ok(ProxyFrom(nets))
+    }
+
+    /// True when a connection from `ip` may (and must) send a header. An IPv4 peer seen on an
+    /// IPv6 socket (`::ffff:10.0.0.1`) counts as its IPv4 self.
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v2_header(command: u8, family: u8, addresses: &[u8]) -> Vec<u8> {
+        let mut header = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+        header.push(0x20 | command);
+        header.push(family);
+        header.extend_from_slice(&(addresses.len() as u16).to_be_bytes());
+        header.extend_from_slice(addresses);
+        header
+    }
+
+    #[test]
+    fn v1_header_and_what_follows_it() {
+        let bytes = b"PROXY TCP4 192.0.2.7 10.0.0.1 56324 5000\r\n\x16\x03\x01";
+        assert_eq!(
+            parse(bytes),
+            Parsed::Header {
+                len: bytes.len() - 3,
+                client: Some("192.0.2.7:56324".parse().unwrap()),
+                local: false
+            }
+        );
+        let v6 = b"PROXY TCP6 2001:db8::1 ::1 4000 5000\r\n";
+        assert!(matches!(parse(v6), Parsed::Header { client: Some(c), .. } if c.port() == 4000));
+        assert!(matches!(
+            parse(b"PROXY UNKNOWN\r\n"),
+            Parsed::Header {
+                client: None,
+                local: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn v2_proxy_and_local() {
+        let mut addresses = vec![198, 51, 100, 9, 10, 0, 0, 1];
+        addresses.extend_from_slice(&40000u16.to_be_bytes());
+        addresses.extend_from_slice(&5000u16.to_be_bytes());
+        let mut bytes = v2_header(1, 0x11, &addresses);
+        let len = bytes.len();
+        bytes.extend_from_slice(b"\x16\x03\x01 the client hello");
+        assert_eq!(
+            parse(&bytes),
+            Parsed::Header {
+                len,
+                client: Some("198.51.100.9:40000".parse().unwrap()),
+                local: false
+            }
+        );
+        let local = v2_header(0, 0x00, &[]);
+        assert_eq!(
+            parse(&local),
+            Parsed::Header {
+                len: 16,
+                client: None,
+                local: true
+            }
+        );
+    }
+
+    #[test]
+    fn partial_headers_wait_and_broken_ones_do_not() {
+        assert_eq!(parse(b"PROXY TCP4 192.0"), Parsed::Incomplete);
+        assert_eq!(parse(b"\r\n\r\n\0\r\n"), Parsed::Incomplete);
+        let whole = v2_header(1, 0x11, &[1; 12]);
+        assert_eq!(parse(&whole[..20]), Parsed::Incomplete);
+        assert!(matches!(parse(b"\x16\x03\x01\x02\x00"), Parsed::Invalid(_)));
+        assert!(matches!(
+            parse(b"PROXY TCP4 nonsense\r\n"),
+            Parsed::Invalid(_)
+        ));
+        assert!(matches!(parse(b"GET / HTTP/1.1\r\n"), Parsed::Invalid(_)));
+        // A v1 line that never ends.
+        let long = [b'P', b'R', b'O', b'X', b'Y', b' '].repeat(40);
+        assert!(matches!(parse(&long), Parsed::Invalid(_)));
+        // A v2 header announcing more than we take.
+        let mut huge = v2_header(1, 0x11, &[0; 12]);
+        huge[14..16].copy_from_slice(&2000u16.to_be_bytes());
+        huge.resize(16 + 2000, 0);
+        assert!(matches!(parse(&huge), Parsed::Invalid(_)));
+    }
+
+    #[test]
+    fn proxy_from_networks() {
+        let default = ProxyFrom::default();
+        assert!(default.allows("127.0.0.1".parse().unwrap()));
+        assert!(default.allows("::1".parse().unwrap()));
+        assert!(default.allows("::ffff:127.0.0.2".parse().unwrap()));
+        assert!(!default.allows("10.0.0.1".parse().unwrap()));
+        let given = ProxyFrom::parse(&["10.0.0.0/8".into(), "192.0.2.1".into()]).unwrap();
+        assert!(given.allows("10.200.0.1".parse().unwrap()));
+        assert!(given.allows("192.0.2.1".parse().unwrap()));
+        assert!(!given.allows("127.0.0.1".parse().unwrap()));
+        assert!(ProxyFrom::parse(&["10.0.0.0/33".into()]).is_err());
+        assert!(ProxyFrom::parse(&["nowhere".into()]).is_err());
+    }
+}
