@@ -408,9 +408,14 @@ fn parse_port(text: &str) -> Result<u16, UsageError> {
 
 /// `ADDR:PORT`, with IPv6 addresses in brackets: `[::1]:5001`.
 fn parse_listen(text: &str) -> Result<ListenSpec, UsageError> {
+    parse_address("--listen", text)
+}
+
+/// `ADDR:PORT` for `option` (`--listen`, and the client's `--server`).
+pub(crate) fn parse_address(option: &str, text: &str) -> Result<ListenSpec, UsageError> {
     let bad = || {
         UsageError(format!(
-            "--listen {text}: expected ADDR:PORT, e.g. 127.0.0.1:5001 or [::1]:5001"
+            "{option} {text}: expected ADDR:PORT, e.g. 127.0.0.1:5001 or [::1]:5001"
         ))
     };
     let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;

@@ -32,6 +32,8 @@ pub struct ClientOptions {
     pub no_tls: bool,
     pub name: Option<String>,
     pub exec: Vec<String>,
+    /// `--server HOST:PORT`, in order: the servers to try, and to move to when one fails.
+    pub servers: Vec<(String, u16)>,
 }
 
 #[derive(Debug)]
@@ -63,6 +65,13 @@ fn options() -> Options {
         "exec",
         "send this line, print the reply (repeatable), then quit",
         "LINE",
+    );
+    o.optmulti(
+        "",
+        "server",
+        "a server to use, in order (repeatable; [::1]:5000 for IPv6): the first that answers \
+         serves, the next takes over when it fails",
+        "HOST:PORT",
     );
     o.optflag("h", "help", "print this help");
     o.optflag("V", "version", "print the version");
@@ -116,6 +125,10 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<ClientCommand, String> {
         crate::service::sum::check_exchange_name(name).map_err(|why| format!("--name: {why}"))?;
     }
     o.exec = m.opt_strs("exec");
+    for text in m.opt_strs("server") {
+        let spec = crate::config::parse_address("--server", &text).map_err(|e| e.0)?;
+        o.servers.push((spec.host, spec.port));
+    }
     Ok(ClientCommand::Run(o))
 }
 
@@ -133,6 +146,15 @@ fn parse_port(text: &str) -> Result<u16, String> {
         .map_err(|_| format!("{} is not a port (0-65535)", quote(text)))
 }
 
+/// `HOST:PORT`, IPv6 in brackets, as a person writes it.
+pub(crate) fn server_name(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 /// Why the client could not talk to the server: one clear line each.
 #[derive(Debug)]
 pub enum ClientError {
@@ -147,7 +169,7 @@ pub enum ClientError {
     ServerIsTls,
     Busy,
     /// The server took the connection and then said nothing, handshake or greeting.
-    Silent,
+    Silent(std::time::Duration),
     /// The server said why it would not serve us (`too many connections from your address`).
     Turned(String),
     Closed,
@@ -174,10 +196,10 @@ impl fmt::Display for ClientError {
             ClientError::ServerIsTls => f.write_str("the server speaks TLS: leave out --no-tls"),
             ClientError::Login(reason) => f.write_str(reason),
             ClientError::Busy => f.write_str("server busy, try again later"),
-            ClientError::Silent => write!(
+            ClientError::Silent(limit) => write!(
                 f,
                 "the server took the connection but did not answer within {} s",
-                transport::CONNECT_TIMEOUT.as_secs()
+                limit.as_secs()
             ),
             ClientError::Turned(reason) => write!(f, "the server turned us away: {reason}"),
             ClientError::Closed => f.write_str("the server closed the connection"),
@@ -229,6 +251,10 @@ fn ask(prompt: &str, default: &str) -> Option<String> {
 /// Runs the client: connects, then talks as the greeted service wants. Returns the exit code.
 pub fn run(o: ClientOptions) -> i32 {
     let interactive = io::stdin().is_terminal() && o.exec.is_empty();
+    // `--server` alone: no question asked; HOST PORT given too come first.
+    if o.host.is_none() && o.port.is_none() && !o.servers.is_empty() {
+        return talk_to(o.servers.clone(), &o);
+    }
     let host = match &o.host {
         Some(h) => h.clone(),
         None if interactive => match ask("Server IP address", DEFAULT_HOST) {
@@ -250,15 +276,37 @@ pub fn run(o: ClientOptions) -> i32 {
         },
         None => DEFAULT_PORT,
     };
-    let session = match Session::connect(&host, port, &o) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 1;
+    let mut servers = vec![(host, port)];
+    servers.extend(o.servers.iter().cloned());
+    talk_to(servers, &o)
+}
+
+/// Connects to the first of `servers` that answers, then talks; returns the exit code.
+fn talk_to(servers: Vec<(String, u16)>, o: &ClientOptions) -> i32 {
+    let mut last_error = None;
+    let mut connected = None;
+    for (index, (host, port)) in servers.iter().enumerate() {
+        match Session::connect(host, *port, o) {
+            Ok(session) => {
+                connected = Some((session, index));
+                break;
+            }
+            Err(e) => {
+                if servers.len() > 1 {
+                    eprintln!("note: {}: {e}", server_name(host, *port));
+                }
+                last_error = Some(e);
+            }
         }
+    }
+    let Some((session, index)) = connected else {
+        if let Some(e) = last_error {
+            eprintln!("error: {e}");
+        }
+        return 1;
     };
     let exec = !o.exec.is_empty();
-    match modes::converse(session, &o) {
+    match modes::converse(session, o, servers, index) {
         Ok(failures) if failures > 0 && exec => 1,
         Ok(_) => 0,
         Err(e) => {

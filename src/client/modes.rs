@@ -14,35 +14,38 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, Sender};
 
 use super::console::{Console, Event, quote};
-use super::{ClientError, ClientOptions, Session, Transport};
+use super::{ClientError, ClientOptions, LineReader, Session, Transport};
 use crate::expr;
 use crate::service::sum::check_exchange_name;
 use crate::service::{Common, check_name, common_command, sum};
 
-/// Runs the conversation the greeting asked for; returns how many lines failed.
-pub(super) fn converse(session: Session, o: &ClientOptions) -> Result<usize, ClientError> {
+/// Runs the conversation the greeting asked for, with `servers[current]`, moving to the next
+/// server when this one goes away; returns how many lines failed.
+pub(super) fn converse(
+    session: Session,
+    o: &ClientOptions,
+    servers: Vec<(String, u16)>,
+    current: usize,
+) -> Result<usize, ClientError> {
     let service = session.service.clone();
-    let (transport, mut reader) = session.into_parts();
+    let (transport, reader) = session.into_parts();
     let (console, events_in, events) = Console::new(o.exec.clone());
-    std::thread::spawn(move || {
-        loop {
-            let line = reader.read_line();
-            let end = !matches!(line, Ok(Some(_)));
-            if events_in.send(Event::Server(line)).is_err() || end {
-                return;
-            }
-        }
-    });
+    read_server(reader, events_in.clone());
     let mut talk = Talk {
         transport,
         events,
+        events_in,
         console,
         typed_ahead: VecDeque::new(),
         service,
         failures: 0,
+        servers,
+        current,
+        options: o.clone(),
+        relogin: None,
     };
     let result = match talk.service.as_str() {
         "chat" => chat(&mut talk, o),
@@ -63,14 +66,43 @@ enum Typed {
     ServerEnded,
 }
 
+/// The server's lines, read on a thread of their own into the conversation's one channel.
+fn read_server(mut reader: LineReader, events: Sender<Event>) {
+    std::thread::spawn(move || {
+        loop {
+            let line = reader.read_line();
+            let end = !matches!(line, Ok(Some(_)));
+            if events.send(Event::Server(line)).is_err() || end {
+                return;
+            }
+        }
+    });
+}
+
+/// What the server said next.
+enum Heard {
+    Line(String),
+    /// The server went away without a `BYE` and the next one took over (logged in again
+    /// where the service needs it): a request in flight got no answer.
+    Moved,
+}
+
 struct Talk {
     transport: Arc<Transport>,
     events: Receiver<Event>,
+    /// For the reader thread of the next server after a failover.
+    events_in: Sender<Event>,
     console: Console,
     /// Typed lines that arrived while the conversation waited for the server.
     typed_ahead: VecDeque<Option<String>>,
     service: String,
     failures: usize,
+    /// The servers, in order, and the one talking now (`--server`).
+    servers: Vec<(String, u16)>,
+    current: usize,
+    options: ClientOptions,
+    /// The line that logs in again on the next server (`name NAME`, once accepted).
+    relogin: Option<String>,
 }
 
 impl Talk {
@@ -81,18 +113,56 @@ impl Talk {
         Ok(self.transport.write_all(&bytes)?)
     }
 
-    /// The next line from the server; what is typed meanwhile waits its turn.
-    fn server_line(&mut self) -> Result<Option<String>, ClientError> {
+    /// The next line from the server; what is typed meanwhile waits its turn. A server that
+    /// goes away without a `BYE` is replaced by the next one of the list, if there is one.
+    fn server_line(&mut self) -> Result<Heard, ClientError> {
         loop {
             match self.events.recv() {
                 Ok(Event::Typed(typed)) => {
                     self.console.typed_arrived();
                     self.typed_ahead.push_back(typed);
                 }
-                Ok(Event::Server(line)) => return Ok(line?),
+                Ok(Event::Server(Ok(Some(line)))) => return Ok(Heard::Line(line)),
+                Ok(Event::Server(Ok(None))) => return self.fail_over(ClientError::Closed),
+                Ok(Event::Server(Err(e))) => return self.fail_over(e.into()),
                 Err(_) => return Err(ClientError::Closed),
             }
         }
+    }
+
+    /// The server went away without a `BYE`: the next servers of the list are tried in turn,
+    /// once round at most; the first that answers takes over, and the conversation logs in
+    /// again where it had. `lost` is the error when no other server answers.
+    fn fail_over(&mut self, lost: ClientError) -> Result<Heard, ClientError> {
+        let count = self.servers.len();
+        for step in 1..count {
+            let index = (self.current + step) % count;
+            let (host, port) = self.servers[index].clone();
+            let name = super::server_name(&host, port);
+            let session = match Session::connect(&host, port, &self.options) {
+                Ok(session) => session,
+                Err(e) => {
+                    self.console.tell(&format!("note: {name}: {e}"));
+                    continue;
+                }
+            };
+            self.current = index;
+            let (transport, reader) = session.into_parts();
+            self.transport = transport;
+            read_server(reader, self.events_in.clone());
+            self.console.tell(&format!("reconnected to {name}"));
+            if let Some(line) = self.relogin.clone() {
+                self.send(&line)?;
+                match self.server_line()? {
+                    Heard::Line(reply) if reply.starts_with("ERR ") => {
+                        self.console.error(&reply["ERR ".len()..]);
+                    }
+                    _ => {}
+                }
+            }
+            return Ok(Heard::Moved);
+        }
+        Err(lost)
     }
 
     /// The next typed line. What the server sends meanwhile is shown; a `BYE` ends the wait.
@@ -107,28 +177,40 @@ impl Talk {
                     self.console.typed_arrived();
                     self.typed_ahead.push_back(typed);
                 }
-                Ok(Event::Server(line)) => match line? {
-                    Some(line) if line.starts_with("BYE") => {
-                        self.show_bye(&line);
-                        return Ok(Typed::ServerEnded);
-                    }
-                    Some(line) => self.show_unasked(&line),
-                    None => return Err(ClientError::Closed),
-                },
+                Ok(Event::Server(Ok(Some(line)))) if line.starts_with("BYE") => {
+                    self.show_bye(&line);
+                    return Ok(Typed::ServerEnded);
+                }
+                Ok(Event::Server(Ok(Some(line)))) => self.show_unasked(&line),
+                // Gone without a word while the person types: the next server takes over.
+                Ok(Event::Server(Ok(None))) => _ = self.fail_over(ClientError::Closed)?,
+                Ok(Event::Server(Err(e))) => _ = self.fail_over(e.into())?,
                 Err(_) => return Err(ClientError::Closed),
             }
         }
     }
 
     /// Sends a line and returns its reply; `None` when the server said `BYE` instead (shown).
+    /// A line whose server went away unanswered goes again to the next server (calc, sum);
+    /// a quiz begins anew there instead.
     fn request(&mut self, line: &str) -> Result<Option<String>, ClientError> {
-        self.send(line)?;
-        let reply = self.server_line()?.ok_or(ClientError::Closed)?;
-        if reply.starts_with("BYE") {
-            self.show_bye(&reply);
-            return Ok(None);
+        loop {
+            let heard = match self.send(line) {
+                Ok(()) => self.server_line()?,
+                Err(lost) => self.fail_over(lost)?,
+            };
+            match heard {
+                Heard::Line(reply) if reply.starts_with("BYE") => {
+                    self.show_bye(&reply);
+                    return Ok(None);
+                }
+                Heard::Line(reply) => return Ok(Some(reply)),
+                Heard::Moved if self.service == "quiz" => {
+                    return Ok(Some("OK a new quiz begins".into()));
+                }
+                Heard::Moved => continue,
+            }
         }
-        Ok(Some(reply))
     }
 
     /// Prints a reply as a person wants to read it: `OK` text on stdout, `ERR` as `error:` on
@@ -176,12 +258,15 @@ impl Talk {
     fn leave(&mut self) -> Result<(), ClientError> {
         self.send("q")?;
         loop {
-            let line = self.server_line()?.ok_or(ClientError::Closed)?;
-            if line.starts_with("BYE") {
-                self.show_bye(&line);
-                return Ok(());
+            match self.server_line()? {
+                Heard::Line(line) if line.starts_with("BYE") => {
+                    self.show_bye(&line);
+                    return Ok(());
+                }
+                Heard::Line(line) => self.show_unasked(&line),
+                // Leaving a server that is gone: leave its successor instead.
+                Heard::Moved => self.send("q")?,
             }
-            self.show_unasked(&line);
         }
     }
 
@@ -229,6 +314,10 @@ fn send_name(talk: &mut Talk, o: &ClientOptions) -> Result<bool, ClientError> {
     match talk.request(&format!("name {name}"))? {
         Some(reply) => {
             talk.show_reply(&reply);
+            // calc remembers the name on the next server too (a quiz there starts afresh).
+            if talk.service != "quiz" && reply.starts_with("OK") {
+                talk.relogin = Some(format!("name {name}"));
+            }
             Ok(true)
         }
         None => Ok(false),
@@ -391,7 +480,11 @@ fn quiz(talk: &mut Talk, o: &ClientOptions) -> Result<(), ClientError> {
 /// Reads up to the next `QUIZ a + b` line and returns `a + b`; `None` if the server said `BYE`.
 fn next_question(talk: &mut Talk) -> Result<Option<String>, ClientError> {
     loop {
-        let line = talk.server_line()?.ok_or(ClientError::Closed)?;
+        let line = match talk.server_line()? {
+            Heard::Line(line) => line,
+            // A new quiz on the next server: its first question follows.
+            Heard::Moved => continue,
+        };
         if let Some(question) = line.strip_prefix("QUIZ ") {
             return Ok(Some(question.to_string()));
         }
@@ -423,6 +516,7 @@ fn chat(talk: &mut Talk, o: &ClientOptions) -> Result<(), ClientError> {
                 Some(reply) => match reply.strip_prefix("OK ") {
                     Some(welcome) => {
                         talk.console.say(&capitalise(welcome));
+                        talk.relogin = Some(format!("name {name}"));
                         break name;
                     }
                     None => reply.strip_prefix("ERR ").unwrap_or(&reply).to_string(),

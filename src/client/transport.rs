@@ -16,6 +16,18 @@ use super::{ClientError, ClientOptions};
 /// How long the client waits to connect before giving up with a clear message.
 pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// With several servers (`--server`), this much silence moves on to the next one.
+pub(super) const FAILOVER_SILENCE: Duration = Duration::from_secs(3);
+
+/// How long the client waits for a server that took the connection to answer.
+pub(super) fn silence_limit(o: &ClientOptions) -> Duration {
+    if o.servers.is_empty() {
+        CONNECT_TIMEOUT
+    } else {
+        FAILOVER_SILENCE
+    }
+}
+
 /// Without TLS the server greets at once. Silence this long means it may be a TLS port, which
 /// waits for a handshake: the client then sends one line to find out (see `plain_greeting`).
 const PLAIN_GREETING_WAIT: Duration = Duration::from_secs(1);
@@ -176,7 +188,8 @@ pub struct Session {
 impl Session {
     /// Connects, completes the TLS handshake and reads the greeting.
     pub fn connect(host: &str, port: u16, o: &ClientOptions) -> Result<Session, ClientError> {
-        let mut socket = connect_any(host, port)?;
+        let silence = silence_limit(o);
+        let mut socket = connect_any(host, port, silence)?;
         let _ = socket.set_nodelay(true);
         let tls = if o.no_tls {
             None
@@ -203,7 +216,12 @@ impl Session {
         let greeting = if o.no_tls {
             session.plain_greeting()?
         } else {
-            session.read_line()?.ok_or(ClientError::Closed)?
+            session.set_read_timeout(Some(silence))?;
+            let greeting = session
+                .read_line()
+                .map_err(|e| handshake_error(e, silence))?;
+            session.set_read_timeout(None)?;
+            greeting.ok_or(ClientError::Closed)?
         };
         if greeting.starts_with("ERR server busy") {
             return Err(ClientError::Busy);
@@ -322,13 +340,13 @@ pub fn reset_on_drop(socket: &TcpStream) {
 }
 
 /// Tries each address of `host` in turn; the error says why the last one failed.
-fn connect_any(host: &str, port: u16) -> Result<TcpStream, ClientError> {
+fn connect_any(host: &str, port: u16, silence: Duration) -> Result<TcpStream, ClientError> {
     let addrs = (host, port)
         .to_socket_addrs()
         .map_err(|e| ClientError::Resolve(format!("cannot resolve {host}: {e}")))?;
     let mut last_error = ClientError::Resolve(format!("{host} has no address"));
     for addr in addrs {
-        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+        match TcpStream::connect_timeout(&addr, silence) {
             Ok(socket) => return Ok(socket),
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
                 last_error = ClientError::Refused(addr.to_string());
@@ -361,15 +379,17 @@ fn handshake(
     // would make a larger `write_all` fail half-way.
     conn.set_buffer_limit(None);
     // A server that accepts and then says nothing must not hold the client forever.
-    socket.set_read_timeout(Some(CONNECT_TIMEOUT))?;
+    let silence = silence_limit(o);
+    socket.set_read_timeout(Some(silence))?;
     while conn.is_handshaking() {
-        conn.complete_io(socket).map_err(handshake_error)?;
+        conn.complete_io(socket)
+            .map_err(|e| handshake_error(e, silence))?;
     }
     socket.set_read_timeout(None)?;
     Ok(conn)
 }
 
-fn handshake_error(e: io::Error) -> ClientError {
+fn handshake_error(e: io::Error, silence: Duration) -> ClientError {
     if let Some(rustls_error) = e
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
@@ -386,7 +406,7 @@ fn handshake_error(e: io::Error) -> ClientError {
         };
     }
     match e.kind() {
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ClientError::Silent,
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ClientError::Silent(silence),
         _ => ClientError::from(e),
     }
 }

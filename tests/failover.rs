@@ -1,0 +1,190 @@
+//! The client with several servers (`--server`, repeatable): the first that answers serves,
+//! and when it goes away mid-session the next takes over (`reconnected to HOST:PORT`), with
+//! the unanswered line sent again (calc) or the chat logged in again. Real binaries, real TLS.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Ipv4Addr, TcpListener};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{Server, TestDir, client_bin, run_client};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// The client in a pipe, its stdout and stderr read line by line.
+struct Piped {
+    child: Child,
+    stdin: ChildStdin,
+    out: mpsc::Receiver<String>,
+    err: mpsc::Receiver<String>,
+}
+
+impl Piped {
+    fn start(dir: &TestDir, args: &[String]) -> Piped {
+        let mut child = Command::new(client_bin())
+            .args(args)
+            .current_dir(&dir.0)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = |stream: Box<dyn std::io::Read + Send>| {
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            });
+            rx
+        };
+        let out = lines(Box::new(child.stdout.take().unwrap()));
+        let err = lines(Box::new(child.stderr.take().unwrap()));
+        Piped {
+            stdin: child.stdin.take().unwrap(),
+            child,
+            out,
+            err,
+        }
+    }
+
+    fn say(&mut self, line: &str) {
+        writeln!(self.stdin, "{line}").unwrap();
+    }
+}
+
+fn expect(lines: &mpsc::Receiver<String>, wanted: &str) {
+    let deadline = Instant::now() + WAIT;
+    let mut seen = Vec::new();
+    while let Ok(line) = lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        if line == wanted {
+            return;
+        }
+        seen.push(line);
+    }
+    panic!("never saw {wanted:?}; saw {seen:?}");
+}
+
+impl Drop for Piped {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Two calc servers sharing one CA (the second is started in the first's directory).
+fn two_servers(args: &[&str]) -> (Server, Server) {
+    let a = Server::start(args);
+    let b = Server::start_in(TestDir::borrowed(&a.dir.0), &["127.0.0.1", "0"], args, 1);
+    (a, b)
+}
+
+fn server_arg(server: &Server) -> String {
+    format!("--server={}", server.addr())
+}
+
+#[test]
+fn the_first_server_that_answers_serves() {
+    let live = Server::start(&[]);
+    let dead = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let ca = live.ca().display().to_string();
+    let dead_arg = format!("--server={dead}");
+    let live_arg = server_arg(&live);
+    let (status, out, err) = run_client(
+        &live.dir.0,
+        &["--ca", &ca, &dead_arg, &live_arg, "-e", "+ 3 4"],
+        None,
+    );
+    assert!(status.success(), "{err}");
+    assert_eq!(out, "7\nSession ended\n");
+    assert_eq!(
+        err,
+        format!("note: {dead}: connection refused by {dead}: is the server running?\n")
+    );
+    // Nobody answers: exit 1 with the last reason.
+    let (status, _, err) = run_client(&live.dir.0, &["--ca", &ca, &dead_arg], None);
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        err.ends_with(&format!(
+            "error: connection refused by {dead}: is the server running?
+"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unanswered_line_goes_again_to_the_next_server() {
+    let (mut a, b) = two_servers(&[]);
+    let dir = TestDir::borrowed(&a.dir.0);
+    let ca = a.ca().display().to_string();
+    let mut client = Piped::start(
+        &dir,
+        &[
+            "--ca".into(),
+            ca,
+            server_arg(&a),
+            server_arg(&b),
+            "--name".into(),
+            "ann".into(),
+        ],
+    );
+    expect(&client.out, "hello ann");
+    client.say("+ 1 1");
+    expect(&client.out, "2");
+    // A stops answering (SIGSTOP), takes the next line, then dies: that line had no answer.
+    a.signal(libc::SIGSTOP);
+    client.say("+ 2 2");
+    std::thread::sleep(Duration::from_millis(300));
+    a.signal(libc::SIGKILL);
+    expect(&client.err, &format!("reconnected to {}", b.addr()));
+    expect(&client.out, "4");
+    let log = b.wait_for_log("reply=\"OK 4\"");
+    assert!(
+        log.contains("name=ann req=\"+ 2 2\""),
+        "the name came along:\n{log}"
+    );
+    let _ = a.wait_exit(WAIT);
+}
+
+#[test]
+fn the_chat_logs_in_again_on_the_next_server() {
+    let (mut a, b) = two_servers(&["--service", "chat"]);
+    let dir = TestDir::borrowed(&a.dir.0);
+    let ca = a.ca().display().to_string();
+    let mut bob = b.connect();
+    assert!(
+        bob.request("name bob")
+            .unwrap()
+            .starts_with("OK welcome bob")
+    );
+    let mut alice = Piped::start(
+        &dir,
+        &[
+            "--ca".into(),
+            ca,
+            server_arg(&a),
+            server_arg(&b),
+            "--name".into(),
+            "alice".into(),
+        ],
+    );
+    expect(&alice.out, "Welcome alice, 1 online");
+    a.signal(libc::SIGKILL);
+    expect(&alice.err, &format!("reconnected to {}", b.addr()));
+    assert_eq!(bob.read_line().unwrap().as_deref(), Some("JOIN alice"));
+    alice.say("hello from the other side");
+    assert_eq!(
+        bob.read_line().unwrap().as_deref(),
+        Some("MSG alice hello from the other side")
+    );
+    bob.send_line("hi alice").unwrap();
+    expect(&alice.out, "bob: hi alice");
+    let _ = a.wait_exit(WAIT);
+}
