@@ -59,6 +59,11 @@ impl Directory {
         self.names().join(" ")
     }
 
+    /// Every name, in join order (the Redis side's heartbeat picks this instance's own).
+    pub fn snapshot(&self) -> Vec<Box<str>> {
+        self.names().clone()
+    }
+
     pub fn len(&self) -> usize {
         self.names().len()
     }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use getopts::Options;
 
+use crate::cluster::RedisUrl;
 use crate::proxy::ProxyFrom;
 use crate::service::SERVICES;
 
@@ -59,6 +60,8 @@ pub struct Config {
     /// `--proxy-protocol`: every connection starts with a PROXY header, accepted only from
     /// these networks (`--proxy-from`); `None` = no header expected.
     pub proxy_from: Option<ProxyFrom>,
+    /// `--chat-redis redis://HOST:PORT[/CHANNEL]`: the chat room spans every instance there.
+    pub chat_redis: Option<RedisUrl>,
 }
 
 impl Default for Config {
@@ -87,6 +90,7 @@ impl Default for Config {
             max_per_ip: None,
             rate_limit: None,
             proxy_from: None,
+            chat_redis: None,
         }
     }
 }
@@ -212,6 +216,12 @@ fn options() -> Options {
         "proxy-from",
         "who may send that header (repeatable; default 127.0.0.0/8 and ::1/128)",
         "CIDR",
+    );
+    o.optopt(
+        "",
+        "chat-redis",
+        "the chat room spans every instance on this Redis channel (default channel securetcp:chat)",
+        "redis://HOST:PORT[/CHANNEL]",
     );
     o.optopt(
         "w",
@@ -358,6 +368,12 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, UsageError> {
         return Err(UsageError(
             "--proxy-from needs --proxy-protocol (it says who may send the header)".into(),
         ));
+    }
+    if let Some(url) = m.opt_str("chat-redis") {
+        c.chat_redis = Some(RedisUrl::parse(&url).map_err(UsageError)?);
+        if c.service != "chat" {
+            return Err(UsageError("--chat-redis is for --service chat".into()));
+        }
     }
     if let Some(n) = m.opt_str("workers") {
         c.workers = match n.parse::<usize>() {

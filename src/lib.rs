@@ -6,6 +6,7 @@
 
 pub mod bus;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod conn;
 pub mod expr;

@@ -291,6 +291,8 @@ pub struct WorkerParts {
     pub shared: Arc<Shared>,
     /// Worker 0 with `--metrics`: the endpoint's listener and service.
     pub metrics: Option<(TcpListener, Box<dyn service::Service>)>,
+    /// The chat room's directory (worker 0 keeps the other instances' names in it).
+    pub room: Arc<Directory>,
 }
 
 /// The waker's token: listeners use 0..n, connection tokens are never below 2^24 (see reactor).
@@ -344,6 +346,7 @@ pub fn serve(
                 let scrape = Scrape::new(Arc::clone(&shared), Arc::clone(&room));
                 (listener, Box::new(scrape) as Box<dyn service::Service>)
             }),
+            room: Arc::clone(&room),
         });
     }
     shared.link(peers);

@@ -26,6 +26,7 @@
 
 mod accept;
 mod flow;
+mod redis;
 mod timers;
 
 use std::io;
@@ -99,6 +100,10 @@ pub struct Reactor {
     inbox: Receiver<WorkerMsg>,
     /// Room lines published this turn, handed to the other workers at its end.
     room_out: Vec<RoomLine>,
+    /// `--chat-redis` (worker 0): the link to the other instances, and this instance's room
+    /// lines of this turn for them.
+    redis: Option<redis::RedisBus>,
+    redis_out: Vec<RoomLine>,
     /// This worker's congested flag as last published in `shared`.
     flagged_congested: bool,
     /// The `--metrics` endpoint's service and listener (worker 0, with the option).
@@ -172,7 +177,14 @@ impl Reactor {
             inbox,
             shared,
             metrics,
+            room,
         } = parts;
+        let redis = match (&config.chat_redis, index) {
+            (Some(url), 0) if config.service == "chat" => {
+                Some(redis::RedisBus::new(url.clone(), room, Instant::now())?)
+            }
+            _ => None,
+        };
         // The metrics endpoint is one more listener, the last; its connections get `scrape`.
         let (scrape_listener, scrape) = match metrics {
             Some((listener, service)) => {
@@ -207,6 +219,8 @@ impl Reactor {
             shared,
             inbox,
             room_out: Vec::new(),
+            redis,
+            redis_out: Vec::new(),
             flagged_congested: false,
             scrape,
             scrape_listener,
@@ -248,6 +262,9 @@ impl Reactor {
     /// Runs until SIGINT/SIGTERM (or `--exit-when-empty`), then closes every connection cleanly.
     pub fn run(mut self) -> Result<(), String> {
         let mut events = Events::with_capacity(1024);
+        if self.redis.is_some() {
+            self.note_deadline(self.now); // connect to Redis on the first turn
+        }
         loop {
             let timeout = self.poll_timeout();
             if let Err(e) = self.poll.poll(&mut events, timeout) {
@@ -273,6 +290,9 @@ impl Reactor {
                     // With other workers their messages were read above; one worker is woken
                     // only by a reload.
                     WAKER_TOKEN => self.on_messages(),
+                    redis::SUBSCRIBER_TOKEN | redis::PUBLISHER_TOKEN => {
+                        self.on_redis(event.token())
+                    }
                     Token(i) if i < self.listeners.len() => self.accept_all(i),
                     Token(t) => {
                         let id = ConnId::from_usize(t);
@@ -287,6 +307,7 @@ impl Reactor {
             }
             self.run_timers();
             self.resume_rate_limited();
+            self.redis_turn();
             // Room lines leave before this turn's replies, so no client hears a reply before
             // the other workers have what caused it.
             self.send_room_lines();
@@ -312,6 +333,13 @@ impl Reactor {
                 self.finish(id, CloseReason::Shutdown);
             }
         }
+        if let Some(bus) = self.redis.as_mut() {
+            let registry = self.poll.registry();
+            for line in self.redis_out.drain(..) {
+                bus.publish(&line, registry, self.now, &mut self.log);
+            }
+            bus.farewell(registry, self.now, &mut self.log);
+        }
         self.log.finish();
         Ok(())
     }
@@ -325,6 +353,10 @@ impl Reactor {
                     for line in &lines {
                         self.service.on_room_line(line, &mut self.outbox);
                         bytes += line.len();
+                    }
+                    if self.redis.is_some() {
+                        // This instance's lines, from another worker: for the other instances too.
+                        self.redis_out.extend(lines.iter().cloned());
                     }
                     self.settle();
                     self.shared.room_delivered(self.worker, bytes);
@@ -358,6 +390,55 @@ impl Reactor {
         c.paused_readers =
             self.read_paused_now + (self.fanout_paused.len() + self.rate_waiting.len()) as u64;
         self.shared.publish(self.worker, c);
+    }
+
+    /// `--chat-redis`: the bus's timers, this turn's lines out to the other instances, and theirs
+    /// in to our members (here and, through `room_out`, on the other workers).
+    fn redis_turn(&mut self) {
+        let Some(bus) = self.redis.as_mut() else {
+            return;
+        };
+        let registry = self.poll.registry();
+        let mut arrived = Vec::new();
+        let next = bus.tick(registry, self.now, &mut self.log, &mut arrived);
+        for line in self.redis_out.drain(..) {
+            bus.publish(&line, registry, self.now, &mut self.log);
+        }
+        bus.flush(registry, self.now, &mut self.log);
+        self.note_deadline(next);
+        self.deliver_from_other_instances(arrived);
+    }
+
+    fn on_redis(&mut self, token: Token) {
+        let Some(bus) = self.redis.as_mut() else {
+            return;
+        };
+        let mut arrived = Vec::new();
+        bus.on_event(
+            token,
+            self.poll.registry(),
+            self.now,
+            &mut self.log,
+            &mut arrived,
+        );
+        self.deliver_from_other_instances(arrived);
+    }
+
+    /// Room lines from the other instances: to our members, and to the other workers' members.
+    fn deliver_from_other_instances(&mut self, lines: Vec<RoomLine>) {
+        if lines.is_empty() {
+            return;
+        }
+        for line in &lines {
+            self.service.on_room_line(line, &mut self.outbox);
+        }
+        self.settle();
+        if self.shared.workers() > 1 {
+            for line in &lines {
+                self.shared.room_published(self.worker, line.len());
+            }
+            self.room_out.extend(lines);
+        }
     }
 
     /// The end of the turn: the room lines published during it go to the other workers, in one
@@ -592,11 +673,18 @@ impl Reactor {
                     }
                 }
                 Action::Publish { bytes } => {
-                    // Only when other workers exist: one reactor keeps its room to itself.
-                    if self.shared.workers() > 1 {
-                        let line = outbox.bytes(bytes);
-                        self.shared.room_published(self.worker, line.len());
-                        self.room_out.push(RoomLine::from(line));
+                    // Only when other workers or instances exist: one reactor alone keeps its
+                    // room to itself.
+                    let (workers, redis) = (self.shared.workers() > 1, self.redis.is_some());
+                    if workers || redis {
+                        let line = RoomLine::from(outbox.bytes(bytes));
+                        if redis {
+                            self.redis_out.push(RoomLine::clone(&line));
+                        }
+                        if workers {
+                            self.shared.room_published(self.worker, line.len());
+                            self.room_out.push(line);
+                        }
                     }
                 }
                 Action::Close(id) => queue.to_close.push((*id, CloseReason::Quit)),

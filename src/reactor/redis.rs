@@ -1,0 +1,366 @@
+//! The chat room across instances, the IO half (`--chat-redis`, worker 0 only): two
+//! non-blocking connections to Redis registered with this reactor's poll, one subscribed to the
+//! channel, one publishing to it, spoken in RESP through the sans-IO `redis-protocol` codec.
+//! Redis is never waited on: a connection that is not there yet, is slow, or breaks leaves the
+//! local room as it is (`event=bus-down`), and is tried again with backoff until it is back
+//! (`event=bus-up`). What the messages mean is `cluster.rs`.
+//!
+//! Flow: this instance's room lines (published here or arriving from the other workers) go out
+//! as `PUBLISH`; `message` frames from the subscription become room lines for the local members,
+//! through `Service::on_room_line` here and the usual room path to the other workers.
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+use redis_protocol::resp2::decode::decode;
+use redis_protocol::resp2::encode::encode_borrowed;
+use redis_protocol::resp2::types::{BorrowedFrame, OwnedFrame};
+
+use crate::bus::{Directory, RoomLine};
+use crate::cluster::{HEARTBEAT, Presence, RedisUrl};
+use crate::log::{Log, Value};
+use crate::outbox::ConnId;
+
+pub(super) const SUBSCRIBER_TOKEN: Token = Token(ConnId::MAX_SLOTS - 3);
+pub(super) const PUBLISHER_TOKEN: Token = Token(ConnId::MAX_SLOTS - 4);
+
+/// Unsent `PUBLISH`es past this mean Redis is not keeping up: the link is dropped (and tried
+/// again), rather than letting the backlog grow or the room wait.
+const MAX_BACKLOG: usize = 4 << 20;
+/// A frame larger than this from Redis is no chat message.
+const MAX_FRAME: usize = 1 << 20;
+const FIRST_RETRY: Duration = Duration::from_millis(250);
+const LAST_RETRY: Duration = Duration::from_secs(4);
+
+/// One connection to Redis.
+struct Side {
+    stream: TcpStream,
+    connected: bool,
+    input: Vec<u8>,
+    output: Vec<u8>,
+}
+
+pub(super) struct RedisBus {
+    url: RedisUrl,
+    addr: SocketAddr,
+    presence: Presence,
+    subscriber: Option<Side>,
+    publisher: Option<Side>,
+    /// Subscribed, and able to publish.
+    up: bool,
+    /// `event=bus-down` is written once per outage.
+    down_logged: bool,
+    retry_at: Option<Instant>,
+    backoff: Duration,
+    next_heartbeat: Instant,
+}
+
+impl RedisBus {
+    /// Resolves the address once, at start (a name lookup would block the reactor later).
+    pub(super) fn new(
+        url: RedisUrl,
+        room: Arc<Directory>,
+        now: Instant,
+    ) -> Result<RedisBus, String> {
+        use std::net::ToSocketAddrs;
+        let addr = (url.host.as_str(), url.port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or_else(|| format!("--chat-redis: cannot resolve {}", url.host))?;
+        let me = format!(
+            "{:x}-{:x}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos())
+        );
+        Ok(RedisBus {
+            url,
+            addr,
+            presence: Presence::new(me, room),
+            subscriber: None,
+            publisher: None,
+            up: false,
+            down_logged: false,
+            retry_at: Some(now),
+            backoff: FIRST_RETRY,
+            next_heartbeat: now,
+        })
+    }
+
+    /// Timers: (re)connecting, the heartbeat, and the other instances' silence. Returns when
+    /// it wants to be called again.
+    pub(super) fn tick(
+        &mut self,
+        registry: &Registry,
+        now: Instant,
+        log: &mut Log,
+        deliver: &mut Vec<RoomLine>,
+    ) -> Instant {
+        if self.retry_at.is_some_and(|at| now >= at) {
+            self.retry_at = None;
+            self.connect(registry, now, log);
+        }
+        if self.up && now >= self.next_heartbeat {
+            self.next_heartbeat = now + HEARTBEAT;
+            let beat = self.presence.heartbeat();
+            self.publish_payload(&beat, registry, now, log);
+        }
+        self.presence.expire(now, deliver);
+        let mut next = now + HEARTBEAT;
+        for at in [self.retry_at, self.presence.next_expiry()]
+            .into_iter()
+            .flatten()
+        {
+            next = next.min(at);
+        }
+        if self.up {
+            next = next.min(self.next_heartbeat);
+        }
+        next
+    }
+
+    fn connect(&mut self, registry: &Registry, now: Instant, log: &mut Log) {
+        let open = |token| -> io::Result<Side> {
+            let mut stream = TcpStream::connect(self.addr)?;
+            registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
+            Ok(Side {
+                stream,
+                connected: false,
+                input: Vec::new(),
+                output: Vec::new(),
+            })
+        };
+        match (open(SUBSCRIBER_TOKEN), open(PUBLISHER_TOKEN)) {
+            (Ok(mut subscriber), Ok(publisher)) => {
+                command(
+                    &mut subscriber.output,
+                    &[b"SUBSCRIBE", self.url.channel.as_bytes()],
+                );
+                self.subscriber = Some(subscriber);
+                self.publisher = Some(publisher);
+            }
+            (Err(e), _) | (_, Err(e)) => self.down(&e.to_string(), registry, now, log),
+        }
+    }
+
+    /// A readiness event on one of the two connections.
+    pub(super) fn on_event(
+        &mut self,
+        token: Token,
+        registry: &Registry,
+        now: Instant,
+        log: &mut Log,
+        deliver: &mut Vec<RoomLine>,
+    ) {
+        let side = match token {
+            SUBSCRIBER_TOKEN => self.subscriber.as_mut(),
+            _ => self.publisher.as_mut(),
+        };
+        let Some(side) = side else { return };
+        if let Err(why) = side.pump() {
+            return self.down(&why, registry, now, log);
+        }
+        // Everything that came: subscription confirmations, messages, PUBLISH counts.
+        loop {
+            let side = match token {
+                SUBSCRIBER_TOKEN => self.subscriber.as_mut(),
+                _ => self.publisher.as_mut(),
+            };
+            let Some(side) = side else { return };
+            let frame = match decode(&side.input) {
+                Ok(Some((frame, used))) => {
+                    side.input.drain(..used);
+                    frame
+                }
+                Ok(None) if side.input.len() > MAX_FRAME => {
+                    return self.down("a reply from Redis too long", registry, now, log);
+                }
+                Ok(None) => return,
+                Err(_) => {
+                    return self.down("Redis sent something that is not RESP", registry, now, log);
+                }
+            };
+            if token == SUBSCRIBER_TOKEN {
+                self.on_subscriber_frame(frame, now, log, deliver);
+            } else if let OwnedFrame::Error(e) = frame {
+                return self.down(
+                    &format!("Redis refused to publish: {e}"),
+                    registry,
+                    now,
+                    log,
+                );
+            }
+        }
+    }
+
+    fn on_subscriber_frame(
+        &mut self,
+        frame: OwnedFrame,
+        now: Instant,
+        log: &mut Log,
+        deliver: &mut Vec<RoomLine>,
+    ) {
+        let OwnedFrame::Array(parts) = frame else {
+            return;
+        };
+        match parts.as_slice() {
+            [
+                OwnedFrame::BulkString(kind),
+                _,
+                OwnedFrame::BulkString(payload),
+            ] if kind == b"message" => {
+                self.presence.on_message(payload, now, deliver);
+            }
+            [OwnedFrame::BulkString(kind), ..] if kind == b"subscribe" => {
+                self.up = true;
+                self.down_logged = false;
+                self.backoff = FIRST_RETRY;
+                self.next_heartbeat = now; // say who is here at once
+                log.line(format_args!(
+                    "event=bus-up redis={} channel={}",
+                    self.addr,
+                    Value(self.url.channel.as_bytes())
+                ));
+            }
+            _ => {}
+        }
+    }
+
+    /// One of this instance's room lines (`JOIN alice\n`), for the other instances.
+    pub(super) fn publish(
+        &mut self,
+        line: &[u8],
+        registry: &Registry,
+        now: Instant,
+        log: &mut Log,
+    ) {
+        if !self.up {
+            return; // the local room goes on; the others learn who is here from the heartbeat
+        }
+        let payload = self.presence.outgoing(line);
+        self.publish_payload(&payload, registry, now, log);
+    }
+
+    fn publish_payload(
+        &mut self,
+        payload: &[u8],
+        registry: &Registry,
+        now: Instant,
+        log: &mut Log,
+    ) {
+        let Some(publisher) = self.publisher.as_mut() else {
+            return;
+        };
+        command(
+            &mut publisher.output,
+            &[b"PUBLISH", self.url.channel.as_bytes(), payload],
+        );
+        if publisher.output.len() > MAX_BACKLOG {
+            self.down("Redis is not keeping up", registry, now, log);
+        }
+    }
+
+    /// The end of the turn: what was queued goes out (as far as the sockets take it).
+    pub(super) fn flush(&mut self, registry: &Registry, now: Instant, log: &mut Log) {
+        let failed = [self.subscriber.as_mut(), self.publisher.as_mut()]
+            .into_iter()
+            .flatten()
+            .find_map(|side| side.write_out().err());
+        if let Some(why) = failed {
+            self.down(&why, registry, now, log);
+        }
+    }
+
+    /// Stopping: the others hear `BYE` now rather than after the silence limit.
+    pub(super) fn farewell(&mut self, registry: &Registry, now: Instant, log: &mut Log) {
+        if self.up {
+            let bye = self.presence.farewell();
+            self.publish_payload(&bye, registry, now, log);
+            self.flush(registry, now, log);
+        }
+    }
+
+    /// The link is lost (or never came): the local room goes on alone; try again later.
+    fn down(&mut self, why: &str, registry: &Registry, now: Instant, log: &mut Log) {
+        for mut side in [self.subscriber.take(), self.publisher.take()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = registry.deregister(&mut side.stream);
+        }
+        if !self.down_logged {
+            self.down_logged = true;
+            log.line(format_args!(
+                "event=bus-down redis={} error={}",
+                self.addr,
+                Value(why.as_bytes())
+            ));
+        }
+        self.up = false;
+        self.retry_at = Some(now + self.backoff);
+        self.backoff = (self.backoff * 2).min(LAST_RETRY);
+    }
+}
+
+impl Side {
+    /// Reads what arrived and writes what waits; a closed or failed connection is an error.
+    fn pump(&mut self) -> Result<(), String> {
+        if !self.connected {
+            if let Some(e) = self.stream.take_error().ok().flatten() {
+                return Err(e.to_string());
+            }
+            match self.stream.peer_addr() {
+                Ok(_) => self.connected = true,
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(()),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => return Err("Redis closed the connection".into()),
+                Ok(n) => self.input.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        self.write_out()
+    }
+
+    fn write_out(&mut self) -> Result<(), String> {
+        if !self.connected {
+            return Ok(()); // the writable event that says it connected comes later
+        }
+        while !self.output.is_empty() {
+            match self.stream.write(&self.output) {
+                Ok(0) => return Err("Redis took no bytes".into()),
+                Ok(n) => {
+                    self.output.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A command as RESP (an array of bulk strings), appended to `out`.
+fn command(out: &mut Vec<u8>, parts: &[&[u8]]) {
+    let frames: Vec<BorrowedFrame<'_>> =
+        parts.iter().map(|p| BorrowedFrame::BulkString(p)).collect();
+    let frame = BorrowedFrame::Array(&frames);
+    let at = out.len();
+    out.resize(at + frame.encode_len(false), 0);
+    // The buffer was sized by the codec itself, so encoding cannot run out of room.
+    let written = encode_borrowed(&mut out[at..], &frame, false).unwrap_or(0);
+    out.truncate(at + written);
+}

@@ -1,0 +1,206 @@
+//! The chat room across instances (`--chat-redis`), against a real `redis-server` on a loopback
+//! port chosen at run time (Debian's package; `.ci/run` installs it): JOIN, MSG, `who` and taken
+//! names across instances, a killed instance's members announced LEFT within 5 s, Redis killed
+//! (the local room goes on) and started again (the rooms join again).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Server, TestDir};
+use securetcp::client::Session;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// A `redis-server` of the test's own, ended with the test.
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Redis {
+    fn start_on(port: u16) -> Redis {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server runs (Debian package redis-server; .ci/run installs it)");
+        let redis = Redis { child, port };
+        let start = Instant::now();
+        while !redis.answers() {
+            assert!(start.elapsed() < WAIT, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        redis
+    }
+
+    fn start() -> Redis {
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Redis::start_on(port)
+    }
+
+    fn answers(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+        let mut pong = [0u8; 7];
+        stream.write_all(b"PING\r\n").is_ok()
+            && stream.read_exact(&mut pong).is_ok()
+            && &pong == b"+PONG\r\n"
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn member(server: &Server, name: &str) -> Session {
+    let mut session = server.connect();
+    let welcome = session.request(&format!("name {name}")).unwrap();
+    assert!(
+        welcome.starts_with(&format!("OK welcome {name}")),
+        "{welcome}"
+    );
+    session
+}
+
+fn next(session: &mut Session) -> String {
+    session.read_line().unwrap().expect("the session goes on")
+}
+
+/// Reads until `wanted` (skipping other room lines); returns how long it took.
+fn until(session: &mut Session, wanted: &str) -> Duration {
+    let start = Instant::now();
+    loop {
+        let line = next(session);
+        if line == wanted {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < WAIT, "never got {wanted:?}");
+    }
+}
+
+/// Two instances A and B on one Redis, both with their bus up.
+fn two_instances(redis: &Redis) -> (Server, Server) {
+    let a = Server::start(&["--service", "chat", "--chat-redis", &redis.url()]);
+    a.wait_for_log("event=bus-up");
+    // B writes its own log in its own directory, with A's certificates.
+    let b_dir = TestDir::new("instance-b");
+    std::fs::create_dir_all(b_dir.0.join("certs")).unwrap();
+    for file in ["ca.pem", "server.pem", "server.key"] {
+        std::fs::copy(
+            a.dir.0.join("certs").join(file),
+            b_dir.0.join("certs").join(file),
+        )
+        .unwrap();
+    }
+    let b = Server::start_in(
+        b_dir,
+        &["127.0.0.1", "0"],
+        &["--service", "chat", "--chat-redis", &redis.url()],
+        1,
+    );
+    b.wait_for_log("event=bus-up");
+    (a, b)
+}
+
+#[test]
+fn one_room_across_two_instances() {
+    let redis = Redis::start();
+    let (a, b) = two_instances(&redis);
+    let mut alice = member(&a, "alice");
+    let mut bob = b.connect();
+    assert_eq!(bob.request("name bob").unwrap(), "OK welcome bob, 2 online");
+    assert_eq!(next(&mut alice), "JOIN bob");
+    bob.send_line("hi alice").unwrap();
+    assert_eq!(next(&mut alice), "MSG bob hi alice");
+    alice.send_line("hello bob").unwrap();
+    assert_eq!(next(&mut bob), "MSG alice hello bob");
+    assert_eq!(alice.request("who").unwrap(), "OK alice bob");
+    assert_eq!(bob.request("who").unwrap(), "OK alice bob");
+    // A name in use on the other instance is taken here.
+    let mut other = a.connect();
+    assert_eq!(other.request("name bob").unwrap(), "ERR name taken");
+    // One sender's messages arrive in the order sent.
+    for i in 0..200 {
+        bob.send_line(&format!("message {i}")).unwrap();
+    }
+    for i in 0..200 {
+        assert_eq!(next(&mut alice), format!("MSG bob message {i}"));
+    }
+    // Leaving is seen across, and the name is free again everywhere.
+    bob.send_line("q").unwrap();
+    assert_eq!(next(&mut alice), "LEFT bob");
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        other
+            .request("name bob")
+            .unwrap()
+            .starts_with("OK welcome bob")
+    );
+}
+
+#[test]
+fn a_killed_instance_has_its_members_leave_within_five_seconds() {
+    let redis = Redis::start();
+    let (a, mut b) = two_instances(&redis);
+    let mut alice = member(&a, "alice");
+    let _bob = member(&b, "bob");
+    assert_eq!(next(&mut alice), "JOIN bob");
+    b.signal(libc::SIGKILL);
+    let took = until(&mut alice, "LEFT bob");
+    assert!(took < Duration::from_secs(5), "LEFT bob after {took:?}");
+    let _ = b.wait_exit(WAIT);
+    assert_eq!(alice.request("who").unwrap(), "OK alice");
+}
+
+#[test]
+fn without_redis_the_local_room_goes_on_and_joins_again_when_it_is_back() {
+    let mut redis = Redis::start();
+    let port = redis.port;
+    let (a, b) = two_instances(&redis);
+    let mut alice = member(&a, "alice");
+    let mut carol = member(&a, "carol");
+    assert_eq!(next(&mut alice), "JOIN carol");
+    let _bob = member(&b, "bob");
+    assert_eq!(next(&mut alice), "JOIN bob");
+    assert_eq!(next(&mut carol), "JOIN bob");
+
+    redis.kill();
+    a.wait_for_log("event=bus-down");
+    // The local room: alice and carol talk as before; bob is gone from here after the silence.
+    carol.send_line("still here").unwrap();
+    assert_eq!(next(&mut alice), "MSG carol still here");
+    until(&mut alice, "LEFT bob");
+    assert_eq!(alice.request("who").unwrap(), "OK alice carol");
+
+    // Redis is back: the buses come up again, and the rooms join again.
+    let _redis = Redis::start_on(port);
+    let took = until(&mut alice, "JOIN bob");
+    assert!(took < Duration::from_secs(10), "rejoined after {took:?}");
+    assert!(a.log().matches("event=bus-up").count() >= 2, "{}", a.log());
+    carol.send_line("welcome back").unwrap();
+    assert_eq!(next(&mut alice), "MSG carol welcome back");
+    assert_eq!(alice.request("who").unwrap(), "OK alice carol bob");
+}
