@@ -204,3 +204,30 @@ fn without_redis_the_local_room_goes_on_and_joins_again_when_it_is_back() {
     assert_eq!(next(&mut alice), "MSG carol welcome back");
     assert_eq!(alice.request("who").unwrap(), "OK alice carol bob");
 }
+
+#[test]
+fn a_stalled_redis_never_holds_up_the_local_room() {
+    let redis = Redis::start();
+    let (a, _b) = two_instances(&redis);
+    let mut alice = member(&a, "alice");
+    let carol = member(&a, "carol");
+    assert_eq!(next(&mut alice), "JOIN carol");
+    // Redis stops reading and answering (SIGSTOP): its socket buffers fill up.
+    // SAFETY: kill() sends a signal to the redis-server this test started.
+    unsafe { libc::kill(redis.child.id() as i32, libc::SIGSTOP) };
+    let text = "x".repeat(1000);
+    let start = Instant::now();
+    for i in 0..3000 {
+        carol.send_line(&format!("{i} {text}")).unwrap();
+    }
+    for i in 0..3000 {
+        assert_eq!(next(&mut alice), format!("MSG carol {i} {text}"));
+    }
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "3 MB to a local member took {took:?}"
+    );
+    // SAFETY: as above.
+    unsafe { libc::kill(redis.child.id() as i32, libc::SIGCONT) };
+}
