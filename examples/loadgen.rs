@@ -6,6 +6,7 @@
 //! loadgen connect --conns C --secs T [--no-resume]   full (or resumed) handshakes/s
 //! loadgen hold    --conns N                          hold N connections, then check each answers
 //! common: --addr 127.0.0.1:5000  --ca certs/ca.pem  --no-tls  --sources K  --pid PID  --json
+//!         --proxy (each connection starts with a PROXY v1 header, for --proxy-protocol servers)
 //! ```
 //!
 //! `--pid` names the server process: its CPU time (from /proc/PID/stat) is reported per request
@@ -47,6 +48,8 @@ struct Options {
     json: bool,
     /// rr: an open-loop total rate (requests/s) instead of "a new request per reply".
     rate: Option<f64>,
+    /// Send a PROXY v1 header first, as a balancer would.
+    proxy: bool,
 }
 
 fn main() -> ExitCode {
@@ -78,6 +81,7 @@ fn parse() -> Result<Options, String> {
     o.optopt("", "secs", "measured seconds (default 5)", "T");
     o.optopt("", "ca", "CA to trust (default certs/ca.pem)", "FILE");
     o.optflag("", "no-tls", "plain TCP");
+    o.optflag("", "proxy", "start each connection with a PROXY v1 header");
     o.optflag(
         "",
         "no-resume",
@@ -146,6 +150,7 @@ fn parse() -> Result<Options, String> {
         secs: num("secs", 5.0)?,
         tls,
         sources: num("sources", 1.0)?.clamp(1.0, 254.0) as u8,
+        proxy: m.opt_present("proxy"),
         pid: m.opt_str("pid").and_then(|p| p.parse().ok()),
         json: m.opt_present("json"),
         rate: m.opt_str("rate").and_then(|r| r.parse().ok()),
@@ -156,6 +161,8 @@ fn parse() -> Result<Options, String> {
 struct Client {
     stream: TcpStream,
     tls: Option<ClientConnection>,
+    /// `--proxy`: the PROXY header, until it is sent.
+    preamble: Vec<u8>,
     greeted: bool,
     /// Received plaintext not yet split into lines.
     inbox: Vec<u8>,
@@ -173,8 +180,19 @@ enum Pumped {
 }
 
 impl Client {
-    fn open(addr: SocketAddr, source: u8, tls: &Option<Arc<ClientConfig>>) -> io::Result<Client> {
+    fn open(
+        addr: SocketAddr,
+        source: u8,
+        tls: &Option<Arc<ClientConfig>>,
+        proxy: bool,
+    ) -> io::Result<Client> {
         let stream = connect_from(addr, source)?;
+        // The header goes out before anything else (TLS records wait for it: `write_preamble`).
+        let preamble = if proxy {
+            format!("PROXY TCP4 192.0.2.{source} 10.0.0.1 40000 5000\r\n").into_bytes()
+        } else {
+            Vec::new()
+        };
         let tls = match tls {
             Some(config) => {
                 let name = ServerName::IpAddress(addr.ip().into());
@@ -185,6 +203,7 @@ impl Client {
         Ok(Client {
             stream,
             tls,
+            preamble,
             greeted: false,
             inbox: Vec::new(),
             outbox: Vec::new(),
@@ -203,8 +222,23 @@ impl Client {
         }
     }
 
+    /// The PROXY header, before anything else; false while some of it is still unsent.
+    fn write_preamble(&mut self) -> io::Result<bool> {
+        while !self.preamble.is_empty() {
+            match self.stream.write(&self.preamble) {
+                Ok(n) => {
+                    self.preamble.drain(..n);
+                }
+                Err(e) if would_block(&e) => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
     /// Writes what can be written, reads what has arrived, returns complete lines.
     fn pump(&mut self) -> io::Result<Pumped> {
+        self.write_preamble()?;
         let mut eof = false;
         let mut buf = [0u8; 16 * 1024];
         match &mut self.tls {
@@ -233,7 +267,7 @@ impl Client {
                         Err(e) => return Err(e),
                     }
                 }
-                while tls.wants_write() {
+                while self.preamble.is_empty() && tls.wants_write() {
                     match tls.write_tls(&mut self.stream) {
                         Ok(_) => {}
                         Err(e) if would_block(&e) => break,
@@ -278,6 +312,9 @@ impl Client {
     /// Writes what is queued, without reading: reading belongs to `pump`, whose caller looks at
     /// the lines it returns (a read here would throw replies away).
     fn write_out(&mut self) {
+        if !matches!(self.write_preamble(), Ok(true)) {
+            return;
+        }
         match &mut self.tls {
             Some(tls) => {
                 while tls.wants_write() {
@@ -392,7 +429,7 @@ struct Run {
 impl Run {
     fn open(&mut self, slot: usize) -> io::Result<()> {
         let source = 1 + (slot % usize::from(self.o.sources)) as u8;
-        let mut client = Client::open(self.o.addr, source, &self.o.tls)?;
+        let mut client = Client::open(self.o.addr, source, &self.o.tls, self.o.proxy)?;
         self.poll.registry().register(
             &mut client.stream,
             Token(slot),
