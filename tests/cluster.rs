@@ -231,3 +231,59 @@ fn a_stalled_redis_never_holds_up_the_local_room() {
     // SAFETY: as above.
     unsafe { libc::kill(redis.child.id() as i32, libc::SIGCONT) };
 }
+
+#[test]
+fn an_instance_with_two_workers_is_one_part_of_the_room() {
+    let redis = Redis::start();
+    let a = Server::start(&[
+        "--service",
+        "chat",
+        "--workers",
+        "2",
+        "--chat-redis",
+        &redis.url(),
+    ]);
+    a.wait_for_log("event=bus-up");
+    let b = Server::start_in(
+        TestDir::borrowed(&a.dir.0),
+        &["127.0.0.1", "0"],
+        &[
+            "--service",
+            "chat",
+            "--chat-redis",
+            &redis.url(),
+            "--log",
+            "b.log",
+        ],
+        1,
+    );
+    let b_log = a.dir.0.join("b.log");
+    let start = Instant::now();
+    while !std::fs::read_to_string(&b_log)
+        .unwrap_or_default()
+        .contains("event=bus-up")
+    {
+        assert!(start.elapsed() < WAIT, "B's bus never came up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut bob = member(&b, "bob");
+    // Members on A until both of A's workers have some (the kernel spreads the connections).
+    let mut on_a = Vec::new();
+    while on_a.len() < 4 || !(a.log().contains("worker=0") && a.log().contains("worker=1")) {
+        assert!(on_a.len() < 40, "the kernel never used worker 1");
+        let name = format!("a{}", on_a.len());
+        on_a.push(member(&a, &name));
+        until(&mut bob, &format!("JOIN {name}"));
+    }
+    // bob is heard on both workers of A, and every member of A is heard by bob.
+    bob.send_line("hello A").unwrap();
+    for session in &mut on_a {
+        until(session, "MSG bob hello A");
+    }
+    for (i, session) in on_a.iter_mut().enumerate() {
+        session.send_line(&format!("from a{i}")).unwrap();
+        until(&mut bob, &format!("MSG a{i} from a{i}"));
+    }
+    let who = bob.request("who").unwrap();
+    assert!(who.starts_with("OK bob a0 a1 a2 a3"), "{who}");
+}
