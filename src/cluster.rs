@@ -87,14 +87,13 @@ impl Presence {
         &self.me
     }
 
-    /// A room line of ours for the channel: `JOIN alice\n` -> `<me> JOIN alice`.
-    pub fn outgoing(&self, line: &[u8]) -> Vec<u8> {
+    /// A room line of ours for the channel, into `payload`: `JOIN alice\n` -> `<me> JOIN alice`.
+    pub fn outgoing(&self, line: &[u8], payload: &mut Vec<u8>) {
         let line = line.strip_suffix(b"\n").unwrap_or(line);
-        let mut payload = Vec::with_capacity(self.me.len() + 1 + line.len());
+        payload.clear();
         payload.extend_from_slice(self.me.as_bytes());
         payload.push(b' ');
         payload.extend_from_slice(line);
-        payload
     }
 
     /// `<me> HERE alice bob`: this instance's own members (the directory minus the others').
@@ -275,7 +274,9 @@ mod tests {
         assert_eq!(room.list(), "alice bob");
         assert!(!room.claim("bob"), "a name on another instance is taken");
         assert_eq!(presence.heartbeat(), b"A HERE alice");
-        assert_eq!(presence.outgoing(b"MSG alice x\n"), b"A MSG alice x");
+        let mut payload = Vec::new();
+        presence.outgoing(b"MSG alice x\n", &mut payload);
+        assert_eq!(payload, b"A MSG alice x");
         got.clear();
         presence.on_message(b"B LEFT bob", now, &mut got);
         assert_eq!(texts(&got), ["LEFT bob"]);

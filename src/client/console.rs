@@ -250,6 +250,15 @@ pub fn visible(text: &str) -> Cow<'_, str> {
     Cow::Owned(shown)
 }
 
+/// `welcome ann` -> `Welcome ann`: a reply's words as the start of a sentence.
+pub fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
 /// Quotes what someone typed inside a warning: made visible and cut to a sane length.
 pub fn quote(text: &str) -> String {
     const MAX_QUOTED_CHARS: usize = 40;

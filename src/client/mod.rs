@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 use getopts::Options;
 
-pub use console::{quote, visible};
+pub use console::{capitalise, quote, visible};
 pub use modes::local_check;
 pub use transport::{LineReader, Session, Transport, reset_on_drop};
 

@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender};
 
-use super::console::{Console, Event, quote};
+use super::console::{Console, Event, capitalise, quote};
 use super::{ClientError, ClientOptions, LineReader, Session, Transport};
 use crate::expr;
 use crate::service::sum::check_exchange_name;
@@ -549,14 +549,6 @@ fn chat(talk: &mut Talk, o: &ClientOptions) -> Result<(), ClientError> {
         }
     }
     talk.leave()
-}
-
-fn capitalise(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
 }
 
 #[cfg(test)]

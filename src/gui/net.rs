@@ -160,15 +160,7 @@ pub fn sentence(e: &ClientError) -> String {
         ClientError::Closed => "The server closed the connection before greeting.".into(),
         other => {
             let text = other.to_string();
-            format!("{}.", capitalise_first(text.trim_end_matches('.')))
+            format!("{}.", crate::client::capitalise(text.trim_end_matches('.')))
         }
-    }
-}
-
-fn capitalise_first(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
     }
 }

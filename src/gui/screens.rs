@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 
-use crate::client::{local_check, visible};
+use crate::client::{capitalise, local_check, visible};
 use crate::service::{check_name, sum};
 
 /// The screen of the service the greeting named.
@@ -405,14 +405,6 @@ impl Quiz {
                 .unwrap_or(line);
             self.verdict = Some(Verdict::Note(capitalise(text)));
         }
-    }
-}
-
-fn capitalise(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
     }
 }
 

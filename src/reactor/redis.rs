@@ -57,6 +57,8 @@ pub(super) struct RedisBus {
     retry_at: Option<Instant>,
     backoff: Duration,
     next_heartbeat: Instant,
+    /// The message being published, kept for the next one.
+    payload: Vec<u8>,
 }
 
 impl RedisBus {
@@ -90,6 +92,7 @@ impl RedisBus {
             retry_at: Some(now),
             backoff: FIRST_RETRY,
             next_heartbeat: now,
+            payload: Vec::new(),
         })
     }
 
@@ -140,7 +143,7 @@ impl RedisBus {
             (Ok(mut subscriber), Ok(publisher)) => {
                 command(
                     &mut subscriber.output,
-                    &[b"SUBSCRIBE", self.url.channel.as_bytes()],
+                    [b"SUBSCRIBE", self.url.channel.as_bytes()],
                 );
                 self.subscriber = Some(subscriber);
                 self.publisher = Some(publisher);
@@ -243,8 +246,10 @@ impl RedisBus {
         if !self.up {
             return; // the local room goes on; the others learn who is here from the heartbeat
         }
-        let payload = self.presence.outgoing(line);
+        let mut payload = std::mem::take(&mut self.payload);
+        self.presence.outgoing(line, &mut payload);
         self.publish_payload(&payload, registry, now, log);
+        self.payload = payload;
     }
 
     fn publish_payload(
@@ -259,7 +264,7 @@ impl RedisBus {
         };
         command(
             &mut publisher.output,
-            &[b"PUBLISH", self.url.channel.as_bytes(), payload],
+            [b"PUBLISH", self.url.channel.as_bytes(), payload],
         );
         if publisher.output.len() > MAX_BACKLOG {
             self.down("Redis is not keeping up", registry, now, log);
@@ -353,10 +358,10 @@ impl Side {
     }
 }
 
-/// A command as RESP (an array of bulk strings), appended to `out`.
-fn command(out: &mut Vec<u8>, parts: &[&[u8]]) {
-    let frames: Vec<BorrowedFrame<'_>> =
-        parts.iter().map(|p| BorrowedFrame::BulkString(p)).collect();
+/// A command as RESP (an array of bulk strings), appended to `out` (a buffer that only grows
+/// while a backlog builds: no allocation per message once it has).
+fn command<const N: usize>(out: &mut Vec<u8>, parts: [&[u8]; N]) {
+    let frames = parts.map(BorrowedFrame::BulkString);
     let frame = BorrowedFrame::Array(&frames);
     let at = out.len();
     out.resize(at + frame.encode_len(false), 0);
