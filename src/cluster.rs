@@ -311,4 +311,36 @@ mod tests {
         assert_eq!(texts(&got), ["JOIN dan", "LEFT dan"]);
         assert_eq!(presence.next_expiry(), None);
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Whatever arrives on the channel (another program may publish there): no panic,
+            /// and once every other instance is silent, the directory holds our names only.
+            #[test]
+            fn any_channel_traffic_leaves_a_consistent_room(
+                messages in prop::collection::vec(
+                    prop_oneof![
+                        "[AB] (JOIN|LEFT|HERE|MSG|BYE)( [a-c]{1,2}){0,3}",
+                        any::<Vec<u8>>().prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+                    ],
+                    0..40,
+                ),
+            ) {
+                let room = Directory::new();
+                assert!(room.claim("me"));
+                let mut presence = Presence::new("Z".into(), Arc::clone(&room));
+                let now = Instant::now();
+                let mut got = Vec::new();
+                for message in &messages {
+                    presence.on_message(message.as_bytes(), now, &mut got);
+                }
+                presence.expire(now + SILENCE_LIMIT, &mut got);
+                prop_assert_eq!(room.list(), "me");
+                prop_assert_eq!(presence.next_expiry(), None);
+            }
+        }
+    }
 }

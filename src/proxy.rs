@@ -16,6 +16,10 @@ use ppp::{HeaderResult, PartialResult, v1, v2};
 /// and HAProxy's (SSL details, unique id) stay far below this.
 pub const MAX_HEADER: usize = 1024;
 
+/// A v1 header's longest line (the specification's 107 bytes, CRLF included), and its start.
+const V1_MAX: usize = 107;
+const V1_START: &[u8] = b"PROXY ";
+
 /// What the bytes received so far hold.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Parsed {
@@ -35,11 +39,23 @@ pub enum Parsed {
 /// Reads the header at the start of `bytes` (which may go on with the client's own bytes).
 pub fn parse(bytes: &[u8]) -> Parsed {
     let result = HeaderResult::parse(bytes);
-    // ppp calls a v1 line with missing fields incomplete even once its CRLF has come; a line
-    // that has ended is whole, and wrong.
-    let v1_line_ended = matches!(result, HeaderResult::V1(_))
-        && bytes.windows(2).take(107).any(|pair| pair == b"\r\n");
-    if result.is_incomplete() && !v1_line_ended {
+    if let HeaderResult::V1(_) = result {
+        // A v1 header is one line of at most 107 bytes. ppp judges a partial line by what it
+        // lacks, which is not reliable (`... 54367 ` with the last port still to come is
+        // "invalid" to it), so the line is judged only once it has ended.
+        let line_ended = bytes
+            .windows(2)
+            .take(V1_MAX - 1)
+            .any(|pair| pair == b"\r\n");
+        let could_be_v1 = V1_START.starts_with(&bytes[..bytes.len().min(V1_START.len())]);
+        if !line_ended && could_be_v1 {
+            return if bytes.len() >= V1_MAX {
+                Parsed::Invalid("PROXY header too long")
+            } else {
+                Parsed::Incomplete
+            };
+        }
+    } else if result.is_incomplete() {
         return if bytes.len() >= MAX_HEADER {
             Parsed::Invalid("PROXY header too long")
         } else {
@@ -221,5 +237,40 @@ mod tests {
         assert!(!given.allows("127.0.0.1".parse().unwrap()));
         assert!(ProxyFrom::parse(&["10.0.0.0/33".into()]).is_err());
         assert!(ProxyFrom::parse(&["nowhere".into()]).is_err());
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Whatever a peer sends: no panic, a header never longer than what came or than
+            /// the limit, and a prefix of a whole header is never judged before it is whole.
+            #[test]
+            fn any_bytes_get_an_answer_and_prefixes_wait(
+                noise in prop::collection::vec(any::<u8>(), 0..1200),
+                cut in any::<usize>(),
+                port in 1u16..,
+                a in any::<[u8; 4]>(),
+            ) {
+                if let Parsed::Header { len, .. } = parse(&noise) {
+                    prop_assert!(len <= noise.len() && len <= MAX_HEADER);
+                }
+                let ip = std::net::Ipv4Addr::from(a);
+                let header = format!("PROXY TCP4 {ip} 10.0.0.1 {port} 5000\r\n").into_bytes();
+                let prefix = &header[..cut % header.len()];
+                prop_assert_eq!(parse(prefix), Parsed::Incomplete);
+                let mut whole = header.clone();
+                whole.extend_from_slice(&noise);
+                prop_assert_eq!(
+                    parse(&whole),
+                    Parsed::Header {
+                        len: header.len(),
+                        client: Some(SocketAddr::from((ip, port))),
+                        local: false,
+                    }
+                );
+            }
+        }
     }
 }
