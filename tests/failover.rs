@@ -51,6 +51,19 @@ impl Piped {
         }
     }
 
+    /// The client with `--server a --server b` and `--name`, run in `a`'s directory.
+    fn with_two_servers(a: &Server, b: &Server, name: &str) -> Piped {
+        let args = [
+            "--ca".to_string(),
+            a.ca().display().to_string(),
+            server_arg(a),
+            server_arg(b),
+            "--name".into(),
+            name.into(),
+        ];
+        Piped::start(&TestDir::borrowed(&a.dir.0), &args)
+    }
+
     fn say(&mut self, line: &str) {
         writeln!(self.stdin, "{line}").unwrap();
     }
@@ -122,19 +135,7 @@ fn the_first_server_that_answers_serves() {
 #[test]
 fn an_unanswered_line_goes_again_to_the_next_server() {
     let (mut a, b) = two_servers(&[]);
-    let dir = TestDir::borrowed(&a.dir.0);
-    let ca = a.ca().display().to_string();
-    let mut client = Piped::start(
-        &dir,
-        &[
-            "--ca".into(),
-            ca,
-            server_arg(&a),
-            server_arg(&b),
-            "--name".into(),
-            "ann".into(),
-        ],
-    );
+    let mut client = Piped::with_two_servers(&a, &b, "ann");
     expect(&client.out, "hello ann");
     client.say("+ 1 1");
     expect(&client.out, "2");
@@ -156,25 +157,13 @@ fn an_unanswered_line_goes_again_to_the_next_server() {
 #[test]
 fn the_chat_logs_in_again_on_the_next_server() {
     let (mut a, b) = two_servers(&["--service", "chat"]);
-    let dir = TestDir::borrowed(&a.dir.0);
-    let ca = a.ca().display().to_string();
     let mut bob = b.connect();
     assert!(
         bob.request("name bob")
             .unwrap()
             .starts_with("OK welcome bob")
     );
-    let mut alice = Piped::start(
-        &dir,
-        &[
-            "--ca".into(),
-            ca,
-            server_arg(&a),
-            server_arg(&b),
-            "--name".into(),
-            "alice".into(),
-        ],
-    );
+    let mut alice = Piped::with_two_servers(&a, &b, "alice");
     expect(&alice.out, "Welcome alice, 1 online");
     a.signal(libc::SIGKILL);
     expect(&alice.err, &format!("reconnected to {}", b.addr()));

@@ -201,13 +201,9 @@ fn max_per_ip_counts_the_address_in_the_header() {
 #[test]
 fn a_header_split_across_segments_is_waited_for() {
     let server = Server::start(&["--proxy-protocol", "--no-tls"]);
-    let mut stream = raw_tcp(server.addr());
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
     // Cut after the space before the last port: that part alone looks wrong to a parser that
     // judges partial lines (found by the property test in src/proxy.rs), and must be waited on.
-    stream
-        .write_all(b"PROXY TCP4 192.0.2.7 10.0.0.1 56324 ")
-        .unwrap();
+    let (mut stream, mut reader) = plain(&server, b"PROXY TCP4 192.0.2.7 10.0.0.1 56324 ");
     std::thread::sleep(std::time::Duration::from_millis(150));
     stream.write_all(b"5000\r").unwrap();
     std::thread::sleep(std::time::Duration::from_millis(150));

@@ -161,21 +161,13 @@ impl RedisBus {
         log: &mut Log,
         deliver: &mut Vec<RoomLine>,
     ) {
-        let side = match token {
-            SUBSCRIBER_TOKEN => self.subscriber.as_mut(),
-            _ => self.publisher.as_mut(),
-        };
-        let Some(side) = side else { return };
+        let Some(side) = self.side(token) else { return };
         if let Err(why) = side.pump() {
             return self.down(&why, registry, now, log);
         }
         // Everything that came: subscription confirmations, messages, PUBLISH counts.
         loop {
-            let side = match token {
-                SUBSCRIBER_TOKEN => self.subscriber.as_mut(),
-                _ => self.publisher.as_mut(),
-            };
-            let Some(side) = side else { return };
+            let Some(side) = self.side(token) else { return };
             let frame = match decode(&side.input) {
                 Ok(Some((frame, used))) => {
                     side.input.drain(..used);
@@ -199,6 +191,14 @@ impl RedisBus {
                     log,
                 );
             }
+        }
+    }
+
+    /// The connection a readiness event is for, while it is open.
+    fn side(&mut self, token: Token) -> Option<&mut Side> {
+        match token {
+            SUBSCRIBER_TOKEN => self.subscriber.as_mut(),
+            _ => self.publisher.as_mut(),
         }
     }
 
