@@ -38,24 +38,19 @@ pub enum Parsed {
 
 /// Reads the header at the start of `bytes` (which may go on with the client's own bytes).
 pub fn parse(bytes: &[u8]) -> Parsed {
-    let result = HeaderResult::parse(bytes);
-    if let HeaderResult::V1(_) = result {
-        // A v1 header is one line of at most 107 bytes. ppp judges a partial line by what it
-        // lacks, which is not reliable (`... 54367 ` with the last port still to come is
-        // "invalid" to it), so the line is judged only once it has ended.
-        let line_ended = bytes
-            .windows(2)
-            .take(V1_MAX - 1)
-            .any(|pair| pair == b"\r\n");
-        let could_be_v1 = V1_START.starts_with(&bytes[..bytes.len().min(V1_START.len())]);
-        if !line_ended && could_be_v1 {
-            return if bytes.len() >= V1_MAX {
-                Parsed::Invalid("PROXY header too long")
-            } else {
-                Parsed::Incomplete
-            };
+    if could_be_v1(bytes) {
+        // A v1 header is one line of at most 107 bytes, judged here byte by byte as it comes:
+        // a byte no v1 header can hold, or a line not ended by CRLF, is refused at once. ppp
+        // judges a partial line by what it lacks, which is not reliable (`... 54367 ` with the
+        // last port still to come is "invalid" to it), so it sees the line only once it has ended.
+        match scan_v1(bytes) {
+            V1Line::Ended => {}
+            V1Line::Partial => return Parsed::Incomplete,
+            V1Line::Refused(why) => return Parsed::Invalid(why),
         }
-    } else if result.is_incomplete() {
+    }
+    let result = HeaderResult::parse(bytes);
+    if !matches!(result, HeaderResult::V1(_)) && result.is_incomplete() {
         return if bytes.len() >= MAX_HEADER {
             Parsed::Invalid("PROXY header too long")
         } else {
@@ -95,6 +90,73 @@ pub fn parse(bytes: &[u8]) -> Parsed {
         HeaderResult::V1(Err(_)) | HeaderResult::V2(Err(_)) => {
             Parsed::Invalid("no valid PROXY header")
         }
+    }
+}
+
+/// Whether `bytes` begin as a v1 header does (`PROXY `, or a first part of it).
+fn could_be_v1(bytes: &[u8]) -> bool {
+    !bytes.is_empty()
+        && bytes[..bytes.len().min(V1_START.len())] == V1_START[..bytes.len().min(V1_START.len())]
+}
+
+/// How far a v1 header line has come.
+#[derive(Debug, PartialEq, Eq)]
+enum V1Line {
+    /// Its CRLF has arrived: the whole line is there to be parsed.
+    Ended,
+    /// Every byte so far can be part of a header; the rest is to come.
+    Partial,
+    /// It cannot become a header: the words for the log.
+    Refused(&'static str),
+}
+
+/// The protocol words a v1 header may name after `PROXY `.
+const V1_PROTOCOLS: [&[u8]; 3] = [b"TCP4", b"TCP6", b"UNKNOWN"];
+
+/// Judges a v1 line (`bytes` start with a part of `PROXY `) as far as it has come. After
+/// `PROXY ` comes a protocol word; after `TCP4`/`TCP6`, only addresses and ports (hex digits,
+/// `.`, `:`, spaces); after `UNKNOWN`, anything printable (the receiver ignores it). The line
+/// ends in CRLF within 107 bytes: a bare LF, a CR followed by anything else, a control
+/// character or a byte past 0x7e is refused.
+fn scan_v1(bytes: &[u8]) -> V1Line {
+    const NOT_A_HEADER: V1Line = V1Line::Refused("no valid PROXY header");
+    let line = &bytes[..bytes.len().min(V1_MAX)];
+    let Some(after_start) = line.get(V1_START.len()..) else {
+        return V1Line::Partial; // a part of `PROXY ` only (checked by the caller)
+    };
+    let word_len = after_start
+        .iter()
+        .position(|&b| b == b' ' || b == b'\r' || b == b'\n')
+        .unwrap_or(after_start.len());
+    let (word, rest) = after_start.split_at(word_len);
+    let word_whole = !rest.is_empty();
+    let word_fits = V1_PROTOCOLS.iter().any(|p| {
+        if word_whole {
+            *p == word
+        } else {
+            p.starts_with(word)
+        }
+    });
+    if !word_fits {
+        return NOT_A_HEADER;
+    }
+    let unknown = word == b"UNKNOWN";
+    for (i, &b) in rest.iter().enumerate() {
+        let after_cr = i > 0 && rest[i - 1] == b'\r';
+        match b {
+            b'\n' if after_cr => return V1Line::Ended,
+            b'\n' => return V1Line::Refused("PROXY v1 header line ends in a bare LF, not CRLF"),
+            _ if after_cr => return V1Line::Refused("PROXY v1 header line has a CR without LF"),
+            b'\r' => {}
+            b' ' | b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' | b'.' | b':' => {}
+            0x21..=0x7e if unknown => {}
+            _ => return NOT_A_HEADER,
+        }
+    }
+    if line.len() >= V1_MAX {
+        V1Line::Refused("PROXY header too long")
+    } else {
+        V1Line::Partial
     }
 }
 
@@ -222,6 +284,41 @@ mod tests {
         huge[14..16].copy_from_slice(&2000u16.to_be_bytes());
         huge.resize(16 + 2000, 0);
         assert!(matches!(parse(&huge), Parsed::Invalid(_)));
+    }
+
+    #[test]
+    fn a_v1_line_is_refused_at_the_first_byte_it_cannot_hold() {
+        let refused = |bytes: &[u8]| matches!(parse(bytes), Parsed::Invalid(_));
+        // Not ended by CRLF: a bare LF, or a CR followed by something else.
+        assert_eq!(
+            parse(b"PROXY TCP4 203.0.113.7 10.0.0.1 51234 5000\n"),
+            Parsed::Invalid("PROXY v1 header line ends in a bare LF, not CRLF")
+        );
+        assert!(refused(b"PROXY TCP4 203.0.113.7 10.0.0.1 51234 5000\r+"));
+        assert!(refused(b"PROXY UNKNOWN\n"));
+        // Bytes no header holds, long before the line could end.
+        assert!(refused(b"PROXY TCP4 203.0.113.7 10.0.0.1 51234 5000 x"));
+        assert!(refused(b"PROXY TCP4 203.0.113.7\t"));
+        assert!(refused(b"PROXY TCP4 203.0.113.7\0"));
+        assert!(refused(b"PROXY TCP5"));
+        assert!(refused(b"PROXY tcp4"));
+        assert!(refused(b"PROXY  TCP4"));
+        assert!(refused(b"PROXY UNKNOWN \x80"));
+        assert!(refused(b"PROXYX"));
+        // What may still become a header waits; UNKNOWN may carry any printable bytes.
+        assert_eq!(parse(b"PROXY UNK"), Parsed::Incomplete);
+        assert_eq!(
+            parse(b"PROXY UNKNOWN whatever [it] says"),
+            Parsed::Incomplete
+        );
+        assert_eq!(
+            parse(b"PROXY TCP6 2001:DB8::1 ::1 4000 5000\r"),
+            Parsed::Incomplete
+        );
+        assert!(matches!(
+            parse(b"PROXY UNKNOWN whatever [it] says\r\n"),
+            Parsed::Header { client: None, .. }
+        ));
     }
 
     #[test]

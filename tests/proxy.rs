@@ -216,3 +216,33 @@ fn a_header_split_across_segments_is_waited_for() {
         "{log}"
     );
 }
+
+#[test]
+fn a_v1_line_not_ended_by_crlf_or_with_a_foreign_byte_is_refused_at_once() {
+    // The default handshake timeout (10 s): each refusal must come long before it.
+    let server = Server::start(&["--proxy-protocol"]);
+    let cases: [(&[u8], &str); 4] = [
+        (
+            b"PROXY TCP4 203.0.113.7 10.0.0.1 51234 5000\n",
+            "PROXY v1 header line ends in a bare LF, not CRLF",
+        ),
+        (
+            b"PROXY TCP4 203.0.113.7 10.0.0.1 51234 5000\r+ 1 1\n",
+            "PROXY v1 header line has a CR without LF",
+        ),
+        (b"PROXY TCP4 203.0.113.7 GET", "no valid PROXY header"),
+        (b"PROXY TCP4 \x16\x03\x01", "no valid PROXY header"),
+    ];
+    for (bytes, why) in cases {
+        let mut stream = raw_tcp(server.addr());
+        stream.write_all(bytes).unwrap();
+        let (got, took) = read_to_end_timed(&mut stream);
+        assert!(got.is_empty(), "{}", String::from_utf8_lossy(&got));
+        assert!(
+            took < std::time::Duration::from_secs(3),
+            "{:?} closed only after {took:?}",
+            String::from_utf8_lossy(bytes)
+        );
+        server.wait_for_log(&format!("reason=proxy-error requests=0 error=\"{why}\""));
+    }
+}
