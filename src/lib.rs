@@ -17,6 +17,7 @@ pub mod listen;
 pub mod log;
 pub mod metrics;
 pub mod outbox;
+pub mod peer;
 pub mod procstat;
 pub mod proxy;
 pub mod rate;

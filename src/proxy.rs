@@ -12,6 +12,8 @@ use std::net::{IpAddr, SocketAddr};
 use ipnet::IpNet;
 use ppp::{HeaderResult, PartialResult, v1, v2};
 
+use crate::peer::canonical;
+
 /// The most header bytes a connection may send: v1 is at most 107 bytes; v2 may carry TLVs,
 /// and HAProxy's (SSL details, unique id) stay far below this.
 pub const MAX_HEADER: usize = 1024;
@@ -63,7 +65,7 @@ pub fn parse(bytes: &[u8]) -> Parsed {
             let client = match header.addresses {
                 _ if local => None,
                 v2::Addresses::IPv4(a) => Some(SocketAddr::from((a.source_address, a.source_port))),
-                v2::Addresses::IPv6(a) => Some(SocketAddr::from((a.source_address, a.source_port))),
+                v2::Addresses::IPv6(a) => Some(canonical((a.source_address, a.source_port).into())),
                 v2::Addresses::Unspecified | v2::Addresses::Unix(_) => None,
             };
             if header.len() > MAX_HEADER {
@@ -78,7 +80,7 @@ pub fn parse(bytes: &[u8]) -> Parsed {
         HeaderResult::V1(Ok(header)) => {
             let client = match header.addresses {
                 v1::Addresses::Tcp4(a) => Some(SocketAddr::from((a.source_address, a.source_port))),
-                v1::Addresses::Tcp6(a) => Some(SocketAddr::from((a.source_address, a.source_port))),
+                v1::Addresses::Tcp6(a) => Some(canonical((a.source_address, a.source_port).into())),
                 v1::Addresses::Unknown => None,
             };
             Parsed::Header {
@@ -185,19 +187,29 @@ impl ProxyFrom {
                 .map_err(|_| {
                     format!("--proxy-from: '{value}' is not a network (as 10.0.0.0/8 or ::1/128)")
                 })?;
-            nets.push(net);
+            nets.push(canonical_net(net));
         }
         Ok(ProxyFrom(nets))
     }
 
     /// True when a connection from `ip` may (and must) send a header. An IPv4 peer seen on an
-    /// IPv6 socket (`::ffff:10.0.0.1`) counts as its IPv4 self.
+    /// IPv6 socket (`::ffff:10.0.0.1`) counts as its IPv4 self (as `peer::canonical` has it).
     pub fn allows(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
+        let ip = ip.to_canonical();
         self.0.iter().any(|net| net.contains(&ip))
+    }
+}
+
+/// A network inside `::ffff:0:0/96` written as IPv6 (`::ffff:10.0.0.0/104`) is the IPv4
+/// network it maps (`10.0.0.0/8`): addresses are matched in their IPv4 form.
+fn canonical_net(net: IpNet) -> IpNet {
+    match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.network().to_ipv4_mapped() {
+            // A prefix of 96..=128 leaves 0..=32 bits: always a valid IPv4 prefix.
+            Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96).map_or(net, IpNet::V4),
+            None => net,
+        },
+        other => other,
     }
 }
 
@@ -332,6 +344,17 @@ mod tests {
         assert!(given.allows("10.200.0.1".parse().unwrap()));
         assert!(given.allows("192.0.2.1".parse().unwrap()));
         assert!(!given.allows("127.0.0.1".parse().unwrap()));
+        // Written as IPv4-mapped IPv6, a network matches its IPv4 addresses.
+        let mapped =
+            ProxyFrom::parse(&["::ffff:10.0.0.0/104".into(), "::ffff:192.0.2.9".into()]).unwrap();
+        assert!(mapped.allows("10.1.2.3".parse().unwrap()));
+        assert!(mapped.allows("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(mapped.allows("192.0.2.9".parse().unwrap()));
+        assert!(!mapped.allows("192.0.2.10".parse().unwrap()));
+        assert_eq!(
+            mapped,
+            ProxyFrom::parse(&["10.0.0.0/8".into(), "192.0.2.9/32".into()]).unwrap()
+        );
         assert!(ProxyFrom::parse(&["10.0.0.0/33".into()]).is_err());
         assert!(ProxyFrom::parse(&["nowhere".into()]).is_err());
     }
@@ -366,6 +389,29 @@ mod tests {
                         client: Some(SocketAddr::from((ip, port))),
                         local: false,
                     }
+                );
+            }
+
+            /// TCP6 headers: any prefix waits, the whole is read, and an IPv4-mapped source
+            /// comes out as the IPv4 address it maps.
+            #[test]
+            fn tcp6_headers_wait_whole_and_mapped_sources_are_ipv4(
+                cut in any::<usize>(),
+                port in 1u16..,
+                segments in any::<[u16; 8]>(),
+                mapped in any::<bool>(),
+            ) {
+                let mut ip = std::net::Ipv6Addr::from(segments);
+                if mapped {
+                    ip = std::net::Ipv4Addr::from(segments[0] as u32 * 65_537).to_ipv6_mapped();
+                }
+                let header = format!("PROXY TCP6 {ip} ::1 {port} 5000\r\n").into_bytes();
+                prop_assert_eq!(parse(&header[..cut % header.len()]), Parsed::Incomplete);
+                let expected = SocketAddr::new(ip.to_canonical(), port);
+                prop_assert_eq!(expected.is_ipv4(), ip.to_ipv4_mapped().is_some());
+                prop_assert_eq!(
+                    parse(&header),
+                    Parsed::Header { len: header.len(), client: Some(expected), local: false }
                 );
             }
         }

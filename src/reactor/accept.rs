@@ -26,7 +26,11 @@ impl Reactor {
                 return;
             };
             match listener.accept() {
-                Ok((stream, peer)) => self.admit(stream, peer, Some(index) == self.scrape_listener),
+                Ok((stream, peer)) => {
+                    // One client, one address: `::ffff:a.b.c.d` is `a.b.c.d` from here on.
+                    let peer = crate::peer::canonical(peer);
+                    self.admit(stream, peer, Some(index) == self.scrape_listener)
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
