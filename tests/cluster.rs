@@ -127,6 +127,9 @@ fn two_instances(redis: &Redis) -> (Server, Server) {
 
 #[test]
 fn one_room_across_two_instances() {
+    if !common::require_program("redis-server", "redis-server") {
+        return;
+    }
     let redis = Redis::start();
     let (a, b) = two_instances(&redis);
     let mut alice = member(&a, "alice");
@@ -163,6 +166,9 @@ fn one_room_across_two_instances() {
 
 #[test]
 fn a_killed_instance_has_its_members_leave_within_five_seconds() {
+    if !common::require_program("redis-server", "redis-server") {
+        return;
+    }
     let redis = Redis::start();
     let (a, mut b) = two_instances(&redis);
     let mut alice = member(&a, "alice");
@@ -177,6 +183,9 @@ fn a_killed_instance_has_its_members_leave_within_five_seconds() {
 
 #[test]
 fn without_redis_the_local_room_goes_on_and_joins_again_when_it_is_back() {
+    if !common::require_program("redis-server", "redis-server") {
+        return;
+    }
     let mut redis = Redis::start();
     let port = redis.port;
     let (a, b) = two_instances(&redis);
@@ -207,6 +216,9 @@ fn without_redis_the_local_room_goes_on_and_joins_again_when_it_is_back() {
 
 #[test]
 fn a_stalled_redis_never_holds_up_the_local_room() {
+    if !common::require_program("redis-server", "redis-server") {
+        return;
+    }
     let redis = Redis::start();
     let (a, _b) = two_instances(&redis);
     let mut alice = member(&a, "alice");
@@ -234,6 +246,9 @@ fn a_stalled_redis_never_holds_up_the_local_room() {
 
 #[test]
 fn an_instance_with_two_workers_is_one_part_of_the_room() {
+    if !common::require_program("redis-server", "redis-server") {
+        return;
+    }
     let redis = Redis::start();
     let a = Server::start(&[
         "--service",

@@ -391,6 +391,10 @@ fn a_silent_server_never_freezes_the_window() {
 /// renderer (what a headless machine has). It must open its window and stay up.
 #[test]
 fn the_real_window_opens_under_xvfb_with_mesa() {
+    if !common::require_program("Xvfb", "xvfb") || !common::require_program("xwininfo", "x11-utils")
+    {
+        return;
+    }
     let server = Server::start(&[]);
     let xvfb = Command::new("Xvfb")
         .args([

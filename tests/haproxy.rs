@@ -75,6 +75,9 @@ fn served(front: SocketAddr, ca: &std::path::Path) -> SocketAddr {
 
 #[test]
 fn behind_haproxy_every_new_client_is_served_when_an_instance_dies() {
+    if !common::require_program("haproxy", "haproxy") {
+        return;
+    }
     let a = Server::start(&["--proxy-protocol"]);
     let b = Server::start_in(
         TestDir::borrowed(&a.dir.0),

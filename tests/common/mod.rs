@@ -3,6 +3,10 @@
 #![allow(dead_code)] // each test file uses a different part of this module
 
 pub mod pty;
+mod require;
+
+#[allow(unused_imports)] // only the tests that drive an outside program use it
+pub use require::require_program;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
