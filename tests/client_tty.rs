@@ -118,3 +118,105 @@ fn the_small_terminal_plays_what_an_editor_writes() {
         common::pty::render("a> hel\rbob: hi\x1b[K\r\na> hel\x08\x08xy\x1b[Kz\r\nnext\x1b[31m!");
     assert_eq!(shown, ["bob: hi", "a> hxyz", "next!"]);
 }
+
+/// Waits until the server's log holds `count` requests `req="<line>"` for each of `lines`, in the
+/// order given (the log has one line per request, as the reactor answered them).
+fn wait_for_requests_in_order(server: &Server, lines: &[&str]) {
+    let start = std::time::Instant::now();
+    loop {
+        let log = server.log();
+        let requests: Vec<&str> = log
+            .lines()
+            .filter_map(|l| l.split(" req=\"").nth(1))
+            .filter_map(|rest| rest.split('"').next())
+            .collect();
+        if requests == lines {
+            return;
+        }
+        assert!(
+            start.elapsed() < common::WAIT && requests.len() <= lines.len(),
+            "wanted the requests {lines:?} in order, the log has {requests:?}:\n{log}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Issue 21, defect 1: pasted lines (arriving at once, before the editor asks for the second)
+/// are each sent, in order, as if typed; so are the lines of a bracketed paste.
+#[test]
+fn pasted_lines_are_each_sent_in_order() {
+    let server = Server::start(&[]);
+    let port = server.addr().port().to_string();
+    let mut client = client_on_terminal(&server, &["127.0.0.1", &port]);
+    client.expect("> ");
+    client.type_text("+ 8 8\r+ 9 9\r");
+    client.expect("16");
+    client.expect("18");
+    wait_for_requests_in_order(&server, &["+ 8 8", "+ 9 9"]);
+    // A terminal in bracketed-paste mode wraps the paste in ESC [200~ ... ESC [201~.
+    client.type_text("\x1b[200~+ 1 2\r+ 3 4\r\x1b[201~");
+    client.expect("3");
+    client.expect("7");
+    wait_for_requests_in_order(&server, &["+ 8 8", "+ 9 9", "+ 1 2", "+ 3 4"]);
+    // A long paste, far beyond one read of the terminal: every line, in order.
+    let many: Vec<String> = (1..=60).map(|i| format!("{i} * 1000")).collect();
+    client.type_text(&(many.join("\r") + "\r"));
+    client.expect("60000");
+    let mut all = vec!["+ 8 8", "+ 9 9", "+ 1 2", "+ 3 4"];
+    all.extend(many.iter().map(String::as_str));
+    wait_for_requests_in_order(&server, &all);
+    assert!(
+        !client.raw().contains("warning"),
+        "a pasted line was refused: {:#?}",
+        client.lines()
+    );
+    client.type_text("\x04");
+    client.expect("Session ended");
+    assert!(client.wait_exit().success());
+}
+
+/// A fast typist's lines in the chat: two lines typed before the first is sent both arrive.
+#[test]
+fn chat_lines_typed_at_once_all_arrive() {
+    let server = Server::start(&["--service", "chat"]);
+    let port = server.addr().port().to_string();
+    let mut bob = server.connect();
+    assert!(bob.request("name bob").unwrap().starts_with("OK"));
+    let mut alice = client_on_terminal(&server, &["127.0.0.1", &port, "--name", "alice"]);
+    alice.expect("alice> ");
+    assert_eq!(bob.read_line().unwrap().unwrap(), "JOIN alice");
+    alice.type_text("first\rsecond\r\x1b[200~third\rfourth\r\x1b[201~");
+    for wanted in ["first", "second", "third", "fourth"] {
+        assert_eq!(
+            bob.read_line().unwrap().unwrap(),
+            format!("MSG alice {wanted}")
+        );
+    }
+    alice.type_text("\x04");
+    alice.expect("Session ended");
+    assert!(alice.wait_exit().success());
+}
+
+/// Keys typed while the client waits for a reply (between one line and the next prompt) wait
+/// for the editor as typed: the terminal stays raw for the whole session, so the kernel neither
+/// swallows Ctrl-D as end-of-file nor turns Ctrl-C into a signal that kills the client.
+#[test]
+fn keys_typed_while_a_reply_is_awaited_are_kept() {
+    // One request a second: the reply to the second line is a second away.
+    let server = Server::start(&["--rate-limit", "1"]);
+    let port = server.addr().port().to_string();
+    for (key, name) in [("\x04", "Ctrl-D"), ("\x03", "Ctrl-C")] {
+        let mut client = client_on_terminal(&server, &["127.0.0.1", &port]);
+        client.expect("> ");
+        client.type_text("+ 1 1\r");
+        client.expect("2");
+        client.type_text("+ 2 2\r");
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        client.type_text(&format!("+ 3 3\r{key}"));
+        client.expect("4");
+        client.expect("6");
+        client.expect("Session ended");
+        let status = client.wait_exit();
+        assert!(status.success(), "{name} typed ahead: {status:?}");
+    }
+}

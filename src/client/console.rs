@@ -15,7 +15,7 @@ use std::io::{self, BufRead, IsTerminal, Write};
 use std::sync::mpsc::{Receiver, Sender, channel};
 
 use rustyline::error::ReadlineError;
-use rustyline::{Config, DefaultEditor, ExternalPrinter};
+use rustyline::{Cmd, Config, DefaultEditor, ExternalPrinter, KeyCode, KeyEvent, Modifiers};
 
 /// Something the conversation waits for.
 #[derive(Debug)]
@@ -101,9 +101,19 @@ impl Console {
             .bracketed_paste(false)
             .build();
         let mut editor = DefaultEditor::with_config(config).ok()?;
+        // A terminal that wraps a paste in ESC [200~ .. ESC [201~ anyway: its lines are read as
+        // keys, so each Enter in it sends a line, as if typed (rustyline would otherwise insert
+        // the whole paste into one line).
+        editor.bind_sequence(
+            KeyEvent(KeyCode::BracketedPasteStart, Modifiers::NONE),
+            Cmd::Noop,
+        );
         let printer = editor.create_external_printer().ok()?;
         self.printer = Some(Box::new(printer));
         self.saved_terminal = terminal_settings();
+        if let Some(settings) = &self.saved_terminal {
+            hold_raw_mode(settings);
+        }
         let (prompts, prompt_rx) = channel::<String>();
         let events = self.events.clone();
         std::thread::spawn(move || {
@@ -219,6 +229,23 @@ impl Drop for Console {
     fn drop(&mut self) {
         self.leave_editor();
     }
+}
+
+/// Puts the terminal in the raw mode rustyline edits in, for the whole session instead of only
+/// inside each `readline`. rustyline restores the mode it found when a line is done, so without
+/// this the terminal is cooked between one line and the next prompt, and what is typed then goes
+/// through the kernel's line discipline: Ctrl-D is swallowed as end-of-file, Ctrl-C kills the
+/// client, and the keys are echoed twice. Raw, they wait as typed for the next `readline`.
+/// The same flags as rustyline's own raw mode (output processing stays on).
+fn hold_raw_mode(cooked: &libc::termios) {
+    let mut raw = *cooked;
+    raw.c_iflag &= !(libc::BRKINT | libc::ICRNL | libc::INPCK | libc::ISTRIP | libc::IXON);
+    raw.c_cflag |= libc::CS8;
+    raw.c_lflag &= !(libc::ECHO | libc::ICANON | libc::IEXTEN | libc::ISIG);
+    raw.c_cc[libc::VMIN] = 1;
+    raw.c_cc[libc::VTIME] = 0;
+    // SAFETY: tcsetattr reads the struct we pass; fd 0 is our stdin, a terminal.
+    unsafe { libc::tcsetattr(0, libc::TCSADRAIN, &raw) };
 }
 
 fn terminal_settings() -> Option<libc::termios> {
