@@ -17,10 +17,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
-use securetcp::line::{Frame, LineBuffer};
+use securetcp::line::{LineBuffer, classify};
 use securetcp::outbox::{Action, ConnId, Outbox};
+use securetcp::service::Service;
 use securetcp::service::calc::Calc;
-use securetcp::service::{BadLine, Service};
 use securetcp::tls;
 
 #[derive(Clone, Copy, PartialEq)]
@@ -167,12 +167,12 @@ fn serve(stream: TcpStream, config: Option<Arc<ServerConfig>>, id: ConnId, max_l
 /// The calc conversation over any byte stream: greeting, then each read's lines answered with
 /// one write. With TLS, `q` ends with close_notify.
 fn talk<S: Read + Write + Closable>(mut stream: S, id: ConnId, max_line: usize) -> io::Result<()> {
-    let mut calc = Calc;
+    let mut calc = Calc::default();
     let mut out = Outbox::new();
     let mut lines = LineBuffer::new(max_line);
     let mut buf = vec![0u8; 16 * 1024];
     let mut replies = Vec::new();
-    calc.greeting(id, &mut out);
+    calc.greeting(id, None, &mut out);
     let mut quit = drain(&out, &mut replies);
     out.clear();
     stream.write_all(&replies)?;
@@ -185,17 +185,9 @@ fn talk<S: Read + Write + Closable>(mut stream: S, id: ConnId, max_line: usize) 
             Err(e) => return Err(e),
         };
         lines.feed(&buf[..n], |frame| {
-            match frame {
-                Frame::Line(bytes) => match std::str::from_utf8(bytes) {
-                    Ok(text) if text.trim().is_empty() => {
-                        calc.on_bad_line(id, BadLine::Empty, &mut out)
-                    }
-                    Ok(text) => calc.on_line(id, text, &mut out),
-                    Err(_) => calc.on_bad_line(id, BadLine::NotUtf8, &mut out),
-                },
-                Frame::TooLong => {
-                    calc.on_bad_line(id, BadLine::TooLong { max: max_line }, &mut out)
-                }
+            match classify(frame, max_line) {
+                Ok(text) => calc.on_line(id, text, &mut out),
+                Err(bad) => calc.on_bad_line(id, bad, &mut out),
             }
             !out.is_closing(id)
         });

@@ -15,14 +15,17 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::name::NameKey;
+
 /// A line for every member of the room on another reactor (`MSG alice hi\n`), shared by all
 /// receivers: one allocation per published line, however many workers there are.
 pub type RoomLine = Arc<[u8]>;
 
-/// The names in the room, in join order.
+/// The names in the room, in join order, as typed; compared by their [`NameKey`], so that a
+/// name that would pass for a member's (`Alice` while `alice` is here) is taken.
 #[derive(Debug, Default)]
 pub struct Directory {
-    names: Mutex<Vec<Box<str>>>,
+    members: Mutex<Vec<(Box<str>, NameKey)>>,
 }
 
 impl Directory {
@@ -30,42 +33,52 @@ impl Directory {
         Arc::new(Directory::default())
     }
 
-    fn names(&self) -> MutexGuard<'_, Vec<Box<str>>> {
+    fn members(&self) -> MutexGuard<'_, Vec<(Box<str>, NameKey)>> {
         // A panic elsewhere while holding the lock leaves a valid list (every change is one
         // push or one remove), so the poison flag is ignored.
-        self.names.lock().unwrap_or_else(|p| p.into_inner())
+        self.members.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Takes `name` for a new member; false when someone in the room already has it.
+    /// Takes `name` for a new member; false when someone in the room already has it, or a
+    /// name that is the same by [`NameKey`].
     pub fn claim(&self, name: &str) -> bool {
-        let mut names = self.names();
-        if names.iter().any(|n| &**n == name) {
+        let key = NameKey::of(name);
+        let mut members = self.members();
+        if members.iter().any(|(_, k)| k.same_as(&key)) {
             return false;
         }
-        names.push(name.into());
+        members.push((name.into(), key));
         true
     }
 
-    /// The member with `name` has left.
+    /// True when `name`, or one the same by [`NameKey`], is in the room.
+    pub fn is_taken(&self, name: &str) -> bool {
+        let key = NameKey::of(name);
+        self.members().iter().any(|(_, k)| k.same_as(&key))
+    }
+
+    /// The member with `name` (exactly as claimed) has left.
     pub fn release(&self, name: &str) {
-        let mut names = self.names();
-        if let Some(i) = names.iter().position(|n| &**n == name) {
-            names.remove(i);
+        let mut members = self.members();
+        if let Some(i) = members.iter().position(|(n, _)| &**n == name) {
+            members.remove(i);
         }
     }
 
     /// `alice bob carol`: every member, in join order, for `who`.
     pub fn list(&self) -> String {
-        self.names().join(" ")
+        let members = self.members();
+        let names: Vec<&str> = members.iter().map(|(n, _)| &**n).collect();
+        names.join(" ")
     }
 
     /// Every name, in join order (the Redis side's heartbeat picks this instance's own).
     pub fn snapshot(&self) -> Vec<Box<str>> {
-        self.names().clone()
+        self.members().iter().map(|(n, _)| n.clone()).collect()
     }
 
     pub fn len(&self) -> usize {
-        self.names().len()
+        self.members().len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -90,6 +103,22 @@ mod tests {
         assert!(room.claim("bob"));
         assert_eq!(room.list(), "alice carol bob");
         assert_eq!(room.len(), 3);
+    }
+
+    #[test]
+    fn a_look_alike_of_a_member_is_taken_and_the_name_is_kept_as_typed() {
+        let room = Directory::new();
+        assert!(room.claim("Alice"));
+        for look_alike in ["alice", "ALICE", "аlice", "ａlice", "AIice"] {
+            assert!(!room.claim(look_alike), "{look_alike}");
+            assert!(room.is_taken(look_alike), "{look_alike}");
+        }
+        assert!(room.claim("alicia"));
+        assert_eq!(room.list(), "Alice alicia");
+        room.release("alice"); // not the name as claimed: nothing happens
+        assert_eq!(room.len(), 2);
+        room.release("Alice");
+        assert!(room.claim("alice"));
     }
 
     #[test]

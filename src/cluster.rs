@@ -148,9 +148,11 @@ impl Presence {
                 deliver.push(line(&format!("LEFT {rest}")));
             }
             "MSG" => {
-                // `MSG alice text`: from a member we know of, as sent.
+                // `MSG alice text`: from a member we know of, as sent; never a line with a
+                // control character (every instance refuses those, but anyone may publish).
                 let sender = rest.split(' ').next().unwrap_or_default();
-                if instance.names.iter().any(|n| &**n == sender) {
+                if instance.names.iter().any(|n| &**n == sender) && !crate::line::has_control(what)
+                {
                     deliver.push(line(what));
                 }
             }
@@ -270,6 +272,7 @@ mod tests {
         presence.on_message(b"B MSG bob hi there", now, &mut got);
         presence.on_message(b"A MSG alice my own echo", now, &mut got);
         presence.on_message(b"B MSG mallory not a member", now, &mut got);
+        presence.on_message(b"B MSG bob hi\rMSG admin forged", now, &mut got);
         assert_eq!(texts(&got), ["JOIN bob", "MSG bob hi there"]);
         assert_eq!(room.list(), "alice bob");
         assert!(!room.claim("bob"), "a name on another instance is taken");
@@ -281,6 +284,25 @@ mod tests {
         presence.on_message(b"B LEFT bob", now, &mut got);
         assert_eq!(texts(&got), ["LEFT bob"]);
         assert_eq!(room.list(), "alice");
+    }
+
+    #[test]
+    fn names_from_another_instance_are_compared_by_their_key() {
+        let room = Directory::new();
+        assert!(room.claim("alice")); // ours
+        let mut presence = Presence::new("A".into(), Arc::clone(&room));
+        let now = Instant::now();
+        let mut got = Vec::new();
+        presence.on_message(b"B JOIN Alice", now, &mut got);
+        presence.on_message(
+            "B HERE bob \u{0430}lice a\u{200B}b".as_bytes(),
+            now,
+            &mut got,
+        );
+        presence.on_message(b"B JOIN Bob", now, &mut got);
+        assert_eq!(texts(&got), ["JOIN bob"]);
+        assert_eq!(room.list(), "alice bob");
+        assert!(!room.claim("BOB"), "bob of the other instance has it");
     }
 
     #[test]

@@ -315,6 +315,13 @@ impl Conn {
         crate::tls::subject(certs.first()?)
     }
 
+    /// The name the certificate the client presented gives it (mutual TLS): its CN, else its
+    /// first DNS or e-mail name; `Some("")` when it gives none, `None` without a certificate.
+    pub fn client_identity(&self) -> Option<String> {
+        let certs = self.tls.as_ref()?.peer_certificates()?;
+        Some(crate::tls::certificate_name(certs.first()?).unwrap_or_default())
+    }
+
     /// Reads what the peer sent: TLS records are decrypted, handshake messages processed.
     /// Call it until it returns `WouldBlock` or `Closed` (readiness is edge-triggered).
     pub fn read(&mut self, buf: &mut [u8], traffic: &mut Traffic) -> ReadEvent {

@@ -16,6 +16,7 @@ pub mod line;
 pub mod listen;
 pub mod log;
 pub mod metrics;
+pub mod name;
 pub mod outbox;
 pub mod peer;
 pub mod procstat;

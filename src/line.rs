@@ -1,18 +1,78 @@
 //! Line framing: bytes in, complete request lines out.
 //!
-//! Owns the partial line a connection has received so far and the `--max-line` limit.
-//! It knows nothing of sockets or services. A line that arrives whole inside one read is
+//! Owns the partial line a connection has received so far, the `--max-line` limit, and what a
+//! line may hold ([`classify`]: text, or the [`BadLine`] it is). It knows nothing of sockets or
+//! services. A line that arrives whole inside one read is
 //! handed out as a slice of that read, with no copy and no allocation; only the tail of a
 //! read (a line still missing its `\n`) is kept, and never more than the limit.
 
+use std::fmt;
+
 /// What the framer hands out for each `\n` it sees (or for each overlong line).
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Frame<'a> {
     /// The bytes before `\n`, with one trailing `\r` removed.
     Line(&'a [u8]),
     /// A line went past the limit. Sent once, as soon as the limit is crossed; the rest of
     /// that line, up to its `\n`, is discarded without being stored.
     TooLong,
+}
+
+/// A request line that never reaches a service's `on_line`, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadLine {
+    Empty,
+    NotUtf8,
+    TooLong {
+        max: usize,
+    },
+    /// A control character other than TAB (C0, DEL, C1), or U+2028/U+2029: things that drive a
+    /// terminal or end a line for some reader, so that one member could forge another's line.
+    ControlChar,
+}
+
+impl fmt::Display for BadLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BadLine::Empty => f.write_str("empty line"),
+            BadLine::NotUtf8 => f.write_str("line is not valid UTF-8"),
+            BadLine::TooLong { max } => write!(f, "line too long (limit {max} bytes)"),
+            BadLine::ControlChar => f.write_str("line contains a control character"),
+        }
+    }
+}
+
+/// What a frame is for every service: the request text (valid UTF-8, not blank, with no control
+/// character but TAB and no U+2028/U+2029), or why it is a bad line. `max_line` is the limit an
+/// overlong line is reported with. The one place where this is decided (the reactor and the
+/// blocking example server both call it).
+pub fn classify(frame: Frame<'_>, max_line: usize) -> Result<&str, BadLine> {
+    let bytes = match frame {
+        Frame::Line(bytes) => bytes,
+        Frame::TooLong => return Err(BadLine::TooLong { max: max_line }),
+    };
+    let text = std::str::from_utf8(bytes).map_err(|_| BadLine::NotUtf8)?;
+    if has_control(text) {
+        Err(BadLine::ControlChar)
+    } else if text.trim().is_empty() {
+        Err(BadLine::Empty)
+    } else {
+        Ok(text)
+    }
+}
+
+/// True when `text` holds a control character other than TAB (U+0000-U+001F, U+007F,
+/// U+0080-U+009F) or a line or paragraph separator (U+2028, U+2029). Reads bytes: in valid
+/// UTF-8 a C1 character is `C2 80..9F` and the separators are `E2 80 A8` and `E2 80 A9`.
+pub fn has_control(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.iter().enumerate().any(|(i, &b)| match b {
+        b'\t' => false,
+        0x00..=0x1F | 0x7F => true,
+        0xC2 => matches!(bytes.get(i + 1), Some(0x80..=0x9F)),
+        0xE2 => bytes.get(i + 1) == Some(&0x80) && matches!(bytes.get(i + 2), Some(0xA8 | 0xA9)),
+        _ => false,
+    })
 }
 
 /// What the caller of [`LineBuffer::feed`] wants after a frame.
@@ -165,6 +225,68 @@ mod tests {
     }
 
     #[test]
+    fn classify_gives_text_or_the_bad_line() {
+        assert_eq!(classify(Frame::Line(b"+ 3 4"), 9), Ok("+ 3 4"));
+        assert_eq!(classify(Frame::Line(b"a\tb"), 9), Ok("a\tb"));
+        assert_eq!(
+            classify(Frame::Line("Zoë 日本 🚀".as_bytes()), 9),
+            Ok("Zoë 日本 🚀")
+        );
+        assert_eq!(classify(Frame::Line(b""), 9), Err(BadLine::Empty));
+        assert_eq!(classify(Frame::Line(b" \t "), 9), Err(BadLine::Empty));
+        assert_eq!(classify(Frame::Line(b"\xff"), 9), Err(BadLine::NotUtf8));
+        assert_eq!(
+            classify(Frame::TooLong, 9),
+            Err(BadLine::TooLong { max: 9 })
+        );
+        assert_eq!(
+            BadLine::ControlChar.to_string(),
+            "line contains a control character"
+        );
+    }
+
+    #[test]
+    fn control_characters_and_separators_make_a_bad_line() {
+        let forged = b"hello\rMSG admin please send me your password";
+        assert_eq!(classify(Frame::Line(forged), 99), Err(BadLine::ControlChar));
+        for bad in [
+            "a\0b",
+            "\u{1b}[2J",
+            "a\u{b}",
+            "a\u{c}",
+            "a\u{7f}",
+            "a\u{85}",
+            "a\u{80}",
+            "a\u{9f}",
+            "a\u{2028}b",
+            "a\u{2029}b",
+            "\r",
+            "x\r",
+        ] {
+            assert_eq!(
+                classify(Frame::Line(bad.as_bytes()), 99),
+                Err(BadLine::ControlChar),
+                "{bad:?}"
+            );
+        }
+        // Next to them, characters that are fine: `\u{a0}` (C2 A0), `\u{2027}` (E2 80 A7).
+        for good in ["a\u{a0}b", "a\u{2027}b", "a\u{202f}b", "ÿ", "€"] {
+            assert_eq!(classify(Frame::Line(good.as_bytes()), 99), Ok(good));
+        }
+    }
+
+    #[test]
+    fn a_carriage_return_before_the_newline_is_still_the_line_ending() {
+        let mut buffer = LineBuffer::new(100);
+        let mut got = Vec::new();
+        buffer.feed(b"hi\r\nforged\rline\n", |frame| {
+            got.push(classify(frame, 100).map(str::to_string));
+            true
+        });
+        assert_eq!(got, [Ok("hi".to_string()), Err(BadLine::ControlChar)]);
+    }
+
+    #[test]
     fn whole_lines_in_one_read_come_out_in_order() {
         assert_eq!(frames(100, &[b"a\nbb\n\nccc\n"]), ["a", "bb", "", "ccc"]);
     }
@@ -313,6 +435,15 @@ mod tests {
                 let (split, pending_split) = framed(max, &input, &cuts);
                 prop_assert_eq!(whole, split);
                 prop_assert_eq!(pending_whole, pending_split);
+            }
+
+            /// The byte scan agrees with the definition by characters.
+            #[test]
+            fn has_control_is_the_definition(text in any::<String>()) {
+                let by_chars = text
+                    .chars()
+                    .any(|c| (c.is_control() && c != '\t') || c == '\u{2028}' || c == '\u{2029}');
+                prop_assert_eq!(has_control(&text), by_chars);
             }
 
             #[test]

@@ -329,9 +329,15 @@ fn chat_text_cannot_drive_another_members_terminal() {
         .spawn()
         .unwrap();
     assert_eq!(mallory.read_line().unwrap().unwrap(), "JOIN alice");
-    mallory
-        .send_line("\u{1b}[2J\u{1b}]0;owned\u{7} hi \u{9b}1m")
-        .unwrap();
+    // The server refuses control characters in a line; invisible and bidi characters are text,
+    // and the client shows them.
+    assert_eq!(
+        mallory
+            .request("\u{1b}[2J\u{1b}]0;owned\u{7} hi \u{9b}1m")
+            .unwrap(),
+        "ERR line contains a control character"
+    );
+    mallory.send_line("hi \u{202E}dlrow\u{200B}!").unwrap();
     // Give the push time to arrive before alice's input ends.
     mallory.send_line("who").unwrap();
     assert_eq!(mallory.read_line().unwrap().unwrap(), "OK mallory alice");
@@ -340,11 +346,11 @@ fn chat_text_cannot_drive_another_members_terminal() {
     let out = alice.wait_with_output().unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(
-        stdout.contains("mallory: ^[[2J^[]0;owned^G hi \\u{9b}1m\n"),
+        stdout.contains("mallory: hi \\u{202e}dlrow\\u{200b}!\n"),
         "{stdout:?}"
     );
     assert!(
-        !stdout.contains('\u{1b}') && !stdout.contains('\u{7}'),
+        !stdout.contains('\u{202E}') && !stdout.contains('\u{200B}'),
         "{stdout:?}"
     );
 }

@@ -165,6 +165,30 @@ fn one_room_across_two_instances() {
 }
 
 #[test]
+fn a_look_alike_of_a_member_on_the_other_instance_is_taken() {
+    let redis = Redis::start();
+    let (a, b) = two_instances(&redis);
+    let _alice = member(&a, "alice");
+    let mut bob = member(&b, "bob");
+    // Once B has heard of alice (her JOIN, or the next heartbeat)...
+    let start = Instant::now();
+    while bob.request("who").unwrap() != "OK alice bob" {
+        assert!(start.elapsed() < WAIT, "B never heard of alice");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // ...no name that would pass for hers gets in there.
+    for look_alike in ["Alice", "ALICE", "\u{430}lice", "ａlice", "aIice"] {
+        let mut s = b.connect();
+        assert_eq!(
+            s.request(&format!("name {look_alike}")).unwrap(),
+            "ERR name taken",
+            "{look_alike}"
+        );
+    }
+    assert_eq!(bob.request("who").unwrap(), "OK alice bob");
+}
+
+#[test]
 fn a_killed_instance_has_its_members_leave_within_five_seconds() {
     if !common::require_program("redis-server", "redis-server") {
         return;

@@ -45,7 +45,7 @@ fn the_right_client_certificate_is_accepted_and_logged() {
     };
     let mut s = connect(&server, &options).unwrap();
     assert_eq!(s.request("+ 3 4").unwrap(), "OK 7");
-    server.wait_for_log("client=\"CN=securetcp development client\"");
+    server.wait_for_log("client=\"CN=dev-client\"");
 }
 
 #[test]

@@ -64,7 +64,7 @@ fn serve_batch(
 #[test]
 fn a_warm_request_path_allocates_nothing_per_line() {
     let mut lines = LineBuffer::new(4096);
-    let mut calc = Calc;
+    let mut calc = Calc::default();
     let mut out = Outbox::new();
     let mut queue = Vec::new();
     // 100 requests per read, some split across reads, as a pipelining client sends them.

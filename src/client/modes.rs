@@ -284,7 +284,7 @@ pub fn local_check(service: &str, line: &str) -> Result<(), String> {
         return Err("empty line".into());
     }
     match common_command(line) {
-        Some(Common::Name(name)) => return check_name(name).map_err(str::to_string),
+        Some(Common::Name(name)) => return check_name(name).map_err(|why| why.to_string()),
         Some(_) => return Ok(()),
         None => {}
     }

@@ -179,7 +179,7 @@ impl Chat {
     pub fn log_in(&mut self, name: &str) -> Option<String> {
         let name = name.trim();
         if let Err(why) = check_name(name) {
-            self.login_error = Some(format!("{}.", capitalise(why)));
+            self.login_error = Some(format!("{}.", capitalise(&why.to_string())));
             return None;
         }
         self.login_error = None;
@@ -251,7 +251,7 @@ impl Chat {
                 }
                 None => {
                     let why = line.strip_prefix("ERR ").unwrap_or(line);
-                    self.login_error = Some(format!("{}.", capitalise(why)));
+                    self.login_error = Some(format!("{}.", capitalise(&why.to_string())));
                     // Offered again in the name field, to be changed.
                     self.suggested = asked;
                 }

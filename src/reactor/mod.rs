@@ -47,7 +47,7 @@ use crate::line::{Flow, Frame};
 use crate::log::{Log, Value};
 use crate::metrics::Counters;
 use crate::outbox::{Action, ConnId, Outbox};
-use crate::service::{BadLine, Service};
+use crate::service::Service;
 use crate::tls::TlsFiles;
 use crate::workers::{Shared, WAKER_TOKEN, WorkerMsg, WorkerParts};
 
@@ -599,6 +599,8 @@ impl Reactor {
                 )),
             }
         }
+        // Mutual TLS: the name the client's certificate gives it, for the service.
+        let identity = conn.client_identity();
         if let Some(refusal) = conn.refusal {
             conn.queue(refusal.reply());
             self.close(id, refusal.reason());
@@ -607,7 +609,8 @@ impl Reactor {
                 // A scrape is no client: it is neither greeted nor counted as one.
                 conn.greeted = true;
                 self.shared.greeted();
-                self.service.greeting(id, &mut self.outbox);
+                self.service
+                    .greeting(id, identity.as_deref(), &mut self.outbox);
             }
             if let Some(timeout) = self.settings.idle_timeout {
                 self.note_deadline(now + timeout);
@@ -937,21 +940,13 @@ fn dispatch_lines(
     lines.feed(data, |frame| {
         *requests += 1;
         let mark = out.mark();
+        match crate::line::classify(frame, max_line) {
+            Ok(text) => service.on_line(id, text, out),
+            Err(bad) => service.on_bad_line(id, bad, out),
+        }
         let request: &[u8] = match frame {
-            Frame::Line(bytes) => {
-                match std::str::from_utf8(bytes) {
-                    Ok(text) if text.trim().is_empty() => {
-                        service.on_bad_line(id, BadLine::Empty, out)
-                    }
-                    Ok(text) => service.on_line(id, text, out),
-                    Err(_) => service.on_bad_line(id, BadLine::NotUtf8, out),
-                }
-                bytes
-            }
-            Frame::TooLong => {
-                service.on_bad_line(id, BadLine::TooLong { max: max_line }, out);
-                b"(too long)"
-            }
+            Frame::Line(bytes) => bytes,
+            Frame::TooLong => b"(too long)",
         };
         if !out.take_quiet() && log.enabled() {
             log.line(format_args!(

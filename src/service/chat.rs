@@ -7,10 +7,15 @@
 //! theirs (`on_room_line`). No copy per member here, no thread per client anywhere. A member that
 //! does not read is cut off by the reactor past 1 MiB of queued output, and `on_close` then says
 //! `LEFT`.
+//!
+//! Names follow `crate::name`: a name that would pass for a member's (`Alice`, `аlice` while
+//! `alice` is here) is taken, and under mutual TLS a member's name is its certificate's.
 
 use std::sync::Arc;
 
-use super::{Common, ConnId, Outbox, Service, check_name, common_command, quit};
+use super::{
+    Certified, Common, ConnId, Outbox, Service, check_requested_name, common_command, hello, quit,
+};
 use crate::bus::Directory;
 
 pub const HELP: &str =
@@ -21,6 +26,8 @@ pub struct Chat {
     members: Vec<(ConnId, Box<str>)>,
     /// Every name in the room, on every reactor.
     room: Arc<Directory>,
+    /// Certificate names under mutual TLS: the only name each of those clients may take.
+    certified: Certified,
 }
 
 impl Chat {
@@ -34,6 +41,7 @@ impl Chat {
         Chat {
             members: Vec::new(),
             room,
+            certified: Certified::default(),
         }
     }
 
@@ -53,8 +61,17 @@ impl Chat {
     }
 
     fn log_in(&mut self, id: ConnId, name: &str, out: &mut Outbox) {
-        if let Err(why) = check_name(name) {
-            return out.send(id, format_args!("ERR {why}"));
+        let certificate = self.certified.of(id);
+        if let Err(why) = check_requested_name(name, certificate) {
+            // A look-alike of a member is taken, whatever else is wrong with it (`аlice`, with a
+            // Cyrillic `а`, mixes scripts too; what matters to its sender is that alice is here).
+            let look_alike = certificate.is_none()
+                && crate::name::check_form(name).is_ok()
+                && self.room.is_taken(name);
+            return match look_alike {
+                true => out.send(id, "ERR name taken"),
+                false => out.send(id, format_args!("ERR {why}")),
+            };
         }
         if !self.room.claim(name) {
             return out.send(id, "ERR name taken");
@@ -80,6 +97,11 @@ impl Service for Chat {
         "chat"
     }
 
+    fn greeting(&mut self, id: ConnId, identity: Option<&str>, out: &mut Outbox) {
+        self.certified.greet(id, identity);
+        hello(self.name(), id, out);
+    }
+
     fn on_line(&mut self, id: ConnId, line: &str, out: &mut Outbox) {
         let logged_in = self.name_of(id).is_some();
         match common_command(line) {
@@ -102,6 +124,7 @@ impl Service for Chat {
     }
 
     fn on_close(&mut self, id: ConnId, out: &mut Outbox) {
+        self.certified.forget(id);
         let Some(index) = self.members.iter().position(|(m, _)| *m == id) else {
             return;
         };
@@ -129,7 +152,7 @@ mod tests {
         let mut chat = Chat::new();
         let mut out = Outbox::new();
         for i in 1..=n {
-            chat.greeting(id(i), &mut out);
+            chat.greeting(id(i), None, &mut out);
             chat.on_line(id(i), &format!("name m{i}"), &mut out);
         }
         out.clear();
@@ -163,6 +186,90 @@ mod tests {
         assert!(lines[4].starts_with("ERR name must be"));
         assert_eq!(lines[5], "OK welcome bob, 2 online");
         assert_eq!(lines[6], "ERR already logged in");
+    }
+
+    #[test]
+    fn look_alikes_of_a_member_are_taken_and_invisible_characters_refused() {
+        let (mut chat, mut out) = room(0);
+        chat.on_line(id(1), "name alice", &mut out);
+        let attempts = [
+            ("Alice", "ERR name taken"),
+            ("ALICE", "ERR name taken"),
+            ("ａlice", "ERR name taken"),
+            ("аlice", "ERR name taken"), // Cyrillic а: mixes scripts, but taken first
+            ("aIice", "ERR name taken"),
+            (
+                "a\u{200B}lice",
+                "ERR name must not contain invisible or format characters (it holds U+200B)",
+            ),
+            (
+                "alice\u{200D}",
+                "ERR name must not contain invisible or format characters (it holds U+200D)",
+            ),
+            (
+                "\u{202E}alice",
+                "ERR name must not contain invisible or format characters (it holds U+202E)",
+            ),
+            ("pаypal", "ERR name must not mix Latin and Cyrillic letters"),
+        ];
+        for (n, (name, reply)) in attempts.iter().enumerate() {
+            let guest = id(10 + n as u64);
+            chat.on_line(guest, &format!("name {name}"), &mut out);
+            assert_eq!(out.lines_for(guest), [*reply], "{name:?}");
+        }
+        // Different names are names of their own, shown as typed.
+        for (n, name) in ["alicia", "Zoë", "日本"].iter().enumerate() {
+            chat.on_line(id(30 + n as u64), &format!("name {name}"), &mut out);
+        }
+        chat.on_line(id(1), "who", &mut out);
+        assert_eq!(
+            out.lines_for(id(1)).last().unwrap(),
+            "OK alice alicia Zoë 日本"
+        );
+        // Once alice has left, `Alice` may have the name, and keeps her capital.
+        chat.on_close(id(1), &mut out);
+        chat.on_line(id(40), "name Alice", &mut out);
+        assert_eq!(out.lines_for(id(40)), ["OK welcome Alice, 4 online"]);
+    }
+
+    #[test]
+    fn under_mutual_tls_the_certificate_names_the_member() {
+        let mut chat = Chat::new();
+        let mut out = Outbox::new();
+        chat.greeting(id(1), Some("alice"), &mut out);
+        chat.greeting(id(2), Some("securetcp development client"), &mut out);
+        chat.greeting(id(3), Some(""), &mut out);
+        out.clear();
+        chat.on_line(id(1), "name bob", &mut out);
+        chat.on_line(id(1), "hello", &mut out);
+        chat.on_line(id(1), "name alice", &mut out);
+        assert_eq!(
+            out.lines_for(id(1)),
+            [
+                "ERR your certificate names you alice",
+                "ERR log in first: name <NAME>",
+                "OK welcome alice, 1 online"
+            ]
+        );
+        chat.on_line(id(2), "name securetcp development client", &mut out);
+        chat.on_line(id(2), "name x", &mut out);
+        let lines = out.lines_for(id(2));
+        assert!(
+            lines[0].starts_with(
+                "ERR your certificate's name securetcp development client cannot be used: name must be"
+            ),
+            "{lines:?}"
+        );
+        assert_eq!(
+            lines[1],
+            "ERR your certificate names you securetcp development client"
+        );
+        chat.on_line(id(3), "name carol", &mut out);
+        assert_eq!(
+            out.lines_for(id(3)),
+            ["ERR your certificate gives no name (no CN, DNS or e-mail name)"]
+        );
+        assert_eq!(chat.room.list(), "alice");
     }
 
     #[test]
@@ -245,6 +352,55 @@ mod tests {
         one.on_close(id(1), &mut out1);
         assert_eq!(out1.published(), ["LEFT alice"]);
         assert_eq!(room.list(), "bob");
+    }
+
+    #[test]
+    fn a_look_alike_on_another_worker_is_taken() {
+        let room = Directory::new();
+        let (mut one, mut two) = (Chat::in_room(room.clone()), Chat::in_room(room.clone()));
+        let (mut out1, mut out2) = (Outbox::new(), Outbox::new());
+        one.on_line(id(1), "name alice", &mut out1);
+        two.on_line(id(2), "name Alice", &mut out2);
+        assert_eq!(out2.lines_for(id(2)), ["ERR name taken"]);
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Letters that look alike, or fold alike, across scripts and cases, and some that do not.
+        const ALPHABET: &[&str] = &[
+            "a", "а", "A", "А", "ａ", "l", "I", "1", "|", "i", "ı", "e", "е", "E", "o", "о", "0",
+            "O", "rn", "m", "c", "с", "ß", "ss", "é", "e\u{301}", "x",
+        ];
+
+        fn name() -> impl Strategy<Value = String> {
+            prop::collection::vec(prop::sample::select(ALPHABET), 1..5).prop_map(|p| p.concat())
+        }
+
+        fn welcomed(out: &Outbox, who: ConnId) -> bool {
+            out.lines_for(who)
+                .iter()
+                .any(|l| l.starts_with("OK welcome"))
+        }
+
+        proptest! {
+            /// Two names with one UTS #39 skeleton, or one NFKC + case-folded form, never both
+            /// get `OK welcome`, whichever logs in first.
+            #[test]
+            fn names_that_render_alike_never_both_get_in(a in name(), b in name()) {
+                let mut chat = Chat::new();
+                let mut out = Outbox::new();
+                chat.on_line(id(1), &format!("name {a}"), &mut out);
+                chat.on_line(id(2), &format!("name {b}"), &mut out);
+                let skeleton = |s: &str| unicode_security::skeleton(s).collect::<String>();
+                let fold = |s: &str| caseless::default_case_fold_str(&s.nfkc().collect::<String>());
+                use unicode_normalization::UnicodeNormalization;
+                if skeleton(&a) == skeleton(&b) || fold(&a) == fold(&b) {
+                    prop_assert!(!(welcomed(&out, id(1)) && welcomed(&out, id(2))), "{a:?} and {b:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -10,29 +10,32 @@ pub mod quiz;
 pub mod scrape;
 pub mod sum;
 
-use std::fmt;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::bus::Directory;
+
+pub use crate::line::BadLine;
 
 pub use crate::outbox::{ConnId, Outbox};
 
 /// The version in the greeting (`HELLO calc securetcp/0.1.0`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// The longest name a client may take (SPEC: 1–32 characters, no spaces).
-pub const MAX_NAME_CHARS: usize = 32;
+pub use crate::name::MAX_NAME_CHARS;
 
 pub trait Service: Send {
     /// The name in the greeting and on the ready line: `calc`, `chat`, `sum`, `quiz`.
     fn name(&self) -> &'static str;
 
     /// The TLS handshake is done (or the plain connection accepted): greet the client.
-    fn greeting(&mut self, id: ConnId, out: &mut Outbox) {
-        out.send(
-            id,
-            format_args!("HELLO {} securetcp/{VERSION}", self.name()),
-        );
+    /// `identity` is the name its certificate gives it under mutual TLS (`crate::tls::
+    /// certificate_name`; `Some("")` for a certificate that gives none), `None` without a
+    /// client certificate. A service that has a `name` command keeps it until `on_close`: with
+    /// a certificate, that is the only name the client may take (see [`check_requested_name`]).
+    fn greeting(&mut self, id: ConnId, identity: Option<&str>, out: &mut Outbox) {
+        let _ = identity;
+        hello(self.name(), id, out);
     }
 
     /// One request line (without `\n`, valid UTF-8, not empty, within `--max-line`).
@@ -51,22 +54,56 @@ pub trait Service: Send {
     fn on_room_line(&mut self, _lines: &[u8], _out: &mut Outbox) {}
 }
 
-/// A request line that never reaches `on_line`, and why.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BadLine {
-    Empty,
-    NotUtf8,
-    TooLong { max: usize },
+/// `HELLO <service> securetcp/<version>`.
+pub fn hello(service: &str, id: ConnId, out: &mut Outbox) {
+    out.send(id, format_args!("HELLO {service} securetcp/{VERSION}"));
 }
 
-impl fmt::Display for BadLine {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BadLine::Empty => f.write_str("empty line"),
-            BadLine::NotUtf8 => f.write_str("line is not valid UTF-8"),
-            BadLine::TooLong { max } => write!(f, "line too long (limit {max} bytes)"),
+/// The certificate names of a reactor's clients (mutual TLS), from greeting to close. Empty, and
+/// never allocated, without `--client-ca`.
+#[derive(Debug, Default)]
+pub struct Certified(HashMap<ConnId, Box<str>>);
+
+impl Certified {
+    /// Notes the `identity` handed to `Service::greeting`.
+    pub fn greet(&mut self, id: ConnId, identity: Option<&str>) {
+        if let Some(name) = identity {
+            self.0.insert(id, name.into());
         }
     }
+
+    /// The name the certificate of `id` gives, if it presented one.
+    pub fn of(&self, id: ConnId) -> Option<&str> {
+        self.0.get(&id).map(|n| &**n)
+    }
+
+    pub fn forget(&mut self, id: ConnId) {
+        self.0.remove(&id);
+    }
+}
+
+/// May a client take `name` (`name NAME`, any service)? Without a certificate, when the name
+/// follows [`check_name`]. With one (`certificate` is its name, see `Service::greeting`), only
+/// that name, and only when it is valid: otherwise `Err` with the reason, written for a person
+/// (`your certificate names you alice`).
+pub fn check_requested_name(name: &str, certificate: Option<&str>) -> Result<(), String> {
+    let Some(certified) = certificate else {
+        return check_name(name).map_err(|why| why.to_string());
+    };
+    if certified.is_empty() {
+        return Err("your certificate gives no name (no CN, DNS or e-mail name)".into());
+    }
+    // The certificate's name goes into a reply: shown escaped when it is no valid name (it may
+    // hold anything, a newline too).
+    let valid = check_name(certified);
+    let shown = match valid {
+        Ok(()) => certified.to_string(),
+        Err(_) => certified.escape_debug().to_string(),
+    };
+    if name != certified {
+        return Err(format!("your certificate names you {shown}"));
+    }
+    valid.map_err(|why| format!("your certificate's name {shown} cannot be used: {why}"))
 }
 
 /// The service names `--service` accepts.
@@ -81,7 +118,7 @@ pub fn create(
     room: &Arc<Directory>,
 ) -> Result<Box<dyn Service>, String> {
     match name {
-        "calc" => Ok(Box::new(calc::Calc)),
+        "calc" => Ok(Box::new(calc::Calc::default())),
         "chat" => Ok(Box::new(chat::Chat::in_room(Arc::clone(room)))),
         "sum" => Ok(Box::new(sum::Sum::new(server_name, number))),
         "quiz" => Ok(Box::new(quiz::Quiz::seeded_from_clock())),
@@ -114,23 +151,24 @@ pub fn common_command(line: &str) -> Option<Common<'_>> {
     }
 }
 
-/// SPEC's rule for names in every service: 1–32 characters, no whitespace.
-pub fn check_name(name: &str) -> Result<(), &'static str> {
-    let chars = name.chars().count();
-    if chars == 0 || chars > MAX_NAME_CHARS || name.chars().any(|c| c.is_whitespace()) {
-        Err("name must be 1-32 characters without spaces")
-    } else if name.chars().any(|c| c.is_control()) {
-        Err("name must not contain control characters")
-    } else {
-        Ok(())
-    }
+/// The rule for names in every service (see [`crate::name::check`]): 1-32 characters, no
+/// whitespace, control, invisible or format characters, no letters of scripts no language mixes.
+pub fn check_name(name: &str) -> Result<(), crate::name::NameError> {
+    crate::name::check(name)
 }
 
-/// The usual answers to `name`, `help` and `q`, for services with nothing special to add.
+/// The usual answers to `name`, `help` and `q`, for services with nothing special to add;
+/// `certificate` is the client's certificate name, if any (see [`check_requested_name`]).
 /// Returns false when the line is not one of them.
-pub fn answer_common(line: &str, id: ConnId, help: &str, out: &mut Outbox) -> bool {
+pub fn answer_common(
+    line: &str,
+    id: ConnId,
+    help: &str,
+    certificate: Option<&str>,
+    out: &mut Outbox,
+) -> bool {
     match common_command(line) {
-        Some(Common::Name(name)) => match check_name(name) {
+        Some(Common::Name(name)) => match check_requested_name(name, certificate) {
             Ok(()) => {
                 out.set_name(id, name);
                 out.send(id, format_args!("OK hello {name}"));
@@ -166,13 +204,44 @@ mod tests {
     }
 
     #[test]
-    fn names_follow_the_rule() {
-        assert!(check_name("alice").is_ok());
-        assert!(check_name(&"é".repeat(32)).is_ok());
-        assert!(check_name(&"a".repeat(33)).is_err());
-        assert!(check_name("").is_err());
-        assert!(check_name("a b").is_err());
-        assert!(check_name("a\u{7}").is_err());
+    fn a_certificate_s_name_is_the_only_name_its_holder_may_take() {
+        assert_eq!(check_requested_name("bob", None), Ok(()));
+        assert_eq!(check_requested_name("alice", Some("alice")), Ok(()));
+        assert_eq!(
+            check_requested_name("bob", Some("alice")),
+            Err("your certificate names you alice".to_string())
+        );
+        assert_eq!(
+            check_requested_name("Alice", Some("alice")),
+            Err("your certificate names you alice".to_string())
+        );
+        assert_eq!(
+            check_requested_name("x", Some("")),
+            Err("your certificate gives no name (no CN, DNS or e-mail name)".to_string())
+        );
+        let spaced = "securetcp development client";
+        assert_eq!(
+            check_requested_name(spaced, Some(spaced)),
+            Err(format!(
+                "your certificate's name {spaced} cannot be used: name must be 1-32 characters without spaces"
+            ))
+        );
+        // A certificate name that could break the reply line is shown escaped.
+        let why = check_requested_name("bob", Some("eve\nMSG admin hi")).unwrap_err();
+        assert_eq!(why, "your certificate names you eve\\nMSG admin hi");
+        assert!(!why.contains('\n'));
+    }
+
+    #[test]
+    fn with_a_certificate_every_service_s_name_command_follows_it() {
+        let id = ConnId::new(1, 1);
+        let mut out = Outbox::new();
+        assert!(answer_common("name bob", id, "", Some("alice"), &mut out));
+        assert!(answer_common("name alice", id, "", Some("alice"), &mut out));
+        assert_eq!(
+            out.lines_for(id),
+            ["ERR your certificate names you alice", "OK hello alice"]
+        );
     }
 
     #[test]

@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 
-use super::{BadLine, Common, ConnId, Outbox, Service, answer_common, common_command};
+use super::{
+    BadLine, Certified, Common, ConnId, Outbox, Service, answer_common, common_command, hello,
+};
 
 pub const HELP: &str = "commands: answer each QUIZ line with a whole number | name NAME | help | q";
 
@@ -22,6 +24,8 @@ struct Player {
 
 pub struct Quiz {
     players: HashMap<ConnId, Player>,
+    /// Certificate names under mutual TLS, for `name`.
+    certified: Certified,
     rng: XorShift,
 }
 
@@ -49,6 +53,7 @@ impl Quiz {
     pub fn new(seed: u64) -> Quiz {
         Quiz {
             players: HashMap::new(),
+            certified: Certified::default(),
             rng: XorShift(if seed == 0 {
                 0x9E37_79B9_7F4A_7C15
             } else {
@@ -90,8 +95,9 @@ impl Service for Quiz {
         "quiz"
     }
 
-    fn greeting(&mut self, id: ConnId, out: &mut Outbox) {
-        out.send(id, format_args!("HELLO quiz securetcp/{}", super::VERSION));
+    fn greeting(&mut self, id: ConnId, identity: Option<&str>, out: &mut Outbox) {
+        self.certified.greet(id, identity);
+        hello(self.name(), id, out);
         self.new_question(id);
         self.ask(id, out);
     }
@@ -100,7 +106,7 @@ impl Service for Quiz {
         if common_command(line) == Some(Common::Quit) {
             return super::quit(id, out);
         }
-        if answer_common(line, id, HELP, out) {
+        if answer_common(line, id, HELP, self.certified.of(id), out) {
             return self.ask(id, out); // name and help: their OK, then the same question again
         }
         let Ok(answer) = line.trim().parse::<i64>() else {
@@ -138,6 +144,7 @@ impl Service for Quiz {
 
     fn on_close(&mut self, id: ConnId, _out: &mut Outbox) {
         self.players.remove(&id);
+        self.certified.forget(id);
     }
 }
 
@@ -159,7 +166,7 @@ mod tests {
         let id = ConnId::new(1, 0);
         let mut quiz = Quiz::new(42);
         let mut out = Outbox::new();
-        quiz.greeting(id, &mut out);
+        quiz.greeting(id, None, &mut out);
         let lines = out.lines_for(id);
         assert!(lines[0].starts_with("HELLO quiz "));
         answer_of(&lines[1]);
@@ -170,7 +177,7 @@ mod tests {
         let id = ConnId::new(1, 0);
         let mut quiz = Quiz::new(7);
         let mut out = Outbox::new();
-        quiz.greeting(id, &mut out);
+        quiz.greeting(id, None, &mut out);
         let q1 = out.lines_for(id)[1].clone();
         out.clear();
         quiz.on_line(id, &answer_of(&q1).to_string(), &mut out);
@@ -194,7 +201,7 @@ mod tests {
         let id = ConnId::new(1, 0);
         let mut quiz = Quiz::new(3);
         let mut out = Outbox::new();
-        quiz.greeting(id, &mut out);
+        quiz.greeting(id, None, &mut out);
         let question = out.lines_for(id)[1].clone();
         out.clear();
         quiz.on_line(id, "seven", &mut out);
@@ -232,7 +239,7 @@ mod tests {
         let id = ConnId::new(1, 0);
         let mut quiz = Quiz::new(1);
         let mut out = Outbox::new();
-        quiz.greeting(id, &mut out);
+        quiz.greeting(id, None, &mut out);
         quiz.on_close(id, &mut out);
         assert!(quiz.players.is_empty());
     }

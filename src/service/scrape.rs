@@ -91,7 +91,7 @@ impl Service for Scrape {
     }
 
     /// HTTP clients speak first: no greeting.
-    fn greeting(&mut self, _id: ConnId, _out: &mut Outbox) {}
+    fn greeting(&mut self, _id: ConnId, _identity: Option<&str>, _out: &mut Outbox) {}
 
     fn on_line(&mut self, id: ConnId, line: &str, out: &mut Outbox) {
         if self.pending.contains_key(&id) {
@@ -109,7 +109,7 @@ impl Service for Scrape {
     fn on_bad_line(&mut self, id: ConnId, bad: BadLine, out: &mut Outbox) {
         let answer = match bad {
             BadLine::Empty => self.pending.get(&id).copied(),
-            BadLine::NotUtf8 | BadLine::TooLong { .. } => None,
+            BadLine::NotUtf8 | BadLine::TooLong { .. } | BadLine::ControlChar => None,
         };
         match answer {
             Some(Answer::Metrics) => {

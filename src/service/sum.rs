@@ -2,7 +2,7 @@
 //! `OK Server of <server-name>;<M>`, and the log gets `N (client) + M (server) = N+M`.
 //! A bad number is an `ERR` and the conversation goes on: one client can never stop the server.
 
-use super::{ConnId, Outbox, Service, answer_common};
+use super::{Certified, ConnId, Outbox, Service, answer_common, hello};
 use crate::log::Value;
 
 pub const HELP: &str = "commands: Client of <NAME>;<N> with N from 1 to 100 | name NAME | help | q";
@@ -13,6 +13,8 @@ pub const RANGE: std::ops::RangeInclusive<i64> = 1..=100;
 pub struct Sum {
     server_name: String,
     number: i64,
+    /// Certificate names under mutual TLS, for `name`.
+    certified: Certified,
 }
 
 impl Sum {
@@ -20,6 +22,7 @@ impl Sum {
         Sum {
             server_name: server_name.to_string(),
             number,
+            certified: Certified::default(),
         }
     }
 }
@@ -83,8 +86,13 @@ impl Service for Sum {
         "sum"
     }
 
+    fn greeting(&mut self, id: ConnId, identity: Option<&str>, out: &mut Outbox) {
+        self.certified.greet(id, identity);
+        hello(self.name(), id, out);
+    }
+
     fn on_line(&mut self, id: ConnId, line: &str, out: &mut Outbox) {
-        if answer_common(line, id, HELP, out) {
+        if answer_common(line, id, HELP, self.certified.of(id), out) {
             return;
         }
         match parse_exchange(line) {
@@ -101,6 +109,10 @@ impl Service for Sum {
             Err(ExchangeError::BadName(why)) => out.send(id, format_args!("ERR {why}")),
             Err(ExchangeError::NotAnExchange) => out.send(id, "ERR expected: Client of <NAME>;<N>"),
         }
+    }
+
+    fn on_close(&mut self, id: ConnId, _out: &mut Outbox) {
+        self.certified.forget(id);
     }
 }
 
