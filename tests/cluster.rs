@@ -166,6 +166,9 @@ fn one_room_across_two_instances() {
 
 #[test]
 fn a_look_alike_of_a_member_on_the_other_instance_is_taken() {
+    if !common::require_program("redis-server", "redis-server") {
+        return;
+    }
     let redis = Redis::start();
     let (a, b) = two_instances(&redis);
     let _alice = member(&a, "alice");
