@@ -24,6 +24,7 @@ pub mod proxy;
 pub mod rate;
 pub mod reactor;
 pub mod service;
+pub mod signals;
 pub mod systemd;
 pub mod tls;
 pub mod workers;

@@ -10,6 +10,8 @@ use securetcp::log::Log;
 use securetcp::{service, tls, workers};
 
 fn main() -> ExitCode {
+    // Before any thread starts: no signal but SIGINT/SIGTERM may end the server.
+    securetcp::signals::ignore_the_harmless();
     // Before any thread starts: it reads and removes systemd's variables.
     let passed = securetcp::systemd::passed_listeners();
     let args: Vec<String> = std::env::args().skip(1).collect();

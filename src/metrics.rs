@@ -190,7 +190,7 @@ pub fn render(c: &Counters, chat_members: usize, workers: usize) -> String {
         (
             "securetcp_log_dropped_lines_total",
             "counter",
-            "Log lines dropped because the disk could not keep up.",
+            "Log lines not written: the disk could not keep up, or failed (full).",
             c.log_dropped,
         ),
         (

@@ -200,8 +200,7 @@ impl Reactor {
         }
         let signals = match index {
             0 => {
-                use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-                let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])
+                let mut signals = Signals::new(crate::signals::HANDLED)
                     .map_err(|e| format!("cannot install signal handlers: {e}"))?;
                 poll.registry()
                     .register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)
@@ -806,17 +805,23 @@ impl Reactor {
         }
     }
 
-    /// Worker 0's signals: SIGINT/SIGTERM shut every worker down; SIGHUP reloads the TLS files.
+    /// Worker 0's signals (`signals`): SIGINT/SIGTERM shut every worker down; SIGHUP reloads
+    /// the TLS files and reopens the log; SIGUSR1 reopens the log.
     fn on_signal(&mut self) {
         let Some(signals) = self.signals.as_mut() else {
             return;
         };
-        let (mut stop, mut reload) = (false, false);
+        let (mut stop, mut reload, mut reopen) = (false, false, false);
         for signal in signals.pending() {
-            match signal {
-                signal_hook::consts::SIGHUP => reload = true,
-                _ => stop = true,
-            }
+            let asked = crate::signals::asked(signal);
+            (stop, reload, reopen) = (
+                stop || asked.stop,
+                reload || asked.reload_tls,
+                reopen || asked.reopen_log,
+            );
+        }
+        if reopen {
+            self.log.reopen();
         }
         if reload {
             self.reload_tls();

@@ -5,19 +5,21 @@
 //! disk. With several workers each has its own `Log` (`another`), all feeding the same writer,
 //! one file. The writer gives emptied buffers back for reuse. `LogWriter::finish` waits until
 //! every `Log` has handed over the rest and the writer has written it, so a clean shutdown
-//! leaves a complete log.
+//! leaves a complete log. The writer thread and its file, through a full disk and logrotate,
+//! are `sink`'s.
+
+mod sink;
 
 use std::fmt::{self, Write as _};
-use std::fs::OpenOptions;
-use std::io::{self, Write};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::LogTarget;
 use crate::outbox::ByteWriter;
+use sink::{Output, Sink, ToWriter};
 
 /// Values longer than this are cut in the log (a request line may be 4 KiB or more).
 const MAX_VALUE_BYTES: usize = 200;
@@ -28,9 +30,6 @@ const MAX_VALUE_BYTES: usize = 200;
 /// bound, and must not stall the reactor either.
 const MAX_IN_FLIGHT: usize = 4 << 20;
 const MAX_BUFFERED: usize = 4 << 20;
-
-/// Buffers larger than this are not kept for reuse after a burst.
-const KEEP_BUFFER: usize = 256 * 1024;
 
 pub struct Log {
     buffer: Vec<u8>,
@@ -43,16 +42,17 @@ pub struct Log {
     writer: Option<Writer>,
 }
 
-/// A full buffer for the writer, and where to give it back once written.
-type Chunk = (Vec<u8>, Sender<Vec<u8>>);
-
 /// One `Log`'s way to the writer thread.
 struct Writer {
-    to_writer: Sender<Chunk>,
+    to_writer: Sender<ToWriter>,
     give_back: Sender<Vec<u8>>,
     recycled: Receiver<Vec<u8>>,
     /// Bytes handed to the writer thread and not yet written (shared by every `Log`).
     in_flight: Arc<AtomicUsize>,
+    /// Lines the writer could not write (a full disk): shared by every `Log`, and counted in
+    /// the metrics by the first one only (`Log::open`'s), so the workers' sum counts them once.
+    lost_by_writer: Arc<AtomicU64>,
+    counts_writer_losses: bool,
 }
 
 /// The writer thread; `finish` waits for it once every `Log` is finished or dropped.
@@ -84,25 +84,25 @@ impl Log {
     /// Opens the log and starts its writer thread. Finish every `Log` (or drop it), then the
     /// `LogWriter`.
     pub fn open(target: &LogTarget) -> Result<(Log, LogWriter), String> {
-        let sink: Box<dyn Write + Send> = match target {
+        let output = match target {
             LogTarget::Off => return Ok((Log::off(), LogWriter { thread: None })),
-            LogTarget::Stderr => Box::new(io::stderr()),
-            LogTarget::File(path) => Box::new(
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(|e| format!("cannot open log {}: {e}", path.display()))?,
-            ),
+            LogTarget::Stderr => Output::Stderr,
+            LogTarget::File(path) => Output::open(path)
+                .map_err(|e| format!("cannot open log {}: {e}", path.display()))?,
         };
-        let (to_writer, from_reactors) = mpsc::channel::<Chunk>();
+        let (to_writer, from_reactors) = mpsc::channel::<ToWriter>();
         let in_flight = Arc::new(AtomicUsize::new(0));
+        let lost_by_writer = Arc::new(AtomicU64::new(0));
+        let sink = Sink::new(output, Arc::clone(&lost_by_writer));
         let written = Arc::clone(&in_flight);
         let thread = std::thread::Builder::new()
             .name("log-writer".into())
-            .spawn(move || write_loop(sink, from_reactors, written))
+            .spawn(move || sink.run(from_reactors, written))
             .map_err(|e| format!("cannot start the log writer: {e}"))?;
-        let log = Log::front(to_writer, in_flight);
+        let mut log = Log::front(to_writer, in_flight, lost_by_writer);
+        if let Some(writer) = log.writer.as_mut() {
+            writer.counts_writer_losses = true;
+        }
         Ok((
             log,
             LogWriter {
@@ -111,7 +111,11 @@ impl Log {
         ))
     }
 
-    fn front(to_writer: Sender<Chunk>, in_flight: Arc<AtomicUsize>) -> Log {
+    fn front(
+        to_writer: Sender<ToWriter>,
+        in_flight: Arc<AtomicUsize>,
+        lost_by_writer: Arc<AtomicU64>,
+    ) -> Log {
         let (give_back, recycled) = mpsc::channel::<Vec<u8>>();
         let mut log = Log {
             buffer: Vec::with_capacity(64 * 1024),
@@ -123,6 +127,8 @@ impl Log {
                 give_back,
                 recycled,
                 in_flight,
+                lost_by_writer,
+                counts_writer_losses: false,
             }),
         };
         log.set_time(SystemTime::now());
@@ -133,7 +139,11 @@ impl Log {
     pub fn another(&self) -> Log {
         match &self.writer {
             None => Log::off(),
-            Some(w) => Log::front(w.to_writer.clone(), Arc::clone(&w.in_flight)),
+            Some(w) => Log::front(
+                w.to_writer.clone(),
+                Arc::clone(&w.in_flight),
+                Arc::clone(&w.lost_by_writer),
+            ),
         }
     }
 
@@ -142,9 +152,15 @@ impl Log {
         self.dropped
     }
 
-    /// Lines dropped since this `Log` began (for the metrics).
+    /// Lines dropped since this `Log` began (for the metrics): those it could not hand over
+    /// (the disk fell behind), and, for the first `Log` only, every line the writer could not
+    /// write (a full disk), so that the sum over the workers counts each lost line once.
     pub fn dropped_total(&self) -> u64 {
-        self.dropped_reported + self.dropped
+        let by_writer = match &self.writer {
+            Some(w) if w.counts_writer_losses => w.lost_by_writer.load(Ordering::Relaxed),
+            _ => 0,
+        };
+        self.dropped_reported + self.dropped + by_writer
     }
 
     pub fn enabled(&self) -> bool {
@@ -203,7 +219,18 @@ impl Log {
         writer.in_flight.fetch_add(full.len(), Ordering::AcqRel);
         // If the writer thread is gone (its disk write panicked), the lines are lost but the
         // server goes on: a log must never take the service down.
-        let _ = writer.to_writer.send((full, writer.give_back.clone()));
+        let _ = writer
+            .to_writer
+            .send(ToWriter::Lines(full, writer.give_back.clone()));
+    }
+
+    /// Opens the log file again by its name once the lines handed over so far are written
+    /// (SIGUSR1, SIGHUP: logrotate has moved it). Nothing for stderr or `--no-log`.
+    pub fn reopen(&mut self) {
+        self.hand_over(true);
+        if let Some(writer) = &self.writer {
+            let _ = writer.to_writer.send(ToWriter::Reopen);
+        }
     }
 
     /// Hands over everything and lets go of the writer (shutdown); `LogWriter::finish` then
@@ -218,28 +245,6 @@ impl Drop for Log {
     fn drop(&mut self) {
         self.finish();
     }
-}
-
-fn write_loop(
-    mut sink: Box<dyn Write + Send>,
-    input: Receiver<Chunk>,
-    in_flight: Arc<AtomicUsize>,
-) {
-    let mut failed = false;
-    while let Ok((mut chunk, give_back)) = input.recv() {
-        if !failed {
-            if let Err(e) = sink.write_all(&chunk).and_then(|()| sink.flush()) {
-                eprintln!("securetcp: the server log cannot be written ({e}); logging stops");
-                failed = true;
-            }
-        }
-        in_flight.fetch_sub(chunk.len(), Ordering::AcqRel);
-        if chunk.capacity() <= KEEP_BUFFER {
-            chunk.clear();
-            let _ = give_back.send(chunk);
-        }
-    }
-    let _ = sink.flush();
 }
 
 /// A log value: bare when it is a simple word, else in double quotes with `"` and `\` escaped.
