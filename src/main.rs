@@ -41,7 +41,11 @@ fn usage_error(message: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn start(config: &Config, passed: Option<Vec<std::net::TcpListener>>) -> Result<(), String> {
+fn start(
+    config: &Config,
+    passed: Result<Option<Vec<std::net::TcpListener>>, String>,
+) -> Result<(), String> {
+    let passed = passed?;
     raise_descriptor_limit(config.max_clients);
     let tls = if config.tls {
         let (cert, key) = certificate_paths(config)?;

@@ -21,6 +21,7 @@ impl Reactor {
         if self.accept_paused_until.is_some() || self.shutdown_deadline.is_some() {
             return;
         }
+        let mut failures = 0;
         loop {
             let Some(listener) = self.listeners.get(index) else {
                 return;
@@ -33,9 +34,19 @@ impl Reactor {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
-                    // Out of descriptors. Retrying now would spin; wait until one is freed
-                    // (a close resumes at once) or the pause ends.
+                Err(e) => {
+                    // ECONNABORTED, and the network errors Linux hands on from a connection
+                    // that failed in the backlog (accept(2)), concern that one connection: the
+                    // next may be fine. But the same numbers come from a socket that can never
+                    // accept (EOPNOTSUPP from UDP), so only a few in a row are passed over.
+                    // Anything else (EMFILE, ENFILE, ENOBUFS, EINVAL from a socket that stopped
+                    // listening...) pauses accepting: retrying at once would spin the loop and
+                    // starve signals and timers. A close resumes at once (a freed descriptor),
+                    // else the pause's end.
+                    failures += 1;
+                    if failures < MAX_ACCEPT_FAILURES_IN_A_ROW && one_connection_failed(&e) {
+                        continue;
+                    }
                     self.log.line(format_args!(
                         "event=accept-paused error={}",
                         Value(e.to_string().as_bytes())
@@ -43,8 +54,6 @@ impl Reactor {
                     self.accept_paused_until = Some(self.now + ACCEPT_PAUSE);
                     return;
                 }
-                // ECONNABORTED and the like concern one connection that is already gone.
-                Err(_) => continue,
             }
         }
     }
@@ -206,4 +215,27 @@ impl Reactor {
         }
         true
     }
+}
+
+/// Failed accepts in one call before accepting pauses, whatever the error.
+const MAX_ACCEPT_FAILURES_IN_A_ROW: usize = 64;
+
+/// Errors that `accept` reports for one connection that failed while it waited in the backlog
+/// (ECONNABORTED; for TCP, accept(2) lists the network errors passed on this way).
+fn one_connection_failed(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::ECONNABORTED
+                | libc::EPROTO
+                | libc::ENETDOWN
+                | libc::ENOPROTOOPT
+                | libc::EHOSTDOWN
+                | libc::ENONET
+                | libc::EHOSTUNREACH
+                | libc::EOPNOTSUPP
+                | libc::ENETUNREACH
+                | libc::EPERM
+        )
+    )
 }
