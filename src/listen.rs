@@ -3,7 +3,12 @@
 //! owns a socket of its own on the same address and the kernel spreads new connections over them;
 //! with port 0 the first socket picks the port and the others take the same one.
 //!
-//! socket2 sets the options std's `TcpListener::bind` cannot (`SO_REUSEPORT`) before `bind`.
+//! `SO_REUSEPORT` joins this process's workers only: the first socket of each address is bound
+//! without it, so the bind fails (address in use) when any other socket already has the address,
+//! another server's `SO_REUSEPORT` group included, exactly as with one worker. Only once bound
+//! does it take `SO_REUSEPORT`, for this process's other workers to join it.
+//!
+//! socket2 sets the options std's `TcpListener::bind` cannot (`SO_REUSEPORT`).
 
 use std::net::{SocketAddr, ToSocketAddrs};
 
@@ -27,15 +32,18 @@ pub fn bind_all(specs: &[ListenSpec], workers: usize) -> Result<Bound, String> {
     let mut addrs = Vec::new();
     for spec in specs {
         for wanted in resolve(spec)? {
-            let share = workers > 1;
-            let first = bind(wanted, share)?;
+            let (first_role, others) = match workers {
+                1 => (Role::Alone, Role::Alone),
+                _ => (Role::First, Role::Join),
+            };
+            let first = bind(wanted, first_role)?;
             // With port 0 the others must join the port the first one got.
             let addr = first
                 .local_addr()
                 .map_err(|e| format!("cannot read the listening address: {e}"))?;
             sockets[0].push(first);
             for worker in sockets.iter_mut().skip(1) {
-                worker.push(bind(addr, share)?);
+                worker.push(bind(addr, others)?);
             }
             addrs.push(addr);
         }
@@ -43,17 +51,34 @@ pub fn bind_all(specs: &[ListenSpec], workers: usize) -> Result<Bound, String> {
     Ok(Bound { sockets, addrs })
 }
 
-fn bind(addr: SocketAddr, share: bool) -> Result<TcpListener, String> {
+/// A listening socket's part in its address's group of workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// One worker: the address is this socket's alone.
+    Alone,
+    /// The first of several: bound alone (so it fails if anyone else has the address), then
+    /// open to the others (`SO_REUSEPORT` after `bind`).
+    First,
+    /// One of the others, joining the first (`SO_REUSEPORT` before `bind`).
+    Join,
+}
+
+fn bind(addr: SocketAddr, role: Role) -> Result<TcpListener, String> {
     let fail = |e: std::io::Error| format!("cannot listen on {addr}: {e}");
     let socket =
         Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(fail)?;
     // As std's bind does: a restarted server can bind while old connections are in TIME_WAIT.
     socket.set_reuse_address(true).map_err(fail)?;
-    if share {
+    if role == Role::Join {
         socket.set_reuse_port(true).map_err(fail)?;
     }
     socket.set_nonblocking(true).map_err(fail)?;
     socket.bind(&addr.into()).map_err(fail)?;
+    if role == Role::First {
+        // Linux checks SO_REUSEPORT when a socket binds: set now, it lets our other workers
+        // in, while the bind above, without it, was refused if the address was anyone's.
+        socket.set_reuse_port(true).map_err(fail)?;
+    }
     socket.listen(BACKLOG).map_err(fail)?;
     Ok(TcpListener::from_std(socket.into()))
 }
@@ -78,7 +103,7 @@ pub fn from_passed(passed: Vec<std::net::TcpListener>, workers: usize) -> Result
 /// One plain listener on the first address of `spec` (the `--metrics` endpoint), and its address.
 pub fn bind_one(spec: &ListenSpec) -> Result<(TcpListener, SocketAddr), String> {
     let wanted = resolve(spec)?[0];
-    let listener = bind(wanted, false)?;
+    let listener = bind(wanted, Role::Alone)?;
     let addr = listener
         .local_addr()
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
@@ -113,6 +138,31 @@ mod tests {
         for worker in &bound.sockets {
             assert_eq!(worker.len(), 1);
             assert_eq!(worker[0].local_addr().unwrap(), bound.addrs[0]);
+        }
+    }
+
+    #[test]
+    fn workers_do_not_join_another_process_s_reuseport_group() {
+        // Another server's workers already listen on the address, SO_REUSEPORT on each.
+        let theirs = bind_all(
+            &[ListenSpec {
+                host: "127.0.0.1".into(),
+                port: 0,
+            }],
+            2,
+        )
+        .unwrap();
+        let port = theirs.addrs[0].port();
+        let taken = ListenSpec {
+            host: "127.0.0.1".into(),
+            port,
+        };
+        // This process's workers do not join it, however many.
+        for workers in [1, 2, 3] {
+            let err = bind_all(std::slice::from_ref(&taken), workers)
+                .err()
+                .unwrap();
+            assert!(err.contains("in use"), "{workers} workers: {err}");
         }
     }
 

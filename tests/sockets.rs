@@ -1,6 +1,6 @@
 //! Listening sockets that are not what they should be, against the real server: sockets passed
-//! by a service manager (LISTEN_FDS) that do not listen, and a listener that stops listening
-//! while the server runs.
+//! by a service manager (LISTEN_FDS) that do not listen, a listener that stops listening while
+//! the server runs, and a second server started on a port that is taken.
 
 mod common;
 
@@ -9,7 +9,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Server, TestDir, WAIT, cpu_time};
+use common::{Server, TestDir, WAIT, cpu_time, run_server};
 
 /// The server as systemd starts it with socket activation: `fds` become descriptors 3, 4, ...,
 /// `LISTEN_FDS` says how many there are (`count`, which may claim more), and `LISTEN_PID` is the
@@ -175,4 +175,44 @@ fn a_listener_that_stops_listening_never_spins_the_loop_and_sigterm_is_served() 
     server.wait_for_log("event=accept-paused error=\"Invalid argument");
     let took = server.stop_with(libc::SIGTERM);
     assert!(took < Duration::from_secs(3), "{took:?}");
+}
+
+#[test]
+fn a_second_server_with_workers_on_a_taken_port_fails_to_start() {
+    let first = Server::start(&["--workers", "2", "--no-tls"]);
+    let port = first.addr().port().to_string();
+    let dir = TestDir::new("second");
+    for workers in ["2", "1", "3"] {
+        let (status, stdout, stderr) = run_server(
+            &dir.0,
+            &[
+                "--workers",
+                workers,
+                "--no-tls",
+                "--service",
+                "quiz",
+                "127.0.0.1",
+                &port,
+            ],
+        );
+        assert_eq!(
+            status.code(),
+            Some(1),
+            "{workers} workers: {stdout}{stderr}"
+        );
+        assert!(stdout.is_empty(), "{stdout}");
+        assert!(
+            stderr.contains(&format!("cannot listen on 127.0.0.1:{port}"))
+                && stderr.contains("in use"),
+            "{stderr}"
+        );
+    }
+    // The first goes on alone: every client reaches it (a calc server, not a quiz).
+    for _ in 0..8 {
+        let mut stream = common::raw_tcp(first.addr());
+        let mut greeting = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(&mut stream), &mut greeting)
+            .unwrap();
+        assert!(greeting.starts_with("HELLO calc"), "{greeting}");
+    }
 }
