@@ -473,3 +473,60 @@ fn a_full_disk_loses_lines_counted_never_half_and_logging_resumes_when_room_is_m
     drop(server);
     drop(tmpfs);
 }
+
+#[test]
+fn a_log_output_that_takes_nothing_does_not_keep_the_server_from_stopping() {
+    use std::io::{BufRead, BufReader};
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // The log goes to stderr, a pipe nobody reads: once its 64 KiB are full, the writer waits.
+    let mut fds = [0; 2];
+    // SAFETY: pipe writes two new descriptors into the array.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: both were just made and are owned here alone.
+    let (unread, stderr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let dir = TestDir::new("stuck-log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_securetcp"))
+        .args(["--no-tls", "--log", "-", "127.0.0.1", "0"])
+        .current_dir(&dir.0)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    let addr: std::net::SocketAddr = ready.split(' ').nth(2).unwrap().parse().unwrap();
+    let stream = common::raw_tcp(addr);
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap(); // HELLO
+    // About 300 KB of log, far more than the pipe holds: every request is still answered.
+    for i in 0..3000 {
+        writer.write_all(format!("{i} + 1\n").as_bytes()).unwrap();
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        assert_eq!(line, format!("OK {}\n", i + 1));
+    }
+    writer.write_all(b"q\n").unwrap();
+    drop((reader, writer));
+    std::thread::sleep(Duration::from_millis(100));
+    let started = Instant::now();
+    // SAFETY: a signal to the child this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let pid = child.id() as i32;
+    let status = common::wait_for_exit(&mut child, Duration::from_secs(5), || {
+        // SAFETY: as above; the server must not outlive the test.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        "the server did not stop while its log output took nothing".to_string()
+    });
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(unread);
+}

@@ -5,17 +5,18 @@
 //! disk. With several workers each has its own `Log` (`another`), all feeding the same writer,
 //! one file. The writer gives emptied buffers back for reuse. `LogWriter::finish` waits until
 //! every `Log` has handed over the rest and the writer has written it, so a clean shutdown
-//! leaves a complete log. The writer thread and its file, through a full disk and logrotate,
-//! are `sink`'s.
+//! leaves a complete log; but no longer than `FINISH_WAIT`: an output that takes nothing (a
+//! pipe nobody reads, a hung network volume) must not keep the process from exiting. The
+//! writer thread and its file, through a full disk and logrotate, are `sink`'s.
 
 mod sink;
 
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::LogTarget;
 use crate::outbox::ByteWriter;
@@ -58,13 +59,41 @@ struct Writer {
 /// The writer thread; `finish` waits for it once every `Log` is finished or dropped.
 pub struct LogWriter {
     thread: Option<JoinHandle<()>>,
+    /// Told when the writer thread has written everything and ends.
+    done: Option<Receiver<()>>,
+    /// Where the log goes, for the warning when it could not be finished.
+    target: LogTarget,
 }
 
+/// How long `LogWriter::finish` waits for the last lines to be written. The reactors take up to
+/// 1.5 s to close their clients after SIGTERM, and the process must be gone within 2 s.
+const FINISH_WAIT: Duration = Duration::from_millis(300);
+
 impl LogWriter {
-    /// Waits until everything every `Log` handed over is written.
+    /// Waits until everything every `Log` handed over is written, at most `FINISH_WAIT` once
+    /// every `Log` is finished; past that the rest is lost, and stderr says so (unless the log
+    /// is stderr, which is then what does not take it).
     pub fn finish(mut self) {
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        let finished = self
+            .done
+            .take()
+            .map_or(Ok(()), |done| done.recv_timeout(FINISH_WAIT));
+        match finished {
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => {
+                let _ = thread.join();
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if let LogTarget::File(path) = &self.target {
+                    sink::warn(&format!(
+                        "the server log {} took no more lines for {FINISH_WAIT:?}; the last ones \
+                         are lost",
+                        path.display()
+                    ));
+                }
+            }
         }
     }
 }
@@ -85,7 +114,14 @@ impl Log {
     /// `LogWriter`.
     pub fn open(target: &LogTarget) -> Result<(Log, LogWriter), String> {
         let output = match target {
-            LogTarget::Off => return Ok((Log::off(), LogWriter { thread: None })),
+            LogTarget::Off => {
+                let writer = LogWriter {
+                    thread: None,
+                    done: None,
+                    target: LogTarget::Off,
+                };
+                return Ok((Log::off(), writer));
+            }
             LogTarget::Stderr => Output::Stderr,
             LogTarget::File(path) => Output::open(path)
                 .map_err(|e| format!("cannot open log {}: {e}", path.display()))?,
@@ -95,9 +131,13 @@ impl Log {
         let lost_by_writer = Arc::new(AtomicU64::new(0));
         let sink = Sink::new(output, Arc::clone(&lost_by_writer));
         let written = Arc::clone(&in_flight);
+        let (done_tx, done) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("log-writer".into())
-            .spawn(move || sink.run(from_reactors, written))
+            .spawn(move || {
+                sink.run(from_reactors, written);
+                let _ = done_tx.send(());
+            })
             .map_err(|e| format!("cannot start the log writer: {e}"))?;
         let mut log = Log::front(to_writer, in_flight, lost_by_writer);
         if let Some(writer) = log.writer.as_mut() {
@@ -107,6 +147,8 @@ impl Log {
             log,
             LogWriter {
                 thread: Some(thread),
+                done: Some(done),
+                target: target.clone(),
             },
         ))
     }

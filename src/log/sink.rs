@@ -246,7 +246,7 @@ fn count_lines(bytes: &[u8]) -> u64 {
 
 /// One line on stderr. Never `eprintln!`: it panics when stderr is gone, and the writer thread
 /// must outlive any output it has.
-fn warn(message: &str) {
+pub(super) fn warn(message: &str) {
     let _ = writeln!(io::stderr().lock(), "securetcp: warning: {message}");
 }
 
