@@ -530,3 +530,22 @@ fn a_log_output_that_takes_nothing_does_not_keep_the_server_from_stopping() {
     );
     drop(unread);
 }
+
+#[test]
+fn a_log_that_is_a_fifo_nobody_reads_is_a_start_error_not_a_hang() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = TestDir::new("fifo-log");
+    let fifo = dir.0.join("server.log");
+    let path = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a C string that lives across the call.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    let (status, stdout, stderr) = common::run_server(
+        &dir.0,
+        &["--no-tls", "--log", "server.log", "127.0.0.1", "0"],
+    );
+    assert_eq!(status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("cannot open log server.log: a FIFO nobody reads"),
+        "{stderr}"
+    );
+}

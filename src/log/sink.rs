@@ -78,8 +78,30 @@ impl Output {
     }
 }
 
+/// Opens `path` for appending, created when missing. Never waits: a FIFO with no reader is an
+/// error at once (ENXIO), not a start that hangs in `open` until someone reads it. The file then
+/// blocks as usual: its writes are the writer thread's to wait on.
 fn open_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path)
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ENXIO) => io::Error::other("a FIFO nobody reads (start its reader first)"),
+            _ => e,
+        })?;
+    // SAFETY: F_GETFL/F_SETFL on a descriptor this File owns; only O_NONBLOCK changes.
+    unsafe {
+        let flags = libc::fcntl(file.as_raw_fd(), libc::F_GETFL);
+        if flags < 0 || libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) < 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(file)
 }
 
 /// The writer thread's state: the output, and the outage in progress if any.
