@@ -18,6 +18,9 @@ use crate::peer::canonical;
 /// and HAProxy's (SSL details, unique id) stay far below this.
 pub const MAX_HEADER: usize = 1024;
 
+/// A v2 header's fixed part: the signature, version and command, family, and length.
+const V2_FIXED: usize = 16;
+
 /// A v1 header's longest line (the specification's 107 bytes, CRLF included), and its start.
 const V1_MAX: usize = 107;
 const V1_START: &[u8] = b"PROXY ";
@@ -53,7 +56,12 @@ pub fn parse(bytes: &[u8]) -> Parsed {
     }
     let result = HeaderResult::parse(bytes);
     if !matches!(result, HeaderResult::V1(_)) && result.is_incomplete() {
-        return if bytes.len() >= MAX_HEADER {
+        // A v2 header says its length in its 15th and 16th bytes: one longer than we take is
+        // refused as soon as it says so, not after waiting for all of it.
+        let announced = bytes
+            .get(14..16)
+            .map(|len| V2_FIXED + usize::from(u16::from_be_bytes([len[0], len[1]])));
+        return if bytes.len() >= MAX_HEADER || announced.is_some_and(|len| len > MAX_HEADER) {
             Parsed::Invalid("PROXY header too long")
         } else {
             Parsed::Incomplete
@@ -291,9 +299,13 @@ mod tests {
         // A v1 line that never ends.
         let long = [b'P', b'R', b'O', b'X', b'Y', b' '].repeat(40);
         assert!(matches!(parse(&long), Parsed::Invalid(_)));
-        // A v2 header announcing more than we take.
+        // A v2 header announcing more than we take: refused on its first 16 bytes.
         let mut huge = v2_header(1, 0x11, &[0; 12]);
         huge[14..16].copy_from_slice(&2000u16.to_be_bytes());
+        assert_eq!(parse(&huge[..16]), Parsed::Invalid("PROXY header too long"));
+        let mut most = v2_header(1, 0x11, &[0; 12]);
+        most[14..16].copy_from_slice(&((MAX_HEADER - 16) as u16).to_be_bytes());
+        assert_eq!(parse(&most[..16]), Parsed::Incomplete);
         huge.resize(16 + 2000, 0);
         assert!(matches!(parse(&huge), Parsed::Invalid(_)));
     }

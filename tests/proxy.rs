@@ -246,3 +246,19 @@ fn a_v1_line_not_ended_by_crlf_or_with_a_foreign_byte_is_refused_at_once() {
         server.wait_for_log(&format!("reason=proxy-error requests=0 error=\"{why}\""));
     }
 }
+
+#[test]
+fn a_v2_header_announcing_more_than_is_taken_is_refused_at_its_16th_byte() {
+    let server = Server::start(&["--proxy-protocol"]);
+    let mut header = v2_proxy("192.0.2.1:1".parse().unwrap());
+    header[14..16].copy_from_slice(&3000u16.to_be_bytes());
+    let mut stream = raw_tcp(server.addr());
+    stream.write_all(&header[..16]).unwrap();
+    let (got, took) = read_to_end_timed(&mut stream);
+    assert!(got.is_empty());
+    assert!(
+        took < std::time::Duration::from_secs(3),
+        "closed only after {took:?}"
+    );
+    server.wait_for_log("reason=proxy-error requests=0 error=\"PROXY header too long\"");
+}
