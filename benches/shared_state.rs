@@ -22,7 +22,8 @@ use mio::{Poll, Waker};
 use securetcp::bus::{Directory, RoomLine};
 use securetcp::config::LogTarget;
 use securetcp::log::Log;
-use securetcp::workers::{Shared, WAKER_TOKEN, WorkerMsg};
+use securetcp::reactor::WAKER_TOKEN;
+use securetcp::shared::{Shared, WorkerMsg};
 
 /// Runs `work` on a second thread until the returned guard is dropped: the contended case.
 fn rival(work: impl Fn() + Send + 'static) -> impl Drop {

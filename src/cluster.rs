@@ -41,7 +41,7 @@ impl RedisUrl {
         let bad = || format!("--chat-redis {text}: expected redis://HOST:PORT[/CHANNEL]");
         let rest = text.strip_prefix("redis://").ok_or_else(bad)?;
         let (address, channel) = rest.split_once('/').unwrap_or((rest, ""));
-        let spec = crate::config::parse_address("--chat-redis", address).map_err(|_| bad())?;
+        let spec = crate::addr::parse_address("--chat-redis", address).map_err(|_| bad())?;
         let channel = if channel.is_empty() {
             DEFAULT_CHANNEL
         } else {

@@ -8,27 +8,14 @@ use std::time::Duration;
 
 use getopts::Options;
 
+pub use crate::addr::ListenSpec;
 use crate::cluster::RedisUrl;
+pub use crate::log::LogTarget;
 use crate::proxy::ProxyFrom;
 use crate::service::SERVICES;
 
 pub const DEFAULT_HOST: &str = "127.0.0.1";
 pub const DEFAULT_PORT: u16 = 5000;
-
-/// Where the server log goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LogTarget {
-    File(PathBuf),
-    Stderr,
-    Off,
-}
-
-/// One listening address as the user wrote it: a host (name or IP) and a port.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListenSpec {
-    pub host: String,
-    pub port: u16,
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -46,6 +33,8 @@ pub struct Config {
     /// `None` means never.
     pub handshake_timeout: Option<Duration>,
     pub idle_timeout: Option<Duration>,
+    /// `--line-timeout`: a request line must be complete within this of its first byte.
+    pub line_timeout: Option<Duration>,
     pub name: String,
     pub number: i64,
     pub exit_when_empty: bool,
@@ -82,6 +71,7 @@ impl Default for Config {
             max_line: 4096,
             handshake_timeout: Some(Duration::from_secs(10)),
             idle_timeout: Some(Duration::from_secs(300)),
+            line_timeout: Some(Duration::from_secs(30)),
             name: "securetcp".to_string(),
             number: 50,
             exit_when_empty: false,
@@ -173,6 +163,12 @@ fn options() -> Options {
         "",
         "idle-timeout",
         "close silent connections after this (default 300, 0 = never)",
+        "SECS",
+    );
+    o.optopt(
+        "",
+        "line-timeout",
+        "a request line must end within this of its first byte (default 30, 0 = never)",
         "SECS",
     );
     o.optopt(
@@ -328,6 +324,9 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, UsageError> {
     if let Some(s) = m.opt_str("idle-timeout") {
         c.idle_timeout = parse_timeout("--idle-timeout", &s)?;
     }
+    if let Some(s) = m.opt_str("line-timeout") {
+        c.line_timeout = parse_timeout("--line-timeout", &s)?;
+    }
     if let Some(name) = m.opt_str("name") {
         crate::service::sum::check_exchange_name(&name)
             .map_err(|why| UsageError(format!("--name: {why}")))?;
@@ -427,26 +426,9 @@ fn parse_listen(text: &str) -> Result<ListenSpec, UsageError> {
     parse_address("--listen", text)
 }
 
-/// `ADDR:PORT` for `option` (`--listen`, and the client's `--server`).
-pub(crate) fn parse_address(option: &str, text: &str) -> Result<ListenSpec, UsageError> {
-    let bad = || {
-        UsageError(format!(
-            "{option} {text}: expected ADDR:PORT, e.g. 127.0.0.1:5001 or [::1]:5001"
-        ))
-    };
-    let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
-    let host = match host.strip_prefix('[') {
-        Some(inner) => inner.strip_suffix(']').ok_or_else(bad)?,
-        None if host.contains(':') => return Err(bad()),
-        None => host,
-    };
-    if host.is_empty() {
-        return Err(bad());
-    }
-    Ok(ListenSpec {
-        host: host.to_string(),
-        port: parse_port(port)?,
-    })
+/// `ADDR:PORT` for `option`, as a usage error when it is not one.
+fn parse_address(option: &str, text: &str) -> Result<ListenSpec, UsageError> {
+    crate::addr::parse_address(option, text).map_err(UsageError)
 }
 
 /// A limit where `0` means none.

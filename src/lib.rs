@@ -4,6 +4,7 @@
 //! replies become bytes again. The services ([`service`]) and the parsers ([`line`], [`expr`])
 //! do no IO and are tested without sockets.
 
+pub mod addr;
 pub mod bus;
 pub mod client;
 pub mod cluster;
@@ -23,7 +24,10 @@ pub mod procstat;
 pub mod proxy;
 pub mod rate;
 pub mod reactor;
+pub mod room;
+pub mod scrape;
 pub mod service;
+pub mod shared;
 pub mod signals;
 pub mod systemd;
 pub mod tls;

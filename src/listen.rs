@@ -15,7 +15,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use mio::net::TcpListener;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::config::ListenSpec;
+use crate::addr::ListenSpec;
 
 /// The kernel's queue of connections not yet accepted, per socket.
 const BACKLOG: i32 = 1024;

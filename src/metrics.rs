@@ -8,14 +8,65 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::conn::CloseReason;
+use crate::conn::{CloseReason, Traffic};
+use crate::service::Service;
 
 /// Upper bounds of the handshake-time histogram buckets, in seconds (`+Inf` is implied).
 pub const HANDSHAKE_BUCKETS: [f64; 10] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
 ];
+
+/// A `--metrics` connection is closed this long after it was accepted, answered or not.
+pub const SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often the paused-readers gauge is counted (a scan of the connection table).
+const PAUSED_SCAN_EVERY: Duration = Duration::from_secs(1);
+
+/// What one reactor counts, and the scrape's service (worker 0 with `--metrics`).
+pub struct Meter {
+    pub counters: Counters,
+    pub traffic: Traffic,
+    pub scrape: Option<Box<dyn Service>>,
+    paused_scanned_at: Option<Instant>,
+}
+
+impl Meter {
+    pub fn new(scrape: Option<Box<dyn Service>>) -> Meter {
+        Meter {
+            counters: Counters::default(),
+            traffic: Traffic::default(),
+            scrape,
+            paused_scanned_at: None,
+        }
+    }
+
+    /// This worker's counters as of now, to publish for a scrape (once per loop turn, with
+    /// `--metrics`). `paused` counts the connections not read now; it is called at most once a
+    /// second.
+    pub fn snapshot(
+        &mut self,
+        connections: usize,
+        now: Instant,
+        log_dropped: u64,
+        paused: impl FnOnce() -> u64,
+    ) -> &Counters {
+        let c = &mut self.counters;
+        c.connections = connections as u64;
+        c.bytes_received = self.traffic.received;
+        c.bytes_sent = self.traffic.sent;
+        c.log_dropped = log_dropped;
+        if self
+            .paused_scanned_at
+            .is_none_or(|at| now.duration_since(at) >= PAUSED_SCAN_EVERY)
+        {
+            self.paused_scanned_at = Some(now);
+            c.paused_readers = paused();
+        }
+        c
+    }
+}
 
 /// One worker's counts, on its own thread.
 #[derive(Debug, Default, Clone, PartialEq)]

@@ -262,6 +262,13 @@ impl Outbox {
         std::mem::take(&mut self.quiet)
     }
 
+    /// Roughly the memory the outbox holds now, in bytes: its line bytes and its target lists.
+    /// The reactor applies it before this passes a bound, so one read cannot grow it without
+    /// limit.
+    pub fn weight(&self) -> usize {
+        self.bytes.len() + self.targets.len() * std::mem::size_of::<ConnId>()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.actions.is_empty() && self.logs.is_empty()
     }

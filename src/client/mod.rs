@@ -126,7 +126,7 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<ClientCommand, String> {
     }
     o.exec = m.opt_strs("exec");
     for text in m.opt_strs("server") {
-        let spec = crate::config::parse_address("--server", &text).map_err(|e| e.0)?;
+        let spec = crate::addr::parse_address("--server", &text)?;
         o.servers.push((spec.host, spec.port));
     }
     Ok(ClientCommand::Run(o))

@@ -12,15 +12,23 @@
 mod sink;
 
 use std::fmt::{self, Write as _};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::config::LogTarget;
 use crate::outbox::ByteWriter;
 use sink::{Output, Sink, ToWriter};
+
+/// Where the server log goes (`--log FILE`, `--log -`, `--no-log`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogTarget {
+    File(PathBuf),
+    Stderr,
+    Off,
+}
 
 /// Values longer than this are cut in the log (a request line may be 4 KiB or more).
 const MAX_VALUE_BYTES: usize = 200;

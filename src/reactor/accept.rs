@@ -1,36 +1,81 @@
-//! Accepting and admission: draining a listener's backlog, pausing on EMFILE instead of
-//! spinning, and admitting each socket as a `Conn` in a free slot, or refused past
-//! `--max-clients` or `--max-per-ip` (told so after its handshake, and holding no place).
+//! Accepting: the listeners (the service's, and the `--metrics` one last), draining a
+//! listener's backlog, pausing on EMFILE instead of spinning, and turning each socket into a
+//! `Conn` in a free slot with the places admission gave it.
 
-use std::io;
+use std::io::{self, Write};
 use std::net::SocketAddr;
+use std::time::Duration;
 
-use mio::net::TcpStream;
-use mio::{Interest, Token};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Interest, Registry, Token};
 
-use super::{ACCEPT_PAUSE, MAX_BUSY_REPLIES, Reactor};
-use crate::conn::{CloseReason, Conn, Phase, Refusal};
+use super::Reactor;
+use super::admission::Verdict;
+use crate::conn::{CloseReason, Conn, Kind, Places, Setup};
 use crate::log::Value;
-use crate::outbox::ConnId;
-use crate::rate::TokenBucket;
+
+/// After EMFILE/ENFILE, accepting pauses this long instead of spinning on the error.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// What a scrape is told when the metrics endpoint already serves MAX_SCRAPES connections.
+const SCRAPES_FULL_REPLY: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+pub struct Listeners {
+    sockets: Vec<TcpListener>,
+    /// The index of the `--metrics` listener (the last), if any.
+    metrics: Option<usize>,
+}
+
+impl Listeners {
+    /// Registers every listener with the poll, its token its index.
+    pub fn register(
+        mut sockets: Vec<TcpListener>,
+        metrics: Option<TcpListener>,
+        registry: &Registry,
+    ) -> Result<Listeners, String> {
+        let metrics = metrics.map(|listener| {
+            sockets.push(listener);
+            sockets.len() - 1
+        });
+        for (i, listener) in sockets.iter_mut().enumerate() {
+            registry
+                .register(listener, Token(i), Interest::READABLE)
+                .map_err(|e| format!("cannot register a listener: {e}"))?;
+        }
+        Ok(Listeners { sockets, metrics })
+    }
+
+    pub fn len(&self) -> usize {
+        self.sockets.len()
+    }
+
+    /// Stops listening (shutdown): new connections are refused by the kernel.
+    pub fn close_all(&mut self, registry: &Registry) {
+        for mut listener in self.sockets.drain(..) {
+            let _ = registry.deregister(&mut listener);
+        }
+    }
+}
 
 impl Reactor {
     /// Accepts until the backlog is empty (edge-triggered: a missed connection would wait
     /// for the next one to arrive).
     pub(super) fn accept_all(&mut self, index: usize) {
-        if self.accept_paused_until.is_some() || self.shutdown_deadline.is_some() {
+        if self.clock.accept_paused_until.is_some() || self.clock.shutdown_deadline.is_some() {
             return;
         }
         let mut failures = 0;
+        let scrape = Some(index) == self.listeners.metrics;
         loop {
-            let Some(listener) = self.listeners.get(index) else {
+            let Some(listener) = self.listeners.sockets.get(index) else {
                 return;
             };
             match listener.accept() {
                 Ok((stream, peer)) => {
                     // One client, one address: `::ffff:a.b.c.d` is `a.b.c.d` from here on.
                     let peer = crate::peer::canonical(peer);
-                    self.admit(stream, peer, Some(index) == self.scrape_listener)
+                    self.admit(stream, peer, scrape)
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -51,64 +96,46 @@ impl Reactor {
                         "event=accept-paused error={}",
                         Value(e.to_string().as_bytes())
                     ));
-                    self.accept_paused_until = Some(self.now + ACCEPT_PAUSE);
+                    self.clock.accept_paused_until = Some(self.clock.now + ACCEPT_PAUSE);
                     return;
                 }
             }
         }
     }
 
-    /// A new socket: a place under `--max-clients` (process-wide) and under `--max-per-ip`, or
-    /// refused (told why after its handshake, holding no place meanwhile).
-    pub(super) fn admit(&mut self, stream: TcpStream, peer: SocketAddr, scrape: bool) {
-        // Behind a balancer the socket's peer is the balancer: the client's address, and its
-        // place under `--max-per-ip`, come with the PROXY header (`admit_proxied`).
-        let proxied = !scrape && self.settings.proxy_from.is_some();
-        if proxied
-            && !self
-                .settings
-                .proxy_from
-                .as_ref()
-                .is_some_and(|f| f.allows(peer.ip()))
-        {
-            self.log_refused_at_once(
-                peer,
-                CloseReason::ProxyError,
-                Some("connection from an address not in --proxy-from"),
-            );
-            return;
-        }
-        let refusal = if !self.shared.admit() {
-            Some(Refusal::Busy)
-        } else if !proxied && !self.shared.admit_ip(peer.ip()) {
-            self.shared.depart();
-            Some(Refusal::PerIp)
-        } else {
-            None
-        };
-        if let Some(refusal) = refusal
-            && self.busy_now >= MAX_BUSY_REPLIES
-        {
-            // Too many even to tell them: drop the socket, which frees its descriptor.
-            self.log_refused_at_once(peer, refusal.reason(), None);
-            return;
-        }
-        if !self.take_slot(stream, peer, refusal, scrape, proxied) && refusal.is_none() {
-            // The places it took are free again.
-            self.shared.depart();
-            if !proxied {
-                self.shared.depart_ip(peer.ip());
+    /// A new socket: in with its places, refused (told why after its handshake), or dropped.
+    fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr, scrape: bool) {
+        let mut verdict = self.admission.admit(peer.ip(), scrape, false);
+        if verdict == Verdict::Full {
+            // Every place is taken: the connection that has waited longest without finishing
+            // its handshake gives its place to this one.
+            let conns = &self.conns;
+            let victim = self
+                .admission
+                .longest_handshaking(|id| conns.get(id).is_some_and(Conn::is_handshaking));
+            if let Some(victim) = victim {
+                self.close(victim, CloseReason::Evicted);
             }
+            verdict = self.admission.admit(peer.ip(), scrape, true);
+        }
+        match verdict {
+            Verdict::Admit(kind, places) => self.take_slot(stream, peer, kind, places),
+            Verdict::ScrapesFull => {
+                // One try on a fresh socket; the scrape is not worth a slot.
+                let _ = stream.write(SCRAPES_FULL_REPLY);
+            }
+            Verdict::DropAtOnce(reason, why) => self.log_refused_at_once(peer, reason, why),
+            Verdict::Full => self.log_refused_at_once(peer, CloseReason::Busy, None),
         }
     }
 
     /// A connection dropped right after `accept` (its socket closes as it goes): its open and
     /// close lines all the same.
     fn log_refused_at_once(&mut self, peer: SocketAddr, reason: CloseReason, why: Option<&str>) {
-        let serial = self.shared.next_serial();
+        let serial = self.worker.shared.next_serial();
         self.log.line(format_args!(
             "conn={serial}{} peer={peer} event=open tls=-",
-            super::worker_tag(&self.shared, self.worker)
+            super::closing::worker_tag(&self.worker)
         ));
         match why {
             Some(why) => self.log.line(format_args!(
@@ -121,99 +148,77 @@ impl Reactor {
                 reason.as_str()
             )),
         }
-        self.counters.connections_total += 1;
-        self.counters.closed(reason);
+        self.meter.counters.connections_total += 1;
+        self.meter.counters.closed(reason);
     }
 
-    /// The PROXY header named the client: its place under `--max-per-ip` is taken now (or it
-    /// is refused like any connection over the limit), and a plain connection is greeted.
-    pub(super) fn admit_proxied(&mut self, id: ConnId) {
-        let Some(conn) = super::slot_mut(&mut self.conns, id) else {
-            return;
-        };
-        if conn.refusal.is_none() {
-            if self.shared.admit_ip(conn.peer.ip()) {
-                conn.ip_counted = true;
-            } else {
-                self.shared.depart();
-                conn.refusal = Some(Refusal::PerIp);
-                self.busy_now += 1;
-            }
-        }
-        if conn.phase() == Phase::Open {
-            self.on_ready(id);
-        }
-    }
-
-    /// Puts the connection in a slot and registers it; false (logged) when that failed.
-    fn take_slot(
-        &mut self,
-        stream: TcpStream,
-        peer: SocketAddr,
-        refusal: Option<Refusal>,
-        scrape: bool,
-        proxied: bool,
-    ) -> bool {
+    /// Puts the connection in a slot and registers it; on failure its places are given back.
+    fn take_slot(&mut self, stream: TcpStream, peer: SocketAddr, kind: Kind, places: Places) {
         // Small replies must leave at once, not wait for Nagle.
         let _ = stream.set_nodelay(true);
-        let slot = self.free_slots.pop().unwrap_or_else(|| {
-            self.conns.push(None);
-            self.conns.len() - 1
-        });
-        let id = ConnId::new(self.shared.next_serial(), slot);
-        // The metrics endpoint speaks plain HTTP, whatever the service's listeners speak.
-        let tls = if scrape { None } else { self.tls.as_ref() };
-        let max_line = self.settings.max_line;
-        let mut conn = match Conn::new(id, stream, peer, tls, proxied, max_line, self.now) {
+        let id = self.conns.next_id(self.worker.shared.next_serial());
+        let setup = Setup {
+            tls: self.settings.tls.as_ref(),
+            expect_proxy: self.admission.expects_proxy(),
+            max_line: self.settings.max_line,
+            rate_limit: self.settings.rate_limit,
+        };
+        let conn = match Conn::new(id, stream, peer, kind, places, setup, self.clock.now) {
             Ok(conn) => conn,
             Err(e) => {
-                self.free_slots.push(slot);
+                self.conns.unused(id);
+                self.admission.release(places);
                 self.log.line(format_args!(
                     "conn={id} peer={peer} event=error error={}",
                     Value(e.to_string().as_bytes())
                 ));
-                return false;
+                return;
             }
         };
-        if let Err(e) = self.poll.registry().register(
-            conn.socket_mut(),
-            Token(id.as_usize()),
-            Interest::READABLE,
-        ) {
-            self.free_slots.push(slot);
+        let handshaking = conn.is_handshaking();
+        if let Err(e) = self.conns.insert(conn, self.poll.registry()) {
+            self.admission.release(places);
             self.log.line(format_args!(
                 "conn={id} peer={peer} event=error error={}",
                 Value(e.to_string().as_bytes())
             ));
-            return false;
+            return;
         }
-        conn.refusal = refusal;
-        conn.scrape = scrape;
-        conn.ip_counted = refusal.is_none() && !proxied;
-        if !scrape {
-            conn.bucket = self
-                .settings
-                .rate_limit
-                .map(|n| Box::new(TokenBucket::new(n, self.now)));
-        }
-        // The handshake timeout covers the wait for a PROXY header too.
-        let handshaking = matches!(conn.phase(), Phase::Handshaking | Phase::AwaitingProxy);
-        self.conns[slot] = Some(conn);
-        self.live += 1;
-        self.busy_now += usize::from(refusal.is_some());
-        if scrape {
-            self.scrapes_now += 1;
-        } else {
-            self.counters.connections_total += 1;
+        if kind != Kind::Scrape {
+            self.meter.counters.connections_total += 1;
         }
         if handshaking {
-            if let Some(timeout) = self.settings.handshake_timeout {
-                self.note_deadline(self.now + timeout);
+            // The handshake timeout covers the wait for a PROXY header too.
+            let conns = &self.conns;
+            self.admission
+                .note_handshaking(id, |id| conns.get(id).is_some_and(Conn::is_handshaking));
+            if let Some(timeout) = self.settings.timeouts.handshake {
+                self.clock.note_deadline(self.clock.now + timeout);
             }
         } else {
             self.on_ready(id);
         }
-        true
+        if kind == Kind::Scrape {
+            self.clock
+                .note_deadline(self.clock.now + crate::metrics::SCRAPE_TIMEOUT);
+        }
+    }
+
+    /// The PROXY header named the client: its place under `--max-per-ip` is taken now (or it
+    /// is refused like any connection over the limit), and a plain connection is greeted.
+    pub(super) fn admit_proxied(&mut self, id: crate::outbox::ConnId) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        if let Some(held) = conn.take_places() {
+            match self.admission.admit_proxied(conn.peer().addr.ip(), held) {
+                Ok(places) => conn.restore_places(places),
+                Err((refusal, places)) => conn.refuse(refusal, places),
+            }
+        }
+        if !conn.is_handshaking() {
+            self.on_ready(id);
+        }
     }
 }
 

@@ -1,66 +1,37 @@
-//! The reactor's clock: how long the poll may sleep, and the deadlines of every connection
-//! (handshake, idle, closing) and of a paused accept. No timer thread: the nearest deadline bounds
-//! the poll, and the connection table is scanned only when that deadline has passed. Lines held
-//! by `--rate-limit` are read again when their token is due.
+//! The reactor's clock: the time of this turn, how long the poll may sleep, and the deadlines of
+//! every connection (handshake, line, idle, closing), of a paused accept and of the shutdown. No
+//! timer thread: the nearest deadline bounds the poll, and the connection table is scanned only
+//! when that deadline has passed. Lines held by `--rate-limit` are read again when their token
+//! is due.
 
 use std::time::{Duration, Instant};
 
-use super::{Reactor, slot_mut};
-use crate::conn::{CloseReason, Phase};
-use crate::outbox::ConnId;
+use super::Reactor;
+use crate::conn::{CloseReason, Pauses, Phase};
 
-impl Reactor {
-    /// `--rate-limit`: a connection whose lines wait for a token is read again once it has one;
-    /// the others keep a deadline at their next token, so the poll wakes for them.
-    pub(super) fn resume_rate_limited(&mut self) {
-        if self.rate_waiting.is_empty() {
-            return;
-        }
-        let now = self.now;
-        let mut next: Option<Instant> = None;
-        let (conns, read_later) = (&mut self.conns, &mut self.read_later);
-        self.rate_waiting.retain(|&id| {
-            let Some(conn) = slot_mut(conns, id) else {
-                return false;
-            };
-            let Some(bucket) = conn.bucket.as_mut() else {
-                return false;
-            };
-            if bucket.has_token(now) {
-                conn.rate_waiting = false;
-                read_later.push(id);
-                return false;
-            }
-            let at = now + bucket.wait();
-            next = Some(next.map_or(at, |n| n.min(at)));
-            true
-        });
-        if let Some(at) = next {
-            self.note_deadline(at);
+pub struct Clock {
+    /// The time of this loop turn (read once after the poll returns).
+    pub now: Instant,
+    /// The earliest deadline of any connection, or later (never earlier): when to scan.
+    next_wake: Option<Instant>,
+    pub accept_paused_until: Option<Instant>,
+    pub shutdown_deadline: Option<Instant>,
+}
+
+impl Clock {
+    pub fn new(now: Instant) -> Clock {
+        Clock {
+            now,
+            next_wake: None,
+            accept_paused_until: None,
+            shutdown_deadline: None,
         }
     }
 
-    /// Holds a connection's reading until its bucket has a token again.
-    pub(super) fn wait_for_token(&mut self, id: ConnId) {
-        let now = self.now;
-        let Some(conn) = slot_mut(&mut self.conns, id) else {
-            return;
-        };
-        let Some(bucket) = conn.bucket.as_mut() else {
-            return;
-        };
-        let _ = bucket.has_token(now); // brings `wait` up to now
-        let at = now + bucket.wait();
-        if !conn.rate_waiting {
-            conn.rate_waiting = true;
-            self.rate_waiting.push(id);
-        }
-        self.note_deadline(at);
-    }
-
-    /// Sleep until the nearest deadline (connection timers, paused accept, shutdown), or forever.
-    pub(super) fn poll_timeout(&self) -> Option<Duration> {
-        if !self.read_later.is_empty() {
+    /// Sleep until the nearest deadline (connection timers, paused accept, shutdown), or forever;
+    /// not at all while connections wait to be read on.
+    pub fn poll_timeout(&self, read_later: bool) -> Option<Duration> {
+        if read_later {
             return Some(Duration::ZERO); // only collect new events: reading goes on at once
         }
         [
@@ -75,62 +46,81 @@ impl Reactor {
         .map(|at| at.saturating_duration_since(Instant::now()) + Duration::from_millis(1))
     }
 
-    pub(super) fn note_deadline(&mut self, at: Instant) {
+    pub fn note_deadline(&mut self, at: Instant) {
         if self.next_wake.is_none_or(|w| at < w) {
             self.next_wake = Some(at);
         }
     }
 
+    /// True once shutting down and everyone is gone, or the grace period is over.
+    pub fn shutdown_due(&self, live: usize) -> bool {
+        self.shutdown_deadline
+            .is_some_and(|deadline| live == 0 || self.now >= deadline)
+    }
+}
+
+impl Reactor {
     pub(super) fn run_timers(&mut self) {
-        if self.accept_paused_until.is_some_and(|at| self.now >= at) {
-            self.accept_paused_until = None;
+        let now = self.clock.now;
+        if self.clock.accept_paused_until.is_some_and(|at| now >= at) {
+            self.clock.accept_paused_until = None;
             for index in 0..self.listeners.len() {
                 self.accept_all(index);
             }
         }
-        if self.next_wake.is_none_or(|at| self.now < at) {
+        if self.clock.next_wake.is_none_or(|at| now < at) {
             return;
         }
-        // One pass over the table: expire what is due, find the next deadline.
+        // One pass over the table: expire what is due, resume what a token freed, find the next
+        // deadline.
         let mut next: Option<Instant> = None;
         let mut expired = Vec::new();
-        for conn in self.conns.iter().flatten() {
-            let (deadline, reason) = match conn.phase() {
-                Phase::AwaitingProxy => (
-                    self.settings.handshake_timeout.map(|t| conn.opened_at + t),
-                    CloseReason::ProxyError,
-                ),
-                Phase::Handshaking => (
-                    self.settings.handshake_timeout.map(|t| conn.opened_at + t),
-                    CloseReason::HandshakeTimeout,
-                ),
-                Phase::Open => (
-                    self.settings.idle_timeout.map(|t| conn.last_activity + t),
-                    CloseReason::IdleTimeout,
-                ),
-                Phase::Closing | Phase::Lingering => (
-                    conn.close_deadline,
-                    conn.close_reason.unwrap_or(CloseReason::Shutdown),
-                ),
-            };
-            match deadline {
-                Some(at) if at <= self.now => expired.push((conn.id, conn.phase(), reason)),
-                Some(at) => next = Some(next.map_or(at, |n| n.min(at))),
+        let mut rate_due = Vec::new();
+        for conn in self.conns.iter() {
+            if conn.pauses().contains(Pauses::RATE) {
+                rate_due.push(conn.id());
+            }
+            match conn.deadline(&self.settings.timeouts) {
+                Some((at, reason)) if at <= now => expired.push((conn.id(), conn.phase(), reason)),
+                Some((at, _)) => next = Some(next.map_or(at, |n| n.min(at))),
                 None => {}
             }
         }
-        self.next_wake = next;
+        self.clock.next_wake = next;
+        for id in rate_due {
+            self.resume_when_token(id);
+        }
         for (id, phase, reason) in expired {
-            if phase == Phase::AwaitingProxy
-                && let Some(conn) = super::slot_mut(&mut self.conns, id)
-            {
-                conn.proxy_error = Some("no PROXY header within --handshake-timeout");
-            }
             match phase {
-                Phase::Closing | Phase::Lingering => self.finish(id, reason),
+                Phase::AwaitingProxy => {
+                    if let Some(conn) = self.conns.get_mut(id) {
+                        conn.note_proxy_error("no PROXY header within --handshake-timeout");
+                    }
+                    self.close(id, reason);
+                }
+                Phase::Closing { .. } | Phase::Lingering { .. } => self.finish(id, reason),
+                Phase::Open if reason == CloseReason::LineTimeout => {
+                    if let Some(conn) = self.conns.get_mut(id) {
+                        conn.queue(b"ERR line took too long\n");
+                    }
+                    self.close(id, reason);
+                }
                 _ => self.close(id, reason),
             }
         }
-        self.settle();
+        self.settle(None);
+    }
+
+    /// `--rate-limit`: reads a held connection again once its bucket has a token; until then
+    /// the poll wakes for it.
+    pub(super) fn resume_when_token(&mut self, id: crate::outbox::ConnId) {
+        let now = self.clock.now;
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        match conn.rate_token_due(now) {
+            Ok(()) => self.conns.read_later(id),
+            Err(wait) => self.clock.note_deadline(now + wait),
+        }
     }
 }

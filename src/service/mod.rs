@@ -7,7 +7,6 @@
 pub mod calc;
 pub mod chat;
 pub mod quiz;
-pub mod scrape;
 pub mod sum;
 
 use std::collections::HashMap;

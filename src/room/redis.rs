@@ -25,8 +25,8 @@ use crate::cluster::{HEARTBEAT, Presence, RedisUrl};
 use crate::log::{Log, Value};
 use crate::outbox::ConnId;
 
-pub(super) const SUBSCRIBER_TOKEN: Token = Token(ConnId::MAX_SLOTS - 3);
-pub(super) const PUBLISHER_TOKEN: Token = Token(ConnId::MAX_SLOTS - 4);
+pub(crate) const SUBSCRIBER_TOKEN: Token = Token(ConnId::MAX_SLOTS - 3);
+pub(crate) const PUBLISHER_TOKEN: Token = Token(ConnId::MAX_SLOTS - 4);
 
 /// Unsent `PUBLISH`es past this mean Redis is not keeping up: the link is dropped (and tried
 /// again), rather than letting the backlog grow or the room wait.
@@ -44,7 +44,7 @@ struct Side {
     output: Vec<u8>,
 }
 
-pub(super) struct RedisBus {
+pub struct RedisBus {
     url: RedisUrl,
     addr: SocketAddr,
     presence: Presence,
@@ -63,7 +63,7 @@ pub(super) struct RedisBus {
 
 impl RedisBus {
     /// Resolves the address once, at start (a name lookup would block the reactor later).
-    pub(super) fn new(
+    pub(crate) fn new(
         url: RedisUrl,
         room: Arc<Directory>,
         now: Instant,
@@ -98,7 +98,7 @@ impl RedisBus {
 
     /// Timers: (re)connecting, the heartbeat, and the other instances' silence. Returns when
     /// it wants to be called again.
-    pub(super) fn tick(
+    pub(crate) fn tick(
         &mut self,
         registry: &Registry,
         now: Instant,
@@ -153,7 +153,7 @@ impl RedisBus {
     }
 
     /// A readiness event on one of the two connections.
-    pub(super) fn on_event(
+    pub(crate) fn on_event(
         &mut self,
         token: Token,
         registry: &Registry,
@@ -236,7 +236,7 @@ impl RedisBus {
     }
 
     /// One of this instance's room lines (`JOIN alice\n`), for the other instances.
-    pub(super) fn publish(
+    pub(crate) fn publish(
         &mut self,
         line: &[u8],
         registry: &Registry,
@@ -272,7 +272,7 @@ impl RedisBus {
     }
 
     /// The end of the turn: what was queued goes out (as far as the sockets take it).
-    pub(super) fn flush(&mut self, registry: &Registry, now: Instant, log: &mut Log) {
+    pub(crate) fn flush(&mut self, registry: &Registry, now: Instant, log: &mut Log) {
         let failed = [self.subscriber.as_mut(), self.publisher.as_mut()]
             .into_iter()
             .flatten()
@@ -283,7 +283,7 @@ impl RedisBus {
     }
 
     /// Stopping: the others hear `BYE` now rather than after the silence limit.
-    pub(super) fn farewell(&mut self, registry: &Registry, now: Instant, log: &mut Log) {
+    pub(crate) fn farewell(&mut self, registry: &Registry, now: Instant, log: &mut Log) {
         if self.up {
             let bye = self.presence.farewell();
             self.publish_payload(&bye, registry, now, log);

@@ -9,9 +9,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::{BadLine, ConnId, Outbox, Service};
 use crate::bus::Directory;
-use crate::workers::Shared;
+use crate::outbox::{ConnId, Outbox};
+use crate::service::{BadLine, Service};
+use crate::shared::Shared;
 
 /// What the request line asked for; answered once the head ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,593 @@
+//! The connection core driven with no socket: a real rustls client on one side, the `Conn` on
+//! the other, bytes carried between them by an in-memory pipe, time passed in by hand (as
+//! quinn-proto's tests pair a client and a server in memory). Each test starts from the phase it
+//! is about through a fixture (`open_pair`, `plain_conn`), as smoltcp's do.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig};
+
+use super::*;
+use crate::line::Flow;
+
+/// One direction of a TCP connection, and the socket's state as the server sees it.
+#[derive(Default)]
+struct Pipe {
+    /// Bytes the client sent, not yet read by the server.
+    incoming: VecDeque<u8>,
+    /// The client sent its FIN.
+    client_fin: bool,
+    /// Bytes the server wrote, not yet read by the client.
+    outgoing: Vec<u8>,
+    /// The server sent its FIN.
+    server_fin: bool,
+    /// How many more bytes the kernel takes from the server (`None`: any number).
+    room: Option<usize>,
+}
+
+impl Read for Pipe {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.incoming.is_empty() {
+            return match self.client_fin {
+                true => Ok(0),
+                false => Err(io::ErrorKind::WouldBlock.into()),
+            };
+        }
+        let n = buf.len().min(self.incoming.len());
+        for (slot, byte) in buf.iter_mut().zip(self.incoming.drain(..n)) {
+            *slot = byte;
+        }
+        Ok(n)
+    }
+}
+
+impl Write for Pipe {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.server_fin {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        let n = self.room.map_or(buf.len(), |room| room.min(buf.len()));
+        if n == 0 && !buf.is_empty() {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        self.outgoing.extend_from_slice(&buf[..n]);
+        if let Some(room) = &mut self.room {
+            *room -= n;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Transport for Pipe {
+    fn peek(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.incoming.is_empty() {
+            return match self.client_fin {
+                true => Ok(0),
+                false => Err(io::ErrorKind::WouldBlock.into()),
+            };
+        }
+        let n = buf.len().min(self.incoming.len());
+        for (slot, byte) in buf.iter_mut().zip(self.incoming.iter()) {
+            *slot = *byte;
+        }
+        Ok(n)
+    }
+
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        self.server_fin = true;
+        Ok(())
+    }
+}
+
+/// A server set-up and a client that trusts it, from a certificate made for the test.
+fn tls_configs() -> (Arc<ServerConfig>, Arc<ClientConfig>) {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert = CertificateDer::from(made.cert.der().to_vec());
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(made.signing_key.serialize_der()));
+    let provider = crate::tls::provider();
+    let server = ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], key)
+        .unwrap();
+    let mut roots = RootCertStore::empty();
+    roots.add(cert).unwrap();
+    let client = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    (Arc::new(server), Arc::new(client))
+}
+
+const MAX_LINE: usize = 4096;
+
+fn id() -> ConnId {
+    ConnId::new(1, 0)
+}
+
+fn peer() -> SocketAddr {
+    "127.0.0.1:40000".parse().unwrap()
+}
+
+fn conn(tls: Option<&Arc<ServerConfig>>, expect_proxy: bool, rate: Option<u32>) -> Conn<Pipe> {
+    let setup = Setup {
+        tls,
+        expect_proxy,
+        max_line: MAX_LINE,
+        rate_limit: rate,
+    };
+    let places = Places {
+        client: true,
+        ..Places::default()
+    };
+    Conn::new(
+        id(),
+        Pipe::default(),
+        peer(),
+        Kind::Client,
+        places,
+        setup,
+        t0(),
+    )
+    .unwrap()
+}
+
+/// A fixed start of time: every test passes the clock in.
+fn t0() -> Instant {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *START.get_or_init(Instant::now)
+}
+
+struct Pair {
+    server: Conn<Pipe>,
+    client: ClientConnection,
+    traffic: Traffic,
+    now: Instant,
+}
+
+impl Pair {
+    fn new(expect_proxy: bool) -> Pair {
+        let (server, client) = tls_configs();
+        let name = ServerName::try_from("localhost").unwrap();
+        Pair {
+            server: conn(Some(&server), expect_proxy, None),
+            client: ClientConnection::new(client, name).unwrap(),
+            traffic: Traffic::default(),
+            now: t0(),
+        }
+    }
+
+    /// Client -> server: whatever the client has to send.
+    fn client_sends(&mut self) {
+        let mut wire = Vec::new();
+        while self.client.wants_write() {
+            self.client.write_tls(&mut wire).unwrap();
+        }
+        self.server.transport.incoming.extend(wire);
+    }
+
+    /// The server reads until it would block; the events it reported and the plaintext.
+    fn server_reads(&mut self) -> (Vec<ReadEvent>, Vec<u8>) {
+        let (mut events, mut data) = (Vec::new(), Vec::new());
+        let mut buf = [0u8; 1024];
+        for _ in 0..1000 {
+            if !self.server.may_read() {
+                break;
+            }
+            match self.server.read(&mut buf, self.now, &mut self.traffic) {
+                ReadEvent::Data(n) => data.extend_from_slice(&buf[..n]),
+                ReadEvent::WouldBlock => {
+                    events.push(ReadEvent::WouldBlock);
+                    break;
+                }
+                closed @ ReadEvent::Closed(_) => {
+                    events.push(closed);
+                    break;
+                }
+                other => events.push(other),
+            }
+        }
+        (events, data)
+    }
+
+    /// Server -> client: the server flushes, the client takes the bytes; its plaintext.
+    fn client_receives(&mut self) -> Vec<u8> {
+        self.server.flush(self.now, &mut self.traffic).unwrap();
+        let wire = std::mem::take(&mut self.server.transport.outgoing);
+        let mut cursor = io::Cursor::new(wire);
+        while (cursor.position() as usize) < cursor.get_ref().len() {
+            if self.client.read_tls(&mut cursor).unwrap() == 0 {
+                break;
+            }
+            self.client.process_new_packets().unwrap();
+        }
+        let mut plain = Vec::new();
+        let _ = self.client.reader().read_to_end(&mut plain);
+        plain
+    }
+
+    /// Runs the handshake to the end: the server reports `HandshakeDone` once.
+    fn handshake(&mut self) {
+        let mut done = 0;
+        for _ in 0..10 {
+            self.client_sends();
+            let (events, _) = self.server_reads();
+            done += events
+                .iter()
+                .filter(|e| **e == ReadEvent::HandshakeDone)
+                .count();
+            self.client_receives();
+            if !self.client.is_handshaking() && done > 0 {
+                break;
+            }
+        }
+        assert_eq!(done, 1, "the handshake finishes exactly once");
+        assert_eq!(self.server.phase(), Phase::Open);
+    }
+
+    fn client_writes(&mut self, text: &[u8]) {
+        self.client.writer().write_all(text).unwrap();
+        self.client_sends();
+    }
+}
+
+/// A pair past the handshake: the phase every test about an open connection starts from.
+fn open_pair() -> Pair {
+    let mut pair = Pair::new(false);
+    pair.handshake();
+    pair
+}
+
+/// A `--no-tls` connection: open from the start.
+fn plain_conn(rate: Option<u32>) -> Conn<Pipe> {
+    conn(None, false, rate)
+}
+
+fn lines_of(conn: &mut Conn<Pipe>, data: &[u8]) -> Vec<String> {
+    let mut seen = Vec::new();
+    conn.on_plaintext(data, t0(), |_, frame| {
+        seen.push(match frame {
+            Frame::Line(l) => String::from_utf8_lossy(l).into_owned(),
+            Frame::TooLong => "<too long>".into(),
+        });
+        Flow::Continue
+    });
+    seen
+}
+
+#[test]
+fn a_tls_connection_handshakes_then_reads_plaintext() {
+    let mut pair = Pair::new(false);
+    assert_eq!(pair.server.phase(), Phase::Handshaking);
+    assert!(pair.server.is_handshaking());
+    pair.handshake();
+    assert!(pair.server.was_greeted());
+    pair.client_writes(b"+ 3 4\n");
+    let (_, data) = pair.server_reads();
+    assert_eq!(data, b"+ 3 4\n");
+    assert!(pair.server.tls_description().starts_with("TLSv1_3/"));
+}
+
+#[test]
+fn queued_replies_leave_in_one_flush_and_write_interest_follows_them() {
+    let mut pair = open_pair();
+    assert_eq!(pair.server.interest(), Interest::READABLE);
+    assert!(pair.server.queue(b"OK 7\n"));
+    assert!(pair.server.queue(b"OK 8\n"));
+    assert!(pair.server.interest().is_writable());
+    assert_eq!(pair.client_receives(), b"OK 7\nOK 8\n");
+    assert_eq!(pair.server.interest(), Interest::READABLE);
+    assert_eq!(pair.server.pending_output(), 0);
+}
+
+#[test]
+fn a_full_socket_keeps_output_queued_until_it_drains() {
+    let mut pair = open_pair();
+    pair.server.transport.room = Some(0);
+    assert!(pair.server.queue(b"OK 1\n"));
+    pair.server.flush(pair.now, &mut pair.traffic).unwrap();
+    assert!(pair.server.interest().is_writable(), "still wants to write");
+    pair.server.transport.room = None;
+    assert_eq!(pair.client_receives(), b"OK 1\n");
+}
+
+#[test]
+fn the_peers_close_notify_reads_as_eof() {
+    let mut pair = open_pair();
+    pair.client.send_close_notify();
+    pair.client_sends();
+    let (events, _) = pair.server_reads();
+    assert_eq!(events.last(), Some(&ReadEvent::Closed(CloseReason::Eof)));
+}
+
+#[test]
+fn a_fin_without_close_notify_reads_as_eof_too() {
+    let mut pair = open_pair();
+    pair.server.transport.client_fin = true;
+    let (events, _) = pair.server_reads();
+    assert_eq!(events.last(), Some(&ReadEvent::Closed(CloseReason::Eof)));
+}
+
+#[test]
+fn an_orderly_close_sends_the_replies_then_close_notify_then_fin_then_lingers() {
+    let mut pair = open_pair();
+    pair.server.queue(b"BYE session ended\n");
+    let deadline = pair.now + Duration::from_secs(2);
+    assert!(pair.server.begin_close(CloseReason::Quit, deadline));
+    assert!(!pair.server.may_read(), "requests are no longer read");
+    assert_eq!(pair.server.close_reason(), Some(CloseReason::Quit));
+    assert_eq!(pair.client_receives(), b"BYE session ended\n");
+    assert!(pair.server.transport.server_fin, "our FIN went out");
+    assert!(matches!(pair.server.phase(), Phase::Lingering { .. }));
+    // The client reads close_notify as the clean end of the stream.
+    let mut rest = Vec::new();
+    assert_eq!(pair.client.reader().read_to_end(&mut rest).unwrap(), 0);
+    // Lingering: late bytes are thrown away until the peer's FIN.
+    assert!(pair.server.may_read());
+    pair.server.transport.incoming.extend(b"late bytes");
+    let (events, _) = pair.server_reads();
+    assert_eq!(events, [ReadEvent::WouldBlock]);
+    assert!(!pair.server.is_finished());
+    pair.server.transport.client_fin = true;
+    let (events, _) = pair.server_reads();
+    assert_eq!(events, [ReadEvent::Closed(CloseReason::Quit)]);
+    assert!(pair.server.is_finished());
+}
+
+#[test]
+fn closing_keeps_its_first_reason_and_its_deadline() {
+    let mut pair = open_pair();
+    let deadline = pair.now + Duration::from_secs(2);
+    assert!(pair.server.begin_close(CloseReason::Quit, deadline));
+    assert!(pair.server.begin_close(CloseReason::Shutdown, deadline));
+    let timeouts = Timeouts::default();
+    assert_eq!(
+        pair.server.deadline(&timeouts),
+        Some((deadline, CloseReason::Quit))
+    );
+}
+
+#[test]
+fn a_reset_or_a_handshaking_connection_is_dropped_at_once() {
+    let mut pair = Pair::new(false);
+    let later = pair.now + Duration::from_secs(2);
+    assert!(!pair.server.begin_close(CloseReason::Shutdown, later));
+    let mut open = open_pair();
+    assert!(!open.server.begin_close(CloseReason::Reset, later));
+    assert!(!open.server.begin_close(CloseReason::SlowReader, later));
+}
+
+#[test]
+fn the_handshake_has_a_deadline_and_an_open_connection_an_idle_one() {
+    let timeouts = Timeouts {
+        handshake: Some(Duration::from_secs(10)),
+        idle: Some(Duration::from_secs(300)),
+        line: Some(Duration::from_secs(30)),
+    };
+    let mut pair = Pair::new(false);
+    assert_eq!(
+        pair.server.deadline(&timeouts),
+        Some((
+            t0() + Duration::from_secs(10),
+            CloseReason::HandshakeTimeout
+        ))
+    );
+    pair.handshake();
+    assert_eq!(
+        pair.server.deadline(&timeouts),
+        Some((t0() + Duration::from_secs(300), CloseReason::IdleTimeout))
+    );
+    // Any byte restarts the idle clock.
+    pair.now += Duration::from_secs(100);
+    pair.client_writes(b"x\n");
+    pair.server_reads();
+    assert_eq!(
+        pair.server.deadline(&timeouts),
+        Some((
+            pair.now + Duration::from_secs(300),
+            CloseReason::IdleTimeout
+        ))
+    );
+}
+
+#[test]
+fn a_begun_line_must_end_within_the_line_timeout() {
+    let timeouts = Timeouts {
+        handshake: None,
+        idle: Some(Duration::from_secs(300)),
+        line: Some(Duration::from_secs(30)),
+    };
+    let mut conn = plain_conn(None);
+    assert_eq!(lines_of(&mut conn, b"+ 1"), Vec::<String>::new());
+    assert_eq!(
+        conn.deadline(&timeouts),
+        Some((t0() + Duration::from_secs(30), CloseReason::LineTimeout))
+    );
+    // Trickling more of the same line does not move the deadline.
+    conn.on_plaintext(b" 2", t0() + Duration::from_secs(20), |_, _| Flow::Continue);
+    assert_eq!(
+        conn.deadline(&timeouts).map(|d| d.1),
+        Some(CloseReason::LineTimeout)
+    );
+    assert_eq!(lines_of(&mut conn, b"\n"), ["+ 1 2"]);
+    assert_eq!(
+        conn.deadline(&timeouts).map(|d| d.1),
+        Some(CloseReason::IdleTimeout)
+    );
+}
+
+#[test]
+fn output_past_the_pause_mark_stops_reading_until_it_drains() {
+    // Without TLS, so that every queued byte waits in our queue (rustls keeps up to 64 KiB of
+    // its own, which the pause does not count).
+    let mut conn = plain_conn(None);
+    let mut traffic = Traffic::default();
+    conn.transport.room = Some(0);
+    let reply = vec![b'x'; 1000];
+    while conn.pending_output() <= READ_PAUSE_OUTPUT {
+        assert!(conn.queue(&reply));
+    }
+    assert!(conn.review_output_backlog());
+    assert!(!conn.may_read());
+    assert!(!conn.flush(t0(), &mut traffic).unwrap(), "nothing drained");
+    conn.transport.room = Some(10_000);
+    assert!(
+        !conn.flush(t0(), &mut traffic).unwrap(),
+        "not yet below half"
+    );
+    conn.transport.room = None;
+    assert!(conn.flush(t0(), &mut traffic).unwrap(), "resumed");
+    assert!(conn.may_read());
+}
+
+#[test]
+fn a_client_that_never_reads_is_a_slow_reader_past_one_mebibyte() {
+    let mut conn = plain_conn(None);
+    conn.transport.room = Some(0);
+    let chunk = vec![b'm'; 64 * 1024];
+    let mut queued = 0;
+    while conn.queue(&chunk) {
+        queued += chunk.len();
+        assert!(queued <= MAX_PENDING_OUTPUT);
+    }
+    assert_eq!(queued, MAX_PENDING_OUTPUT);
+}
+
+#[test]
+fn the_rate_limit_holds_lines_without_a_token_and_loses_none() {
+    let mut conn = plain_conn(Some(1));
+    let seen = lines_of(&mut conn, b"a\nb\nc\n");
+    assert_eq!(seen, ["a"], "the burst of one line, then a pause");
+    assert!(conn.pauses().contains(Pauses::RATE));
+    assert!(!conn.may_read());
+    assert!(conn.rate_token_due(t0()).is_err());
+    assert!(conn.rate_token_due(t0() + Duration::from_secs(1)).is_ok());
+    assert!(conn.may_read());
+    let held = conn.take_held();
+    assert_eq!(held, b"b\nc\n");
+    let mut later = Vec::new();
+    conn.on_plaintext(&held, t0() + Duration::from_secs(3), |_, f| {
+        if let Frame::Line(l) = f {
+            later.push(l.to_vec());
+        }
+        Flow::Continue
+    });
+    assert_eq!(later, [b"b".to_vec(), b"c".to_vec()]);
+}
+
+#[test]
+fn a_quit_line_drops_what_follows_it_and_a_hold_keeps_it() {
+    let mut conn = plain_conn(None);
+    conn.on_plaintext(b"one\ntwo\nthree\n", t0(), |_, f| match f {
+        Frame::Line(b"one") => Flow::Hold,
+        _ => Flow::Continue,
+    });
+    assert_eq!(conn.take_held(), b"two\nthree\n");
+    conn.on_plaintext(b"q\nlost\n", t0(), |_, _| Flow::Stop);
+    assert!(!conn.has_held());
+    assert_eq!(conn.session().requests, 2);
+}
+
+#[test]
+fn fanout_pause_is_one_of_the_reasons_not_to_read() {
+    let mut conn = plain_conn(None);
+    assert!(conn.may_read());
+    conn.set_fanout_pause(true);
+    assert!(!conn.may_read());
+    conn.set_fanout_pause(false);
+    assert!(conn.may_read());
+}
+
+#[test]
+fn a_proxy_header_split_across_reads_is_taken_off_exactly() {
+    let mut pair = Pair::new(true);
+    assert_eq!(pair.server.phase(), Phase::AwaitingProxy);
+    let header = b"PROXY TCP4 203.0.113.7 10.0.0.1 51234 5000\r\n";
+    pair.server.transport.incoming.extend(&header[..20]);
+    let (events, _) = pair.server_reads();
+    assert_eq!(events, [ReadEvent::WouldBlock]);
+    pair.server.transport.incoming.extend(&header[20..]);
+    // The client's hello comes in the same segment as the header's end.
+    pair.client_sends();
+    let (events, _) = pair.server_reads();
+    assert_eq!(events[0], ReadEvent::ProxyDone);
+    assert_eq!(
+        pair.server.peer().addr,
+        "203.0.113.7:51234".parse().unwrap()
+    );
+    assert_eq!(pair.server.peer().proxy, Some(peer()));
+    pair.client_receives();
+    pair.handshake();
+}
+
+#[test]
+fn a_malformed_proxy_header_is_refused_with_its_reason() {
+    let mut conn = conn(None, true, None);
+    conn.transport.incoming.extend(b"GET / HTTP/1.1\r\n\r\n");
+    let mut buf = [0u8; 256];
+    let event = conn.read(&mut buf, t0(), &mut Traffic::default());
+    assert_eq!(event, ReadEvent::Closed(CloseReason::ProxyError));
+    assert!(conn.error().is_some());
+}
+
+#[test]
+fn plain_text_on_a_tls_port_gets_one_plain_line_before_the_drop() {
+    let (server, _) = tls_configs();
+    let mut conn = conn(Some(&server), false, None);
+    conn.transport.incoming.extend(b"+ 3 4\n");
+    let mut buf = [0u8; 256];
+    let event = conn.read(&mut buf, t0(), &mut Traffic::default());
+    assert_eq!(event, ReadEvent::Closed(CloseReason::TlsError));
+    conn.send_last_words();
+    assert_eq!(conn.transport.outgoing, PLAIN_TEXT_ON_TLS_REPLY);
+    assert!(conn.error().is_some());
+}
+
+#[test]
+fn a_key_update_from_the_client_keeps_the_stream_going() {
+    let mut pair = open_pair();
+    pair.client_writes(b"before\n");
+    pair.client.refresh_traffic_keys().unwrap();
+    pair.client_writes(b"after\n");
+    let (_, data) = pair.server_reads();
+    assert_eq!(data, b"before\nafter\n");
+    // The server answers the key update with its own, then replies as usual.
+    pair.server.queue(b"OK\n");
+    assert_eq!(pair.client_receives(), b"OK\n");
+}
+
+#[test]
+fn places_are_given_back_exactly_once() {
+    let mut conn = plain_conn(None);
+    assert_eq!(conn.take_places().map(|p| p.client), Some(true));
+    assert_eq!(conn.take_places(), None);
+}
+
+#[test]
+fn reads_in_small_pieces_lose_nothing() {
+    let mut pair = open_pair();
+    let text: Vec<u8> = (0..5000u32)
+        .flat_map(|i| format!("{i}\n").into_bytes())
+        .collect();
+    pair.client_writes(&text);
+    let mut buf = [0u8; 7];
+    let mut got = Vec::new();
+    loop {
+        match pair.server.read(&mut buf, pair.now, &mut pair.traffic) {
+            ReadEvent::Data(n) => got.extend_from_slice(&buf[..n]),
+            ReadEvent::WouldBlock => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(got, text);
+}

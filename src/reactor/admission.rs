@@ -1,0 +1,285 @@
+//! Admission owns every place a connection can hold: a `--max-clients` place (process-wide, in
+//! `Shared`), a `--max-per-ip` place, one of the few busy replies being told at once, and one of
+//! the few `--metrics` connections. A connection gets its places at accept (behind a balancer,
+//! the per-address one when the PROXY header names the client) and gives them back once, when
+//! its session ends: the moment it is told `BYE` or a refusal, not when its close completes.
+//!
+//! When every place is taken, the connection that has waited longest without finishing its
+//! handshake (or PROXY header) gives its place to the newcomer (`reason=evicted`): sockets that
+//! never handshake cannot keep real clients out. Scrapes take no client place.
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::conn::{CloseReason, Kind, Places, Refusal};
+use crate::outbox::ConnId;
+use crate::proxy::ProxyFrom;
+use crate::shared::Shared;
+
+/// Connections beyond `--max-clients` that are still accepted, handshaken and told
+/// `ERR server busy`. Past this many at once, new ones are closed right after `accept`.
+pub const MAX_BUSY_REPLIES: usize = 64;
+
+/// `--metrics` connections at once; the next one is answered `503` and closed.
+pub const MAX_SCRAPES: usize = 16;
+
+/// What admission decided for a new socket.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// In, as this kind, holding these places.
+    Admit(Kind, Places),
+    /// Every client place is taken, and someone still handshaking could give up theirs.
+    Full,
+    /// Closed at once, with no place and no reply (too many to even tell them).
+    DropAtOnce(CloseReason, Option<&'static str>),
+    /// The metrics endpoint is full: `503`, then closed.
+    ScrapesFull,
+}
+
+pub struct Admission {
+    shared: Arc<Shared>,
+    /// `--proxy-protocol`: who may send the header; `None` when no header is expected.
+    proxy_from: Option<ProxyFrom>,
+    busy_replies: usize,
+    scrapes: usize,
+    /// Connections in the order they were accepted while handshaking (some may have finished
+    /// or gone since: looked up when a victim is needed).
+    handshaking: VecDeque<ConnId>,
+    /// `handshaking` is cleared of finished ids once it grows past this.
+    compact_at: usize,
+}
+
+/// The smallest length at which the queue of handshaking ids is compacted.
+const MIN_COMPACT: usize = 1024;
+
+impl Admission {
+    pub fn new(shared: Arc<Shared>, proxy_from: Option<ProxyFrom>) -> Admission {
+        Admission {
+            shared,
+            proxy_from,
+            busy_replies: 0,
+            scrapes: 0,
+            handshaking: VecDeque::new(),
+            compact_at: MIN_COMPACT,
+        }
+    }
+
+    /// Whether connections start with a PROXY header.
+    pub fn expects_proxy(&self) -> bool {
+        self.proxy_from.is_some()
+    }
+
+    /// Scrapes open now (they are not clients).
+    pub fn scrapes(&self) -> usize {
+        self.scrapes
+    }
+
+    /// A new socket from `peer`. `evicting` is true on the second try, after a handshaking
+    /// connection gave up its place: then a full server refuses instead of asking again.
+    pub fn admit(&mut self, peer: IpAddr, scrape: bool, evicting: bool) -> Verdict {
+        if scrape {
+            if self.scrapes >= MAX_SCRAPES {
+                return Verdict::ScrapesFull;
+            }
+            self.scrapes += 1;
+            let places = Places {
+                scrape: true,
+                ..Places::default()
+            };
+            return Verdict::Admit(Kind::Scrape, places);
+        }
+        // Behind a balancer the socket's peer is the balancer: the client's address, and its
+        // place under `--max-per-ip`, come with the PROXY header (`admit_proxied`).
+        let proxied = self.proxy_from.is_some();
+        if self.proxy_from.as_ref().is_some_and(|f| !f.allows(peer)) {
+            return Verdict::DropAtOnce(
+                CloseReason::ProxyError,
+                Some("connection from an address not in --proxy-from"),
+            );
+        }
+        if !self.shared.admit() {
+            if !evicting && !self.handshaking.is_empty() {
+                return Verdict::Full;
+            }
+            return self.refuse(Refusal::Busy);
+        }
+        if !proxied && !self.shared.admit_ip(peer) {
+            self.shared.depart();
+            return self.refuse(Refusal::PerIp);
+        }
+        let places = Places {
+            client: true,
+            per_ip: (!proxied).then_some(peer),
+            ..Places::default()
+        };
+        Verdict::Admit(Kind::Client, places)
+    }
+
+    fn refuse(&mut self, refusal: Refusal) -> Verdict {
+        if self.busy_replies >= MAX_BUSY_REPLIES {
+            return Verdict::DropAtOnce(refusal.reason(), None);
+        }
+        self.busy_replies += 1;
+        let places = Places {
+            busy_reply: true,
+            ..Places::default()
+        };
+        Verdict::Admit(Kind::Refused(refusal), places)
+    }
+
+    /// The PROXY header named the client `ip`: its `--max-per-ip` place, or the refusal to tell
+    /// it (the client place it held is given back). `None`: admitted.
+    pub fn admit_proxied(&mut self, ip: IpAddr, held: Places) -> Result<Places, (Refusal, Places)> {
+        if !held.client || self.shared.admit_ip(ip) {
+            return Ok(Places {
+                per_ip: held.client.then_some(ip),
+                ..held
+            });
+        }
+        self.release(held);
+        match self.refuse(Refusal::PerIp) {
+            Verdict::Admit(_, places) => Err((Refusal::PerIp, places)),
+            _ => Err((Refusal::PerIp, Places::default())),
+        }
+    }
+
+    /// Gives back the places a connection held (its session ended).
+    pub fn release(&mut self, places: Places) {
+        if places.client {
+            self.shared.depart();
+        }
+        if let Some(ip) = places.per_ip {
+            self.shared.depart_ip(ip);
+        }
+        if places.busy_reply {
+            self.busy_replies -= 1;
+        }
+        if places.scrape {
+            self.scrapes -= 1;
+        }
+    }
+
+    /// A connection that must finish its handshake (or PROXY header) before it is ready.
+    /// Ids at the front that `still_handshaking` no longer holds are forgotten on the way, so
+    /// the queue stays as long as the handshakes now in progress, not all that ever were.
+    pub fn note_handshaking(&mut self, id: ConnId, still_handshaking: impl Fn(ConnId) -> bool) {
+        while self
+            .handshaking
+            .front()
+            .is_some_and(|&front| !still_handshaking(front))
+        {
+            self.handshaking.pop_front();
+        }
+        self.handshaking.push_back(id);
+        if self.handshaking.len() > self.compact_at {
+            // Finished ones behind a slow one at the front: dropped in one pass, amortized.
+            self.handshaking.retain(|&id| still_handshaking(id));
+            self.compact_at = (2 * self.handshaking.len()).max(MIN_COMPACT);
+        }
+    }
+
+    /// The connection that has waited longest without finishing its handshake, as judged by
+    /// `still_handshaking`; ids that finished or went are forgotten on the way.
+    pub fn longest_handshaking(
+        &mut self,
+        still_handshaking: impl Fn(ConnId) -> bool,
+    ) -> Option<ConnId> {
+        while let Some(id) = self.handshaking.pop_front() {
+            if still_handshaking(id) {
+                return Some(id);
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    fn places_of(verdict: Verdict) -> Places {
+        match verdict {
+            Verdict::Admit(_, places) => places,
+            other => panic!("not admitted: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_full_server_refuses_with_a_busy_reply_and_frees_the_place_at_session_end() {
+        let shared = Shared::configured(1, 1, None, false);
+        let mut admission = Admission::new(shared, None);
+        let first = places_of(admission.admit(ip("10.0.0.1"), false, false));
+        assert!(first.client);
+        match admission.admit(ip("10.0.0.2"), false, false) {
+            Verdict::Admit(Kind::Refused(Refusal::Busy), places) => {
+                assert!(places.busy_reply && !places.client);
+                admission.release(places);
+            }
+            other => panic!("{other:?}"),
+        }
+        admission.release(first);
+        assert!(places_of(admission.admit(ip("10.0.0.2"), false, false)).client);
+    }
+
+    #[test]
+    fn per_address_places_are_counted_and_given_back() {
+        let shared = Shared::configured(1, 100, Some(1), false);
+        let mut admission = Admission::new(shared, None);
+        let first = places_of(admission.admit(ip("10.0.0.1"), false, false));
+        assert!(matches!(
+            admission.admit(ip("10.0.0.1"), false, false),
+            Verdict::Admit(Kind::Refused(Refusal::PerIp), _)
+        ));
+        admission.release(first);
+        assert!(matches!(
+            admission.admit(ip("10.0.0.1"), false, false),
+            Verdict::Admit(Kind::Client, _)
+        ));
+    }
+
+    #[test]
+    fn scrapes_take_no_client_place_and_are_bounded() {
+        let shared = Shared::configured(1, 1, None, true);
+        let mut admission = Admission::new(shared, None);
+        for _ in 0..MAX_SCRAPES {
+            assert!(!places_of(admission.admit(ip("10.0.0.1"), true, false)).client);
+        }
+        assert_eq!(
+            admission.admit(ip("10.0.0.1"), true, false),
+            Verdict::ScrapesFull
+        );
+        // The one client place is still free.
+        assert!(places_of(admission.admit(ip("10.0.0.1"), false, false)).client);
+    }
+
+    #[test]
+    fn a_full_server_with_a_handshaking_connection_offers_its_place() {
+        let shared = Shared::configured(1, 1, None, false);
+        let mut admission = Admission::new(shared, None);
+        let stalled = ConnId::new(1, 0);
+        let held = places_of(admission.admit(ip("10.0.0.1"), false, false));
+        admission.note_handshaking(stalled, |_| true);
+        assert_eq!(admission.admit(ip("10.0.0.2"), false, false), Verdict::Full);
+        assert_eq!(admission.longest_handshaking(|_| true), Some(stalled));
+        admission.release(held);
+        assert!(places_of(admission.admit(ip("10.0.0.2"), false, true)).client);
+    }
+
+    #[test]
+    fn too_many_refusals_at_once_are_dropped_without_a_reply() {
+        let shared = Shared::configured(1, 0, None, false);
+        let mut admission = Admission::new(shared, None);
+        for _ in 0..MAX_BUSY_REPLIES {
+            assert!(places_of(admission.admit(ip("10.0.0.1"), false, false)).busy_reply);
+        }
+        assert_eq!(
+            admission.admit(ip("10.0.0.1"), false, false),
+            Verdict::DropAtOnce(CloseReason::Busy, None)
+        );
+    }
+}

@@ -1,0 +1,303 @@
+//! Reading and answering: a connection's readiness turns into `Conn::read`, its plaintext into
+//! request lines for the service, and the service's `Outbox` into queued replies. Backpressure is
+//! checked after every line: a read holding many lines stops at the first one after which the
+//! outbox is heavy, the client's own replies are far behind, or the room's receivers are.
+
+use super::Reactor;
+use super::slots::Slots;
+use crate::conn::{CloseReason, Conn, Kind, ReadEvent};
+use crate::line::{Flow, Frame};
+use crate::log::{Log, Value};
+use crate::outbox::{Action, ConnId, Outbox};
+use crate::room::Room;
+use crate::service::Service;
+
+/// Plaintext read from one connection in one loop turn before the others get their turn. A
+/// client that sends faster than we answer would otherwise keep the loop to itself (readiness is
+/// edge-triggered, so "read until WouldBlock" has no end while it keeps sending).
+const READ_BUDGET: usize = 256 * 1024;
+
+/// The outbox is applied before it holds more than this (line bytes and target lists): lines
+/// after the one that filled it wait, so one read cannot grow it without bound.
+const OUTBOX_SOFT: usize = 64 * 1024;
+
+impl Reactor {
+    /// Reads until the socket has nothing more (or the connection is paused or closing).
+    pub(super) fn read_from(&mut self, id: ConnId) {
+        let mut budget = READ_BUDGET;
+        loop {
+            let Some(conn) = self.conns.get_mut(id) else {
+                return;
+            };
+            if !conn.may_read() {
+                return;
+            }
+            if conn.has_held() {
+                // Lines already read (held by a pause) come before anything read later.
+                let held = conn.take_held();
+                if !self.handle_plaintext(id, &held) {
+                    return;
+                }
+                continue;
+            }
+            match conn.read(&mut self.scratch, self.clock.now, &mut self.meter.traffic) {
+                ReadEvent::Data(n) => {
+                    budget = budget.saturating_sub(n);
+                    if conn.phase() != crate::conn::Phase::Open {
+                        continue; // bytes after we closed: ignored
+                    }
+                    // Lent out while the lines are handled (an empty Box: no allocation).
+                    let scratch = std::mem::take(&mut self.scratch);
+                    let keep_reading = self.handle_plaintext(id, &scratch[..n]);
+                    self.scratch = scratch;
+                    if !keep_reading {
+                        return;
+                    }
+                    if budget == 0 {
+                        self.conns.read_later(id);
+                        return;
+                    }
+                }
+                ReadEvent::ProxyDone => self.admit_proxied(id),
+                ReadEvent::HandshakeDone => {
+                    let took = self.clock.now - conn.opened_at();
+                    self.meter.counters.handshake_done(took);
+                    self.on_ready(id);
+                }
+                ReadEvent::WouldBlock => {
+                    // Handshake messages (or a TLS key update) may be waiting to go out.
+                    if conn.interest().is_writable() {
+                        self.conns.mark_dirty(id);
+                    }
+                    return;
+                }
+                ReadEvent::Closed(reason) => {
+                    if conn.is_finished() {
+                        self.finish(id, reason);
+                    } else {
+                        self.close(id, reason);
+                    }
+                    self.settle(None);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Lines of plaintext to the connection's service, and what follows: replies queued, and
+    /// whether the connection may be read on (not when a chat receiver is behind, when its own
+    /// replies pile up, or when `--rate-limit` held the rest of its lines).
+    fn handle_plaintext(&mut self, id: ConnId, data: &[u8]) -> bool {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return false;
+        };
+        let scrape = conn.kind() == Kind::Scrape;
+        let service = match (self.meter.scrape.as_mut(), scrape) {
+            (Some(scrape), true) => scrape.as_mut(),
+            _ => self.service.as_mut(),
+        };
+        let requests_before = conn.session().requests;
+        let log = if scrape { None } else { Some(&mut self.log) };
+        dispatch_lines(
+            conn,
+            data,
+            service,
+            &mut self.outbox,
+            log,
+            self.settings.max_line,
+            self.clock.now,
+        );
+        let (requests, rate_paused) = (
+            conn.session().requests - requests_before,
+            conn.pauses().contains(crate::conn::Pauses::RATE),
+        );
+        if !scrape {
+            self.meter.counters.requests += requests;
+        }
+        self.settle(Some(id));
+        let Some(conn) = self.conns.get_mut(id) else {
+            return false;
+        };
+        if self.room.holds_back() {
+            self.room.pause(conn);
+            self.clock
+                .note_deadline(self.clock.now + crate::room::STALLED_AFTER);
+        }
+        if conn.review_output_backlog() {
+            self.conns.mark_dirty(id);
+        }
+        if rate_paused {
+            self.resume_when_token(id);
+        }
+        let conn = self.conns.get(id);
+        conn.is_some_and(|c| c.may_read())
+    }
+
+    /// The connection is ready for requests (TLS handshake done, or plain accept): greet it,
+    /// or tell it why it is refused.
+    pub(super) fn on_ready(&mut self, id: ConnId) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        let kind = conn.kind();
+        if self.log.enabled() && kind != Kind::Scrape {
+            super::closing::log_open(&mut self.log, &self.worker, conn);
+        }
+        match kind {
+            Kind::Refused(refusal) => {
+                conn.queue(refusal.reply());
+                self.close(id, refusal.reason());
+            }
+            Kind::Client => {
+                // Mutual TLS: the name the client's certificate gives it, for the service.
+                let identity = conn.client_identity();
+                self.worker.shared.greeted();
+                self.service
+                    .greeting(id, identity.as_deref(), &mut self.outbox);
+            }
+            // A scrape is no client: it is neither greeted nor counted as one.
+            Kind::Scrape => {}
+        }
+        if kind != Kind::Scrape
+            && let Some(timeout) = self.settings.timeouts.idle
+        {
+            self.clock.note_deadline(self.clock.now + timeout);
+        }
+        self.conns.mark_dirty(id);
+        self.settle(None);
+    }
+
+    // ---- carrying out what services asked ----
+
+    /// Applies the outbox and closes whoever must be closed, until nothing is left to do
+    /// (closing a chat member makes the service announce it to the others, and so on).
+    /// `sender` is the connection whose request is being answered (its own replies congest
+    /// nobody), `None` for lines from elsewhere.
+    pub(super) fn settle(&mut self, sender: Option<ConnId>) {
+        loop {
+            self.apply_outbox(sender);
+            let Some((id, reason)) = self.conns.next_to_close() else {
+                break;
+            };
+            self.close(id, reason);
+        }
+    }
+
+    fn apply_outbox(&mut self, sender: Option<ConnId>) {
+        if self.outbox.is_empty() {
+            return;
+        }
+        let mut shutdown = false;
+        for (id, fields) in self.outbox.logs() {
+            let name = self.conns.get(id).and_then(|c| c.session().name.as_deref());
+            write_service_log(&mut self.log, id, name, fields);
+        }
+        let now = self.clock.now;
+        let Reactor {
+            outbox,
+            conns,
+            room,
+            ..
+        } = self;
+        let deliver = |conns: &mut Slots, room: &mut Room, to: ConnId, bytes: &[u8]| {
+            let Some(conn) = conns.get_mut(to) else {
+                return;
+            };
+            if !conn.queue(bytes) {
+                conns.close_later(to, CloseReason::SlowReader);
+                return;
+            }
+            room.note_receiver(conn, sender, now);
+            conns.mark_dirty(to);
+        };
+        for action in outbox.actions() {
+            match action {
+                Action::Send { to, bytes } => deliver(conns, room, *to, outbox.bytes(bytes)),
+                Action::SendMany { to, bytes } => {
+                    let line = outbox.bytes(bytes);
+                    for &target in outbox.targets(to) {
+                        deliver(conns, room, target, line);
+                    }
+                }
+                Action::SetName { id, name } => {
+                    if let Some(conn) = conns.get_mut(*id) {
+                        conn.set_name(outbox.bytes(name));
+                    }
+                }
+                Action::Publish { bytes } => room.publish(outbox.bytes(bytes)),
+                Action::Close(id) => conns.close_later(*id, CloseReason::Quit),
+                Action::Shutdown => shutdown = true,
+            }
+        }
+        outbox.clear();
+        if shutdown {
+            self.worker.shared.shutdown_all();
+            self.begin_shutdown();
+        }
+    }
+}
+
+/// Frames one read's plaintext into lines and hands each to the service, logging request and
+/// reply. Stops at a line that closes the connection (`q`): what follows it is not answered;
+/// holds the rest once the outbox is heavy (it is applied, then reading goes on).
+fn dispatch_lines<T: crate::conn::Transport>(
+    conn: &mut Conn<T>,
+    data: &[u8],
+    service: &mut dyn Service,
+    out: &mut Outbox,
+    mut log: Option<&mut Log>,
+    max_line: usize,
+    now: std::time::Instant,
+) {
+    let id = conn.id();
+    conn.on_plaintext(data, now, |session, frame| {
+        let mark = out.mark();
+        match crate::line::classify(frame, max_line) {
+            Ok(text) => service.on_line(id, text, out),
+            Err(bad) => service.on_bad_line(id, bad, out),
+        }
+        let request: &[u8] = match frame {
+            Frame::Line(bytes) => bytes,
+            Frame::TooLong => b"(too long)",
+        };
+        let quiet = out.take_quiet();
+        if let Some(new_name) = out.name_since(mark, id) {
+            let new_name = String::from_utf8_lossy(new_name);
+            if session.name.as_deref() != Some(&*new_name) {
+                session.name = Some(new_name.into());
+            }
+        }
+        if let Some(log) = log.as_deref_mut() {
+            if !quiet && log.enabled() {
+                log.line(format_args!(
+                    "conn={id} name={} req={} reply={}",
+                    Value(session.name.as_deref().unwrap_or("-").as_bytes()),
+                    Value(request),
+                    Value(out.reply_since(mark, id).unwrap_or(b"-"))
+                ));
+            }
+            // What the service logged about this line comes right after it (a chat message's
+            // `event=msg` before the next request's line), not at the end of the read.
+            for (about, fields) in out.logs() {
+                write_service_log(log, about, session.name.as_deref(), fields);
+            }
+        }
+        out.clear_logs();
+        if out.closes_since(mark, id) {
+            Flow::Stop
+        } else if out.weight() > OUTBOX_SOFT {
+            Flow::Hold
+        } else {
+            Flow::Continue
+        }
+    });
+}
+
+/// One log line a service asked for: `conn=ID name=NAME` and its fields.
+fn write_service_log(log: &mut Log, id: ConnId, name: Option<&str>, fields: &[u8]) {
+    log.line(format_args!(
+        "conn={id} name={} {}",
+        Value(name.unwrap_or("-").as_bytes()),
+        String::from_utf8_lossy(fields)
+    ));
+}

@@ -1,0 +1,174 @@
+//! The connection table: a slot per connection, reused through a free list, each holding the
+//! `Conn`, its registration with the poll and whether it has output to write this turn. It also
+//! owns the reactor's work lists of connections (to flush at the end of the turn, to read again
+//! next turn, to close once the current step is done), so each of those flags has one owner.
+//!
+//! A `ConnId` is slot + serial: a stale id (a late event, a service's old handle) never reaches
+//! the next connection in the same slot.
+
+use std::io;
+
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+
+use crate::conn::{CloseReason, Conn};
+use crate::outbox::ConnId;
+
+/// A connection in the server: its socket is a mio `TcpStream`.
+pub type Connection = Conn<TcpStream>;
+
+struct Entry {
+    conn: Connection,
+    /// The interest last given to the poll (changed only when the wanted one differs).
+    registered: Interest,
+    /// In `dirty`: to be flushed at the end of this turn.
+    dirty: bool,
+}
+
+#[derive(Default)]
+pub struct Slots {
+    entries: Vec<Option<Entry>>,
+    free: Vec<usize>,
+    live: usize,
+    dirty: Vec<ConnId>,
+    /// Connections that used up their read budget with bytes still waiting: read next turn.
+    read_later: Vec<ConnId>,
+    /// Connections to close once the current step is done (never closed mid-iteration).
+    to_close: Vec<(ConnId, CloseReason)>,
+}
+
+impl Slots {
+    /// Connections in the table, closing ones included.
+    pub fn live(&self) -> usize {
+        self.live
+    }
+
+    /// The id the next connection will get, for the serial `serial`.
+    pub fn next_id(&mut self, serial: u64) -> ConnId {
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.entries.push(None);
+            self.entries.len() - 1
+        });
+        ConnId::new(serial, slot)
+    }
+
+    /// Gives back an id from `next_id` that got no connection.
+    pub fn unused(&mut self, id: ConnId) {
+        self.free.push(id.slot());
+    }
+
+    /// Puts a connection in its slot (from `next_id`) and registers it for reading.
+    pub fn insert(&mut self, mut conn: Connection, registry: &Registry) -> io::Result<()> {
+        let id = conn.id();
+        if let Err(e) = registry.register(
+            conn.transport_mut(),
+            Token(id.as_usize()),
+            Interest::READABLE,
+        ) {
+            self.free.push(id.slot());
+            return Err(e);
+        }
+        self.entries[id.slot()] = Some(Entry {
+            conn,
+            registered: Interest::READABLE,
+            dirty: false,
+        });
+        self.live += 1;
+        Ok(())
+    }
+
+    pub fn get(&self, id: ConnId) -> Option<&Connection> {
+        self.entries
+            .get(id.slot())
+            .and_then(Option::as_ref)
+            .map(|e| &e.conn)
+            .filter(|c| c.id() == id)
+    }
+
+    pub fn get_mut(&mut self, id: ConnId) -> Option<&mut Connection> {
+        self.entries
+            .get_mut(id.slot())
+            .and_then(Option::as_mut)
+            .map(|e| &mut e.conn)
+            .filter(|c| c.id() == id)
+    }
+
+    /// Takes a connection out of the table and the poll; its slot is free again.
+    pub fn remove(&mut self, id: ConnId, registry: &Registry) -> Option<Connection> {
+        let slot = self.entries.get_mut(id.slot())?;
+        if slot.as_ref().is_none_or(|e| e.conn.id() != id) {
+            return None;
+        }
+        let mut entry = slot.take()?;
+        let _ = registry.deregister(entry.conn.transport_mut());
+        self.free.push(id.slot());
+        self.live -= 1;
+        Some(entry.conn)
+    }
+
+    /// Every connection now in the table.
+    pub fn ids(&self) -> Vec<ConnId> {
+        self.iter().map(Conn::id).collect()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Connection> {
+        self.entries.iter().flatten().map(|e| &e.conn)
+    }
+
+    /// Notes that a connection has output to write at the end of this turn (once per turn).
+    pub fn mark_dirty(&mut self, id: ConnId) {
+        if let Some(entry) = self.entries.get_mut(id.slot()).and_then(Option::as_mut)
+            && entry.conn.id() == id
+            && !entry.dirty
+        {
+            entry.dirty = true;
+            self.dirty.push(id);
+        }
+    }
+
+    /// The next connection to flush this turn.
+    pub fn next_dirty(&mut self) -> Option<ConnId> {
+        let id = self.dirty.pop()?;
+        if let Some(entry) = self.entries.get_mut(id.slot()).and_then(Option::as_mut)
+            && entry.conn.id() == id
+        {
+            entry.dirty = false;
+        }
+        Some(id)
+    }
+
+    pub fn read_later(&mut self, id: ConnId) {
+        self.read_later.push(id);
+    }
+
+    pub fn take_read_later(&mut self) -> Vec<ConnId> {
+        std::mem::take(&mut self.read_later)
+    }
+
+    pub fn has_read_later(&self) -> bool {
+        !self.read_later.is_empty()
+    }
+
+    /// Asks for a connection to be closed once the current step is done.
+    pub fn close_later(&mut self, id: ConnId, reason: CloseReason) {
+        self.to_close.push((id, reason));
+    }
+
+    pub fn next_to_close(&mut self) -> Option<(ConnId, CloseReason)> {
+        self.to_close.pop()
+    }
+
+    /// Tells the poll the readiness the connection needs now, if that changed (one syscall,
+    /// only then).
+    pub fn update_registration(&mut self, id: ConnId, registry: &Registry) -> io::Result<()> {
+        let Some(entry) = self.entries.get_mut(id.slot()).and_then(Option::as_mut) else {
+            return Ok(());
+        };
+        let wanted = entry.conn.interest();
+        if entry.conn.id() == id && wanted != entry.registered {
+            registry.reregister(entry.conn.transport_mut(), Token(id.as_usize()), wanted)?;
+            entry.registered = wanted;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,146 @@
+//! Places under the limits, against the real binary: a session that has ended frees its places
+//! at once; metrics connections take no client place; sockets that never handshake give their
+//! place to a newcomer; a line that never ends is closed by `--line-timeout`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::{Server, WAIT};
+use securetcp::client::Session;
+
+/// A client that sent `q`, read `BYE`, and keeps its socket open without closing.
+fn quit_but_stay(server: &Server) -> Session {
+    let mut s = server.connect();
+    assert_eq!(s.request("q").unwrap(), "BYE session ended");
+    s
+}
+
+fn greeted(server: &Server) -> Result<Session, String> {
+    Session::connect("127.0.0.1", server.addr().port(), &server.options())
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn a_session_told_bye_frees_its_max_clients_place_at_once() {
+    let server = Server::start(&["--max-clients", "1"]);
+    let _lingering = quit_but_stay(&server);
+    // The first client's close is not complete (it never closes its side), yet its place is free.
+    let mut next = greeted(&server).expect("the next client is served at once");
+    assert_eq!(next.request("+ 3 4").unwrap(), "OK 7");
+}
+
+#[test]
+fn a_session_told_bye_frees_its_per_address_place_at_once() {
+    let server = Server::start(&["--max-per-ip", "1"]);
+    let _lingering = quit_but_stay(&server);
+    let mut next = greeted(&server).expect("the next client from that address is served");
+    assert_eq!(next.request("+ 1 1").unwrap(), "OK 2");
+}
+
+/// A server with `--metrics`; its metrics address.
+fn with_metrics(args: &[&str]) -> (Server, SocketAddr) {
+    let args: Vec<&str> = args
+        .iter()
+        .copied()
+        .chain(["--metrics", "127.0.0.1:0"])
+        .collect();
+    let server = Server::start_with(&["127.0.0.1", "0"], &args, 2);
+    let metrics = server.addrs[1];
+    (server, metrics)
+}
+
+fn get_metrics(addr: SocketAddr) -> String {
+    let mut stream = common::raw_tcp(addr);
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n")
+        .unwrap();
+    let (bytes, _) = common::read_to_end_timed(&mut stream);
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[test]
+fn metrics_connections_take_no_client_place_and_a_full_service_is_still_scraped() {
+    let (server, metrics) = with_metrics(&["--max-clients", "2"]);
+    let idle: Vec<TcpStream> = (0..10).map(|_| common::raw_tcp(metrics)).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    // Both places are still there for TLS clients.
+    let mut a = greeted(&server).expect("first client served beside idle scrapes");
+    let mut b = greeted(&server).expect("second client served beside idle scrapes");
+    assert_eq!(a.request("+ 1 2").unwrap(), "OK 3");
+    assert_eq!(b.request("+ 2 2").unwrap(), "OK 4");
+    drop(idle);
+    // The service is full now; a scrape is still answered in HTTP.
+    let answer = get_metrics(metrics);
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+}
+
+#[test]
+fn a_scrape_writes_at_most_one_log_line_and_the_seventeenth_gets_503() {
+    let (server, metrics) = with_metrics(&[]);
+    let before = server.log().lines().count();
+    let answer = get_metrics(metrics);
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    let log = server.wait_for_log("event=scrape");
+    assert_eq!(log.lines().count() - before, 1, "{log}");
+    let held: Vec<TcpStream> = (0..16).map(|_| common::raw_tcp(metrics)).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let answer = get_metrics(metrics);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    drop(held);
+}
+
+#[test]
+fn sockets_that_never_handshake_give_their_places_to_real_clients() {
+    let server = Server::start(&["--max-clients", "20"]);
+    // More silent sockets than places: each newcomer takes the place of the oldest.
+    let silent: Vec<TcpStream> = (0..60).map(|_| common::raw_tcp(server.addr())).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    for i in 0..10 {
+        let mut client = greeted(&server)
+            .unwrap_or_else(|e| panic!("real client {i} not served under the flood: {e}"));
+        assert_eq!(client.request("+ 2 3").unwrap(), "OK 5");
+    }
+    let log = server.wait_for_log("reason=evicted");
+    assert!(log.matches("reason=evicted").count() >= 40, "{log}");
+    drop(silent);
+}
+
+#[test]
+fn a_greeted_connection_may_not_take_forever_over_one_line() {
+    let server = Server::start(&["--line-timeout", "1", "--idle-timeout", "60"]);
+    let s = server.connect();
+    let started = Instant::now();
+    // One byte every 200 ms: never idle, never a whole line.
+    let transport = std::sync::Arc::clone(&s.transport);
+    let trickle = std::thread::spawn(move || {
+        for _ in 0..50 {
+            if transport.write_all(b"1").is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let mut s = s;
+    let reply = s.read_line().unwrap();
+    assert_eq!(reply.as_deref(), Some("ERR line took too long"));
+    assert!(started.elapsed() < WAIT);
+    assert_eq!(s.read_line().unwrap(), None, "then the connection ends");
+    trickle.join().unwrap();
+    server.wait_for_log("reason=line-timeout");
+}
+
+#[test]
+fn a_plain_socket_that_never_sends_is_evicted_not_left_hanging() {
+    // The evicted socket sees its connection end (EOF or reset), at once.
+    let server = Server::start(&["--max-clients", "1"]);
+    let mut silent = common::raw_tcp(server.addr());
+    std::thread::sleep(Duration::from_millis(100));
+    let mut client = greeted(&server).expect("served");
+    assert_eq!(client.request("+ 2 2").unwrap(), "OK 4");
+    let mut buf = [0u8; 16];
+    let n = silent.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0);
+}
