@@ -18,6 +18,8 @@
 //! documents for its `Connection`: getters, `read`/`on_*` for input, commands (`queue`,
 //! `begin_close`), then `flush` and `interest` for output.
 
+mod identity;
+mod parts;
 mod reason;
 mod transport;
 
@@ -25,18 +27,19 @@ mod transport;
 mod tests;
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::Interest;
-use rustls::{ServerConfig, ServerConnection};
+use rustls::ServerConnection;
 
 use crate::line::{Flow, Frame, LineBuffer};
 use crate::outbox::ConnId;
 use crate::proxy::Parsed;
 use crate::rate::TokenBucket;
 
+pub use parts::{Kind, Pauses, Peer, Phase, Places, ReadEvent, Session, Setup, Timeouts, Traffic};
 pub use reason::{CloseReason, Refusal};
 pub use transport::Transport;
 use transport::{interrupted, would_block};
@@ -56,119 +59,6 @@ pub const PLAIN_TEXT_ON_TLS_REPLY: &[u8] = b"ERR this port speaks TLS\n";
 /// An emptied output buffer larger than this is given back to the allocator, so an idle
 /// connection holds little memory.
 const KEEP_OUTPUT_CAPACITY: usize = 4 * 1024;
-
-/// Where a connection is in its life. Each phase carries what only it needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// `--proxy-protocol`: waiting for the balancer's PROXY header; nothing else is read yet.
-    AwaitingProxy,
-    /// TLS handshake in progress; nothing is read or sent in plaintext yet.
-    Handshaking,
-    /// Ready: greeted (or being told it is refused); requests are read and answered.
-    Open,
-    /// Flushing queued output, then close_notify, then FIN. Requests are no longer read.
-    Closing {
-        reason: CloseReason,
-        deadline: Instant,
-        close_notify_sent: bool,
-    },
-    /// Our side is shut. Reading and discarding until the peer closes too, so the kernel does
-    /// not answer its late bytes with a reset that could destroy replies it has not read yet.
-    Lingering {
-        reason: CloseReason,
-        deadline: Instant,
-    },
-}
-
-/// What a connection is, chosen once at accept (or, for `--max-per-ip` behind a balancer, when
-/// the PROXY header names the client).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// A client of the service: greeted once ready.
-    Client,
-    /// A client over a limit: told why once ready, then closed.
-    Refused(Refusal),
-    /// A connection to the `--metrics` endpoint: plain HTTP, no client of the service.
-    Scrape,
-}
-
-/// The places a connection holds under the limits (`reactor::admission` owns the counts). A
-/// connection gives them back exactly once, when its session ends ([`Conn::take_places`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Places {
-    /// A `--max-clients` place.
-    pub client: bool,
-    /// A `--max-per-ip` place for this address.
-    pub per_ip: Option<IpAddr>,
-    /// One of the few connections being told `ERR server busy` at once.
-    pub busy_reply: bool,
-    /// One of the few `--metrics` connections at once.
-    pub scrape: bool,
-}
-
-/// Why a connection is not read now. Reading goes on once the set is empty.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Pauses(u8);
-
-impl Pauses {
-    /// Its own replies are more than READ_PAUSE_OUTPUT behind.
-    pub const OUTPUT: Pauses = Pauses(1);
-    /// Members receiving its chat messages are far behind (see `room::flow`).
-    pub const FANOUT: Pauses = Pauses(2);
-    /// `--rate-limit`: no token for its next line.
-    pub const RATE: Pauses = Pauses(4);
-
-    pub fn contains(self, other: Pauses) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    pub fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-}
-
-/// Bytes moved on client sockets (TLS records included), for the metrics.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Traffic {
-    pub received: u64,
-    pub sent: u64,
-}
-
-/// What one call to [`Conn::read`] found.
-#[derive(Debug, PartialEq, Eq)]
-pub enum ReadEvent {
-    /// Plaintext bytes in the caller's buffer.
-    Data(usize),
-    /// The PROXY header was read (`peer` is now the client it names): admission by address,
-    /// then on to the handshake (or, without TLS, the greeting).
-    ProxyDone,
-    /// The TLS handshake just finished: time to greet.
-    HandshakeDone,
-    /// Nothing more until the next readiness event.
-    WouldBlock,
-    /// The connection cannot be read any more, and why.
-    Closed(CloseReason),
-}
-
-/// The session's own numbers, for the log.
-#[derive(Debug, Default)]
-pub struct Session {
-    /// The name the client took with `name NAME`, as the service accepted it.
-    pub name: Option<Box<str>>,
-    /// Request lines answered (bad ones included).
-    pub requests: u64,
-}
-
-/// Who is at the other end.
-#[derive(Debug, Clone, Copy)]
-pub struct Peer {
-    /// The client: the socket's peer, or the address a PROXY header gave.
-    pub addr: SocketAddr,
-    /// The balancer's address, when a PROXY header named the client.
-    pub proxy: Option<SocketAddr>,
-    /// The PROXY header said `LOCAL`: the balancer itself, most likely a health check.
-    pub health_check: bool,
-}
 
 /// One connection (see the module's first lines). `T` is its socket: `mio::net::TcpStream` in
 /// the server, an in-memory pipe in the tests.
@@ -201,14 +91,6 @@ pub struct Conn<T> {
     last_drained: Instant,
     /// When the line now being received began (`--line-timeout`); `None` between lines.
     line_started: Option<Instant>,
-}
-
-/// How a connection is set up at accept.
-pub struct Setup<'a> {
-    pub tls: Option<&'a Arc<ServerConfig>>,
-    pub expect_proxy: bool,
-    pub max_line: usize,
-    pub rate_limit: Option<u32>,
 }
 
 impl<T: Transport> Conn<T> {
@@ -376,38 +258,6 @@ impl<T: Transport> Conn<T> {
             }
             | Phase::Lingering { reason, deadline } => Some((deadline, reason)),
         }
-    }
-
-    /// `TLSv1_3/TLS13_AES_256_GCM_SHA384`, or `plain`.
-    pub fn tls_description(&self) -> String {
-        match &self.tls {
-            None => "plain".to_string(),
-            Some(tls) => match (tls.protocol_version(), tls.negotiated_cipher_suite()) {
-                (Some(version), Some(suite)) => {
-                    // A resumed session (a returning client's ticket) says so.
-                    let resumed = tls.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
-                    format!(
-                        "{version:?}/{:?}{}",
-                        suite.suite(),
-                        if resumed { " resumed=yes" } else { "" }
-                    )
-                }
-                _ => "-".to_string(),
-            },
-        }
-    }
-
-    /// The subject of the certificate the client presented (mutual TLS), for the log.
-    pub fn client_subject(&self) -> Option<String> {
-        let certs = self.tls.as_ref()?.peer_certificates()?;
-        crate::tls::subject(certs.first()?)
-    }
-
-    /// The name the certificate the client presented gives it (mutual TLS): its CN, else its
-    /// first DNS or e-mail name; `Some("")` when it gives none, `None` without a certificate.
-    pub fn client_identity(&self) -> Option<String> {
-        let certs = self.tls.as_ref()?.peer_certificates()?;
-        Some(crate::tls::certificate_name(certs.first()?).unwrap_or_default())
     }
 
     // ---- input ----
@@ -579,7 +429,7 @@ impl<T: Transport> Conn<T> {
                     if bucket.has_token(now) {
                         Flow::Continue
                     } else {
-                        pauses.0 |= Pauses::RATE.0;
+                        pauses.insert(Pauses::RATE);
                         Flow::Hold
                     }
                 }
@@ -606,14 +456,14 @@ impl<T: Transport> Conn<T> {
     /// long until it has.
     pub fn rate_token_due(&mut self, now: Instant) -> Result<(), Duration> {
         let Some(bucket) = self.bucket.as_mut() else {
-            self.pauses.0 &= !Pauses::RATE.0;
+            self.pauses.remove(Pauses::RATE);
             return Ok(());
         };
         if bucket.has_token(now) {
-            self.pauses.0 &= !Pauses::RATE.0;
+            self.pauses.remove(Pauses::RATE);
             Ok(())
         } else {
-            self.pauses.0 |= Pauses::RATE.0;
+            self.pauses.insert(Pauses::RATE);
             Err(bucket.wait())
         }
     }
@@ -629,9 +479,9 @@ impl<T: Transport> Conn<T> {
     /// Sets or lifts the fan-out pause (chat: members receiving its lines are far behind).
     pub fn set_fanout_pause(&mut self, paused: bool) {
         if paused {
-            self.pauses.0 |= Pauses::FANOUT.0;
+            self.pauses.insert(Pauses::FANOUT);
         } else {
-            self.pauses.0 &= !Pauses::FANOUT.0;
+            self.pauses.remove(Pauses::FANOUT);
         }
     }
 
@@ -639,7 +489,7 @@ impl<T: Transport> Conn<T> {
     /// unsent, the connection is not read until they drain to half of that.
     pub fn review_output_backlog(&mut self) -> bool {
         if self.pending_output() > READ_PAUSE_OUTPUT {
-            self.pauses.0 |= Pauses::OUTPUT.0;
+            self.pauses.insert(Pauses::OUTPUT);
         }
         self.pauses.contains(Pauses::OUTPUT)
     }
@@ -797,7 +647,7 @@ impl<T: Transport> Conn<T> {
         let resumed =
             self.pauses.contains(Pauses::OUTPUT) && self.pending_output() <= READ_PAUSE_OUTPUT / 2;
         if resumed {
-            self.pauses.0 &= !Pauses::OUTPUT.0;
+            self.pauses.remove(Pauses::OUTPUT);
         }
         Ok(resumed)
     }
@@ -829,12 +679,4 @@ enum Failure {
     Tls(rustls::Error),
     /// Why the PROXY header was refused.
     Proxy(Box<str>),
-}
-
-/// The timeouts a connection's deadline depends on (`None` = never).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Timeouts {
-    pub handshake: Option<Duration>,
-    pub idle: Option<Duration>,
-    pub line: Option<Duration>,
 }

@@ -25,10 +25,14 @@ impl Reactor {
                     continue;
                 }
             };
-            if matches!(conn.phase(), Phase::Lingering { .. }) || resumed {
-                // Our FIN is out and the peer's may already be waiting to be read; or its
-                // replies drained and it may be read again.
+            if matches!(conn.phase(), Phase::Lingering { .. }) {
+                // Our FIN is out; the peer's may already be waiting to be read.
                 self.read_from(id);
+            } else if resumed {
+                // Its replies drained: read it again next turn, not in this one, so a client
+                // that sends as fast as the kernel takes our replies cannot keep the turn (and
+                // the signals and timers behind it) to itself.
+                self.conns.read_later(id);
             }
             if self
                 .conns
