@@ -235,7 +235,7 @@ fn without_redis_the_local_room_goes_on_and_joins_again_when_it_is_back() {
     let _redis = Redis::start_on(port);
     let took = until(&mut alice, "JOIN bob");
     assert!(took < Duration::from_secs(10), "rejoined after {took:?}");
-    assert!(a.log().matches("event=bus-up").count() >= 2, "{}", a.log());
+    a.wait_for_log_count("event=bus-up", 2);
     carol.send_line("welcome back").unwrap();
     assert_eq!(next(&mut alice), "MSG carol welcome back");
     assert_eq!(alice.request("who").unwrap(), "OK alice carol bob");

@@ -182,10 +182,16 @@ impl Server {
 
     /// Waits until the log contains `needle` (the log is written once per loop turn).
     pub fn wait_for_log(&self, needle: &str) -> String {
+        self.wait_for_log_count(needle, 1)
+    }
+
+    /// Waits until the log shows `needle` at least `times` times (the log is written by a
+    /// thread of its own, a moment after the event it records).
+    pub fn wait_for_log_count(&self, needle: &str, times: usize) -> String {
         let start = Instant::now();
         loop {
             let log = self.log();
-            if log.contains(needle) {
+            if log.matches(needle).count() >= times {
                 return log;
             }
             assert!(
