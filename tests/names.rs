@@ -224,3 +224,33 @@ fn a_client_whose_certificate_says_alice_cannot_become_bob() {
     );
     assert_eq!(bob.request("who").unwrap(), "OK alice bob");
 }
+
+#[test]
+fn the_terminal_client_given_a_certificate_logs_in_under_its_name() {
+    let dir = TestDir::new("names-client-cert");
+    let files = generate_dev_certs(&dir.0.join("certs"), &[]).unwrap();
+    let args = [
+        "--service",
+        "chat",
+        "--client-ca",
+        files.ca.to_str().unwrap(),
+    ];
+    let server = Server::start_in(TestDir::borrowed(&dir.0), &["127.0.0.1", "0"], &args, 1);
+    let port = server.addr().port().to_string();
+    let (status, stdout, stderr) = common::run_client(
+        &dir.0,
+        &[
+            "127.0.0.1",
+            &port,
+            "--cert",
+            files.client_cert.to_str().unwrap(),
+            "--key",
+            files.client_key.to_str().unwrap(),
+            "-e",
+            "hello",
+        ],
+        None,
+    );
+    assert!(status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("Welcome dev-client, 1 online"), "{stdout}");
+}

@@ -11,7 +11,7 @@ mod transport;
 
 use std::fmt;
 use std::io::{self, BufRead, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use getopts::Options;
 
@@ -248,8 +248,26 @@ fn ask(prompt: &str, default: &str) -> Option<String> {
     }
 }
 
+/// The name a PEM client certificate (`--cert FILE`) gives its holder: the subject's CN, else its
+/// first DNS or e-mail name, the only name a server with mutual TLS lets it take. Errors name the
+/// file and say what is wrong.
+pub fn certificate_name(path: &Path) -> Result<String, String> {
+    let certs = crate::tls::load_certs(path)?;
+    crate::tls::certificate_name(&certs[0]).ok_or_else(|| {
+        format!(
+            "{} gives no name (no CN, DNS or e-mail name)",
+            path.display()
+        )
+    })
+}
+
 /// Runs the client: connects, then talks as the greeted service wants. Returns the exit code.
-pub fn run(o: ClientOptions) -> i32 {
+pub fn run(mut o: ClientOptions) -> i32 {
+    // --cert and no --name: log in under the certificate's name (a server with mutual TLS takes
+    // no other). A certificate that cannot be read fails at the handshake, with its own words.
+    if o.name.is_none() {
+        o.name = o.cert.as_deref().and_then(|c| certificate_name(c).ok());
+    }
     let interactive = io::stdin().is_terminal() && o.exec.is_empty();
     // `--server` alone: no question asked; HOST PORT given too come first.
     if o.host.is_none() && o.port.is_none() && !o.servers.is_empty() {
@@ -319,6 +337,25 @@ fn talk_to(servers: Vec<(String, u16)>, o: &ClientOptions) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_name_of_a_pem_certificate_is_read_for_the_login() {
+        let dir =
+            std::env::temp_dir().join(format!("securetcp-client-cert-{}", std::process::id()));
+        let files = crate::tls::generate_dev_certs(&dir, &[]).unwrap();
+        assert_eq!(
+            certificate_name(&files.client_cert).as_deref(),
+            Ok(crate::tls::DEV_CLIENT_NAME)
+        );
+        // The server's certificate names the server (CN), a missing file says so.
+        assert_eq!(
+            certificate_name(&files.cert).as_deref(),
+            Ok("securetcp development server")
+        );
+        let missing = certificate_name(&dir.join("none.pem")).unwrap_err();
+        assert!(missing.contains("none.pem"), "{missing}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn arguments_are_read() {

@@ -192,7 +192,16 @@ impl App {
         let phase = std::mem::replace(&mut self.phase, Phase::Form { error: None });
         self.phase = match (phase, event) {
             (Phase::Connecting { link }, FromNet::Connected { service }) => {
-                let name = Some(self.form.name.trim()).filter(|n| !n.is_empty());
+                // No name typed but a client certificate: its name, the only one a server with
+                // mutual TLS accepts.
+                let name = Some(self.form.name.trim().to_string())
+                    .filter(|n| !n.is_empty())
+                    .or_else(|| {
+                        Some(self.form.cert.trim())
+                            .filter(|c| !c.is_empty())
+                            .and_then(|c| crate::client::certificate_name(Path::new(c)).ok())
+                    });
+                let name = name.as_deref();
                 let mut screen = Screen::for_service(&service, name);
                 for line in screen.opening_lines(name) {
                     link.send(line);
