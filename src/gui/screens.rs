@@ -251,7 +251,7 @@ impl Chat {
                 }
                 None => {
                     let why = line.strip_prefix("ERR ").unwrap_or(line);
-                    self.login_error = Some(format!("{}.", capitalise(&why.to_string())));
+                    self.login_error = Some(format!("{}.", capitalise(why)));
                     // Offered again in the name field, to be changed.
                     self.suggested = asked;
                 }
@@ -467,6 +467,8 @@ mod tests {
         screen.on_line("OK bob ann2");
         screen.on_line("JOIN cy");
         screen.on_line("MSG bob hi \u{1b}[2J there");
+        // A name from an older server, and a message, with invisible and bidi characters.
+        screen.on_line("MSG a\u{200B}lice \u{202E}olleh\u{2066}");
         screen.on_line("LEFT bob");
         let Screen::Chat(chat) = &mut screen else {
             panic!()
@@ -485,6 +487,11 @@ mod tests {
                 (ChatKind::Notice, "", "Welcome ann2, 2 online"),
                 (ChatKind::Notice, "", "cy joined"),
                 (ChatKind::Theirs, "bob", "hi ^[[2J there"),
+                (
+                    ChatKind::Theirs,
+                    "a\\u{200b}lice",
+                    "\\u{202e}olleh\\u{2066}"
+                ),
                 (ChatKind::Notice, "", "bob left"),
                 (ChatKind::Mine, "ann2", "  hello"),
             ]

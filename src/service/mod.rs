@@ -92,17 +92,23 @@ pub fn check_requested_name(name: &str, certificate: Option<&str>) -> Result<(),
     if certified.is_empty() {
         return Err("your certificate gives no name (no CN, DNS or e-mail name)".into());
     }
-    // The certificate's name goes into a reply: shown escaped when it is no valid name (it may
-    // hold anything, a newline too).
     let valid = check_name(certified);
-    let shown = match valid {
-        Ok(()) => certified.to_string(),
-        Err(_) => certified.escape_debug().to_string(),
-    };
+    let shown = shown_certificate_name(certified);
     if name != certified {
         return Err(format!("your certificate names you {shown}"));
     }
     valid.map_err(|why| format!("your certificate's name {shown} cannot be used: {why}"))
+}
+
+/// A certificate's name as it goes into a reply: escaped when it holds a control, invisible or
+/// format character (a certificate may hold anything, a newline too), else as it is.
+pub fn shown_certificate_name(name: &str) -> String {
+    let hidden = |c: char| c.is_control() || crate::name::is_invisible(c) || c.is_whitespace();
+    if name.chars().any(|c| hidden(c) && c != ' ') {
+        name.escape_debug().to_string()
+    } else {
+        name.to_string()
+    }
 }
 
 /// The service names `--service` accepts.

@@ -96,6 +96,12 @@ impl Service for Sum {
             return;
         }
         match parse_exchange(line) {
+            // Mutual TLS: the exchange speaks for the certificate's holder, under its name only.
+            Ok((name, _)) if self.certified.of(id).is_some_and(|c| c != name) => {
+                let certified = self.certified.of(id).unwrap_or_default();
+                let shown = super::shown_certificate_name(certified);
+                out.send(id, format_args!("ERR your certificate names you {shown}"))
+            }
             Ok((name, n)) => {
                 let m = self.number;
                 out.set_name(id, name);
@@ -119,6 +125,24 @@ impl Service for Sum {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn with_a_client_certificate_the_exchange_is_under_its_name() {
+        let id = ConnId::new(1, 0);
+        let mut sum = Sum::new("S", 50);
+        let mut out = Outbox::new();
+        sum.greeting(id, Some("Alice Smith"), &mut out);
+        out.clear();
+        sum.on_line(id, "Client of Bob;5", &mut out);
+        sum.on_line(id, "Client of Alice Smith;5", &mut out);
+        assert_eq!(
+            out.lines_for(id),
+            [
+                "ERR your certificate names you Alice Smith",
+                "OK Server of S;50"
+            ]
+        );
+    }
 
     #[test]
     fn exchange_lines_are_parsed_as_spec_says() {
