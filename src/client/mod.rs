@@ -261,13 +261,17 @@ pub fn certificate_name(path: &Path) -> Result<String, String> {
     })
 }
 
+/// The name to log in with (chat) or to exchange under (sum): `--name`, else, with `--cert`, the
+/// certificate's name (a server with mutual TLS takes no other). calc and quiz send `--name` only.
+/// A certificate that cannot be read is left to the handshake to report, in its own words.
+pub fn login_name(o: &ClientOptions) -> Option<String> {
+    o.name
+        .clone()
+        .or_else(|| o.cert.as_deref().and_then(|c| certificate_name(c).ok()))
+}
+
 /// Runs the client: connects, then talks as the greeted service wants. Returns the exit code.
-pub fn run(mut o: ClientOptions) -> i32 {
-    // --cert and no --name: log in under the certificate's name (a server with mutual TLS takes
-    // no other). A certificate that cannot be read fails at the handshake, with its own words.
-    if o.name.is_none() {
-        o.name = o.cert.as_deref().and_then(|c| certificate_name(c).ok());
-    }
+pub fn run(o: ClientOptions) -> i32 {
     let interactive = io::stdin().is_terminal() && o.exec.is_empty();
     // `--server` alone: no question asked; HOST PORT given too come first.
     if o.host.is_none() && o.port.is_none() && !o.servers.is_empty() {

@@ -361,10 +361,10 @@ fn request_reply(talk: &mut Talk, o: &ClientOptions) -> Result<(), ClientError> 
     talk.leave()
 }
 
-/// The name for sum (and the chat's fallback): `--name`, else `$USER`, else `client`.
+/// The name for sum (and the chat's fallback): `--name` (or the `--cert`'s name), else `$USER`,
+/// else `client`.
 fn default_name(o: &ClientOptions, valid: fn(&str) -> bool) -> String {
-    o.name
-        .clone()
+    super::login_name(o)
         .filter(|n| valid(n))
         .or_else(|| std::env::var("USER").ok().filter(|u| check_name(u).is_ok()))
         .unwrap_or_else(|| "client".to_string())
@@ -498,7 +498,7 @@ fn next_question(talk: &mut Talk) -> Result<Option<String>, ClientError> {
 
 fn chat(talk: &mut Talk, o: &ClientOptions) -> Result<(), ClientError> {
     // Log in first: one request, one reply (nothing else is sent to a guest).
-    let mut candidate = o.name.clone();
+    let mut candidate = super::login_name(o);
     let name = loop {
         let name = match candidate.take() {
             Some(name) => name,

@@ -192,13 +192,14 @@ impl App {
         let phase = std::mem::replace(&mut self.phase, Phase::Form { error: None });
         self.phase = match (phase, event) {
             (Phase::Connecting { link }, FromNet::Connected { service }) => {
-                // No name typed but a client certificate: its name, the only one a server with
-                // mutual TLS accepts.
+                // No name typed but a client certificate: the chat logs in, and sum exchanges,
+                // under its name, the only one a server with mutual TLS accepts (as the terminal
+                // client does; calc and quiz send a typed name only).
                 let name = Some(self.form.name.trim().to_string())
                     .filter(|n| !n.is_empty())
                     .or_else(|| {
                         Some(self.form.cert.trim())
-                            .filter(|c| !c.is_empty())
+                            .filter(|c| !c.is_empty() && matches!(service.as_str(), "chat" | "sum"))
                             .and_then(|c| crate::client::certificate_name(Path::new(c)).ok())
                     });
                 let name = name.as_deref();
