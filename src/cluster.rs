@@ -25,22 +25,80 @@ pub const HEARTBEAT: Duration = Duration::from_secs(1);
 /// An instance silent this long is gone (its members `LEFT` within 5 s of its death: this,
 /// plus at most one heartbeat of scheduling).
 pub const SILENCE_LIMIT: Duration = Duration::from_millis(3500);
+/// After an outage, how long the other instances have beyond [`SILENCE_LIMIT`] to be heard
+/// again: they reconnect on their own backoff, a few seconds apart at worst.
+pub const RECONNECT_GRACE: Duration = Duration::from_secs(5);
 
 pub const DEFAULT_CHANNEL: &str = "securetcp:chat";
 
-/// `redis://HOST:PORT[/CHANNEL]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `redis[s]://[[USER]:PASSWORD@]HOST:PORT[/CHANNEL]`, as `redis-cli -u` takes it (the user and
+/// password percent-decoded, so `%40` is an `@` and `%2F` a `/`).
+#[derive(Clone, PartialEq, Eq)]
 pub struct RedisUrl {
     pub host: String,
     pub port: u16,
     pub channel: String,
+    /// An ACL user (`AUTH USER PASSWORD`); `None` is Redis's `default` user.
+    pub user: Option<String>,
+    /// Sent as `AUTH` on both connections before anything else; never logged.
+    pub password: Option<String>,
+    /// `rediss://`: TLS to Redis.
+    pub tls: bool,
+}
+
+/// The environment variable that gives the password without putting it on the command line
+/// (where `ps` shows it to every user of the machine).
+pub const PASSWORD_VARIABLE: &str = "SECURETCP_REDIS_PASSWORD";
+
+impl std::fmt::Debug for RedisUrl {
+    /// Everything but the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisUrl")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("channel", &self.channel)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 impl RedisUrl {
+    /// Errors: a text that is not such a URL, as a sentence for the usage message (it never
+    /// repeats the password).
     pub fn parse(text: &str) -> Result<RedisUrl, String> {
-        let bad = || format!("--chat-redis {text}: expected redis://HOST:PORT[/CHANNEL]");
-        let rest = text.strip_prefix("redis://").ok_or_else(bad)?;
-        let (address, channel) = rest.split_once('/').unwrap_or((rest, ""));
+        let shown = match text.rsplit_once('@') {
+            Some((_, after)) => format!("redis://...@{after}"),
+            None => text.to_string(),
+        };
+        let bad = || {
+            format!(
+                "--chat-redis {shown}: expected redis[s]://[[USER]:PASSWORD@]HOST:PORT[/CHANNEL]"
+            )
+        };
+        let (tls, rest) = match (
+            text.strip_prefix("redis://"),
+            text.strip_prefix("rediss://"),
+        ) {
+            (Some(rest), _) => (false, rest),
+            (_, Some(rest)) => (true, rest),
+            _ => return Err(bad()),
+        };
+        let (authority, channel) = rest.split_once('/').unwrap_or((rest, ""));
+        let (credentials, address) = match authority.rsplit_once('@') {
+            Some((credentials, address)) => (Some(credentials), address),
+            None => (None, authority),
+        };
+        let (user, password) = match credentials {
+            None => (None, None),
+            Some(credentials) => {
+                let (user, password) = credentials.split_once(':').ok_or_else(bad)?;
+                let user = percent_decode(user).ok_or_else(bad)?;
+                let password = percent_decode(password).ok_or_else(bad)?;
+                ((!user.is_empty()).then_some(user), Some(password))
+            }
+        };
         let spec = crate::addr::parse_address("--chat-redis", address).map_err(|_| bad())?;
         let channel = if channel.is_empty() {
             DEFAULT_CHANNEL
@@ -54,8 +112,38 @@ impl RedisUrl {
             host: spec.host,
             port: spec.port,
             channel: channel.to_string(),
+            user,
+            password,
+            tls,
         })
     }
+
+    /// [`PASSWORD_VARIABLE`]'s value, when set, is the password (over one in the URL: the
+    /// variable is the way that keeps it out of the process list).
+    pub fn with_password_from_env(mut self, value: Option<String>) -> RedisUrl {
+        if let Some(password) = value.filter(|p| !p.is_empty()) {
+            self.password = Some(password);
+        }
+        self
+    }
+}
+
+/// `%XX` escapes decoded; `None` for a bad escape or a result that is not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// The other instances, as heard on the channel.
@@ -64,6 +152,9 @@ pub struct Presence {
     me: String,
     room: Arc<Directory>,
     others: HashMap<String, Instance>,
+    /// When our own message last came back through the subscription: the link worked then, so
+    /// an instance silent since long before is gone, not cut off by the bus.
+    link_alive_at: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -80,6 +171,21 @@ impl Presence {
             me,
             room,
             others: HashMap::new(),
+            link_alive_at: None,
+        }
+    }
+
+    /// When our own message last came back through the subscription.
+    pub fn link_alive_at(&self) -> Option<Instant> {
+        self.link_alive_at
+    }
+
+    /// The bus is up again after an outage: whoever we knew is given until [`SILENCE_LIMIT`]
+    /// and [`RECONNECT_GRACE`] from now to be heard again; nobody is `LEFT` for the outage.
+    pub fn bus_up(&mut self, now: Instant) {
+        self.link_alive_at = None;
+        for instance in self.others.values_mut() {
+            instance.last_heard = now + RECONNECT_GRACE;
         }
     }
 
@@ -122,7 +228,11 @@ impl Presence {
         let Some((from, what)) = text.split_once(' ') else {
             return;
         };
-        if from == self.me || from.is_empty() {
+        if from == self.me {
+            self.link_alive_at = Some(now);
+            return;
+        }
+        if from.is_empty() {
             return;
         }
         let (kind, rest) = what.split_once(' ').unwrap_or((what, ""));
@@ -183,12 +293,16 @@ impl Presence {
         }
     }
 
-    /// Instances not heard for [`SILENCE_LIMIT`] are gone: their members leave the room.
-    pub fn expire(&mut self, now: Instant, deliver: &mut Vec<RoomLine>) {
+    /// Instances not heard for [`SILENCE_LIMIT`] before our own message last came back are
+    /// gone: their members leave the room. While the bus is down (or stalled) nobody is.
+    pub fn expire(&mut self, deliver: &mut Vec<RoomLine>) {
+        let Some(alive) = self.link_alive_at else {
+            return;
+        };
         let silent: Vec<String> = self
             .others
             .iter()
-            .filter(|(_, o)| now.duration_since(o.last_heard) >= SILENCE_LIMIT)
+            .filter(|(_, o)| alive.saturating_duration_since(o.last_heard) >= SILENCE_LIMIT)
             .map(|(id, _)| id.clone())
             .collect();
         for id in silent {
@@ -196,7 +310,7 @@ impl Presence {
         }
     }
 
-    /// When the next instance would expire, if any.
+    /// When the next instance would expire if our heartbeat keeps coming back, if any.
     pub fn next_expiry(&self) -> Option<Instant> {
         self.others
             .values()
@@ -259,6 +373,36 @@ mod tests {
         assert_eq!((url.host.as_str(), url.channel.as_str()), ("::1", "room-2"));
         assert!(RedisUrl::parse("http://x:1").is_err());
         assert!(RedisUrl::parse("redis://nohost").is_err());
+        assert_eq!((url.user, url.password, url.tls), (None, None, false));
+    }
+
+    #[test]
+    fn urls_with_a_password_or_an_acl_user() {
+        let url = RedisUrl::parse("redis://:s3cret@127.0.0.1:6379/room").unwrap();
+        assert_eq!(
+            (url.user.as_deref(), url.password.as_deref()),
+            (None, Some("s3cret"))
+        );
+        assert_eq!((url.port, url.channel.as_str()), (6379, "room"));
+        let url = RedisUrl::parse("rediss://chat:p%40ss%2Fw@redis.example:6380").unwrap();
+        assert_eq!(url.user.as_deref(), Some("chat"));
+        assert_eq!(url.password.as_deref(), Some("p@ss/w"));
+        assert!(url.tls);
+        assert_eq!(url.host, "redis.example");
+        // The password is never shown: not in an error, not in Debug.
+        let error = RedisUrl::parse("redis://:hunter2@nohost").unwrap_err();
+        assert!(!error.contains("hunter2"), "{error}");
+        let url = RedisUrl::parse("redis://:hunter2@h:1").unwrap();
+        assert!(!format!("{url:?}").contains("hunter2"));
+        assert!(RedisUrl::parse("redis://nocolon@h:1").is_err());
+        assert!(RedisUrl::parse("redis://:%zz@h:1").is_err());
+        // The environment variable gives (or overrides) the password.
+        let url = url.with_password_from_env(Some("from-env".into()));
+        assert_eq!(url.password.as_deref(), Some("from-env"));
+        let url = RedisUrl::parse("redis://h:1")
+            .unwrap()
+            .with_password_from_env(None);
+        assert_eq!(url.password, None);
     }
 
     #[test]
@@ -318,13 +462,19 @@ mod tests {
         presence.on_message(b"B HERE carol", start + HEARTBEAT * 2, &mut got);
         assert_eq!(texts(&got), ["LEFT bob"]);
         got.clear();
-        presence.expire(start + HEARTBEAT * 2 + SILENCE_LIMIT / 2, &mut got);
+        presence.on_message(
+            b"A HERE",
+            start + HEARTBEAT * 2 + SILENCE_LIMIT / 2,
+            &mut got,
+        );
+        presence.expire(&mut got);
         assert!(got.is_empty());
         assert_eq!(
             presence.next_expiry(),
             Some(start + HEARTBEAT * 2 + SILENCE_LIMIT)
         );
-        presence.expire(start + HEARTBEAT * 2 + SILENCE_LIMIT, &mut got);
+        presence.on_message(b"A HERE", start + HEARTBEAT * 2 + SILENCE_LIMIT, &mut got);
+        presence.expire(&mut got);
         assert_eq!(texts(&got), ["LEFT carol"]);
         assert!(room.is_empty());
         got.clear();
@@ -332,6 +482,30 @@ mod tests {
         presence.on_message(b"C BYE", start, &mut got);
         assert_eq!(texts(&got), ["JOIN dan", "LEFT dan"]);
         assert_eq!(presence.next_expiry(), None);
+    }
+
+    #[test]
+    fn nobody_leaves_for_an_outage_of_the_bus() {
+        let room = Directory::new();
+        let mut presence = Presence::new("A".into(), Arc::clone(&room));
+        let start = Instant::now();
+        let mut got = Vec::new();
+        presence.on_message(b"B HERE bob", start, &mut got);
+        presence.on_message(b"A HERE", start, &mut got);
+        got.clear();
+        // The bus is down (or Redis stalled): our heartbeat does not come back, bob stays.
+        presence.expire(&mut got);
+        assert!(got.is_empty());
+        // Back after 10 s: B has the grace to be heard again...
+        let back = start + Duration::from_secs(10);
+        presence.bus_up(back);
+        presence.on_message(b"A HERE", back + SILENCE_LIMIT, &mut got);
+        presence.expire(&mut got);
+        assert!(got.is_empty(), "{:?}", texts(&got));
+        // ...and if it never is, it went away: bob leaves.
+        presence.on_message(b"A HERE", back + SILENCE_LIMIT + RECONNECT_GRACE, &mut got);
+        presence.expire(&mut got);
+        assert_eq!(texts(&got), ["LEFT bob"]);
     }
 
     mod properties {
@@ -359,7 +533,8 @@ mod tests {
                 for message in &messages {
                     presence.on_message(message.as_bytes(), now, &mut got);
                 }
-                presence.expire(now + SILENCE_LIMIT, &mut got);
+                presence.on_message(b"Z HERE", now + SILENCE_LIMIT, &mut got);
+                presence.expire(&mut got);
                 prop_assert_eq!(room.list(), "me");
                 prop_assert_eq!(presence.next_expiry(), None);
             }

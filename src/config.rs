@@ -49,7 +49,8 @@ pub struct Config {
     /// `--proxy-protocol`: every connection starts with a PROXY header, accepted only from
     /// these networks (`--proxy-from`); `None` = no header expected.
     pub proxy_from: Option<ProxyFrom>,
-    /// `--chat-redis redis://HOST:PORT[/CHANNEL]`: the chat room spans every instance there.
+    /// `--chat-redis redis[s]://[[USER]:PASSWORD@]HOST:PORT[/CHANNEL]` (the password also from
+    /// `SECURETCP_REDIS_PASSWORD`): the chat room spans every instance there.
     pub chat_redis: Option<RedisUrl>,
 }
 
@@ -217,7 +218,7 @@ fn options() -> Options {
         "",
         "chat-redis",
         "the chat room spans every instance on this Redis channel (default channel securetcp:chat)",
-        "redis://HOST:PORT[/CHANNEL]",
+        "redis[s]://[[USER]:PASSWORD@]HOST:PORT[/CHANNEL]",
     );
     o.optopt(
         "w",
@@ -369,7 +370,9 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, UsageError> {
         ));
     }
     if let Some(url) = m.opt_str("chat-redis") {
-        c.chat_redis = Some(RedisUrl::parse(&url).map_err(UsageError)?);
+        let password = std::env::var(crate::cluster::PASSWORD_VARIABLE).ok();
+        let url = RedisUrl::parse(&url).map_err(UsageError)?;
+        c.chat_redis = Some(url.with_password_from_env(password));
         if c.service != "chat" {
             return Err(UsageError("--chat-redis is for --service chat".into()));
         }

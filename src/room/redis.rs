@@ -34,7 +34,14 @@ const MAX_BACKLOG: usize = 4 << 20;
 /// A frame larger than this from Redis is no chat message.
 const MAX_FRAME: usize = 1 << 20;
 const FIRST_RETRY: Duration = Duration::from_millis(250);
-const LAST_RETRY: Duration = Duration::from_secs(4);
+/// Short enough that instances coming back from one outage find each other within a few
+/// seconds of each other (see `Presence::bus_up`).
+const LAST_RETRY: Duration = Duration::from_secs(2);
+/// A Redis that does not answer this long is down: the handshake (AUTH, SUBSCRIBE, PING) not
+/// answered since the connection opened, or, once up, our own heartbeat (published each
+/// [`HEARTBEAT`]) not back through the subscription. So a stalled Redis is `bus-down` within
+/// this plus one heartbeat: under the 5 s of the contract.
+const STALL_LIMIT: Duration = Duration::from_secs(3);
 
 /// One connection to Redis.
 struct Side {
@@ -42,6 +49,9 @@ struct Side {
     connected: bool,
     input: Vec<u8>,
     output: Vec<u8>,
+    /// Replies to the handshake (AUTH, then SUBSCRIBE or PING) not yet in: the side is ready
+    /// at zero.
+    handshake_owed: usize,
 }
 
 pub struct RedisBus {
@@ -52,11 +62,18 @@ pub struct RedisBus {
     publisher: Option<Side>,
     /// Subscribed, and able to publish.
     up: bool,
+    /// When the connections were opened (the handshake must be answered within STALL_LIMIT)
+    /// or came up (our heartbeat must come back within it).
+    since: Instant,
+    /// Whether the start is past: the bus came up, or stderr said why it did not (once).
+    start_reported: bool,
     /// `event=bus-down` is written once per outage.
     down_logged: bool,
     retry_at: Option<Instant>,
     backoff: Duration,
     next_heartbeat: Instant,
+    /// When to look again whether Redis still answers.
+    stall_check_at: Instant,
     /// The message being published, kept for the next one.
     payload: Vec<u8>,
 }
@@ -69,6 +86,9 @@ impl RedisBus {
         now: Instant,
     ) -> Result<RedisBus, String> {
         use std::net::ToSocketAddrs;
+        if url.tls {
+            return Err("--chat-redis rediss://: TLS to Redis is not supported yet".into());
+        }
         let addr = (url.host.as_str(), url.port)
             .to_socket_addrs()
             .ok()
@@ -88,10 +108,13 @@ impl RedisBus {
             subscriber: None,
             publisher: None,
             up: false,
+            since: now,
+            start_reported: false,
             down_logged: false,
             retry_at: Some(now),
             backoff: FIRST_RETRY,
             next_heartbeat: now,
+            stall_check_at: now,
             payload: Vec::new(),
         })
     }
@@ -109,12 +132,30 @@ impl RedisBus {
             self.retry_at = None;
             self.connect(registry, now, log);
         }
+        if self.subscriber.is_some() {
+            let answered = match self.up {
+                true => self
+                    .presence
+                    .link_alive_at()
+                    .map_or(self.since, |at| at.max(self.since)),
+                false => self.since,
+            };
+            if now.duration_since(answered) >= STALL_LIMIT {
+                let why = match self.up {
+                    true => "Redis stopped answering (our heartbeat did not come back within 3 s)",
+                    false => "Redis did not answer within 3 s",
+                };
+                self.down(why, registry, now, log);
+            } else {
+                self.stall_check_at = answered + STALL_LIMIT;
+            }
+        }
         if self.up && now >= self.next_heartbeat {
             self.next_heartbeat = now + HEARTBEAT;
             let beat = self.presence.heartbeat();
             self.publish_payload(&beat, registry, now, log);
         }
-        self.presence.expire(now, deliver);
+        self.presence.expire(deliver);
         let mut next = now + HEARTBEAT;
         for at in [self.retry_at, self.presence.next_expiry()]
             .into_iter()
@@ -124,6 +165,9 @@ impl RedisBus {
         }
         if self.up {
             next = next.min(self.next_heartbeat);
+        }
+        if self.subscriber.is_some() {
+            next = next.min(self.stall_check_at);
         }
         next
     }
@@ -137,16 +181,41 @@ impl RedisBus {
                 connected: false,
                 input: Vec::new(),
                 output: Vec::new(),
+                handshake_owed: 0,
             })
         };
         match (open(SUBSCRIBER_TOKEN), open(PUBLISHER_TOKEN)) {
-            (Ok(mut subscriber), Ok(publisher)) => {
+            (Ok(mut subscriber), Ok(mut publisher)) => {
+                // AUTH first on both: Redis answers everything else with NOAUTH until then.
+                for side in [&mut subscriber, &mut publisher] {
+                    match (&self.url.user, &self.url.password) {
+                        (Some(user), Some(password)) => {
+                            command(
+                                &mut side.output,
+                                [b"AUTH", user.as_bytes(), password.as_bytes()],
+                            );
+                            side.handshake_owed += 1;
+                        }
+                        (None, Some(password)) => {
+                            command(&mut side.output, [b"AUTH", password.as_bytes()]);
+                            side.handshake_owed += 1;
+                        }
+                        _ => {}
+                    }
+                }
                 command(
                     &mut subscriber.output,
                     [b"SUBSCRIBE", self.url.channel.as_bytes()],
                 );
+                // The publisher is ready once Redis answered it (a PUBLISH refused for want of
+                // a permission still fails later, and is then reported the same way).
+                command(&mut publisher.output, [b"PING"]);
+                subscriber.handshake_owed += 1;
+                publisher.handshake_owed += 1;
                 self.subscriber = Some(subscriber);
                 self.publisher = Some(publisher);
+                self.since = now;
+                self.stall_check_at = now + STALL_LIMIT;
             }
             (Err(e), _) | (_, Err(e)) => self.down(&e.to_string(), registry, now, log),
         }
@@ -181,15 +250,16 @@ impl RedisBus {
                     return self.down("Redis sent something that is not RESP", registry, now, log);
                 }
             };
+            if let OwnedFrame::Error(words) = &frame {
+                // NOAUTH, WRONGPASS, NOPERM, OOM...: Redis's own words, and try again later.
+                let words = words.clone();
+                return self.down(&words, registry, now, log);
+            }
             if token == SUBSCRIBER_TOKEN {
                 self.on_subscriber_frame(frame, now, log, deliver);
-            } else if let OwnedFrame::Error(e) = frame {
-                return self.down(
-                    &format!("Redis refused to publish: {e}"),
-                    registry,
-                    now,
-                    log,
-                );
+            } else if let Some(publisher) = self.publisher.as_mut() {
+                publisher.handshake_owed = publisher.handshake_owed.saturating_sub(1);
+                self.maybe_up(now, log);
             }
         }
     }
@@ -209,8 +279,10 @@ impl RedisBus {
         log: &mut Log,
         deliver: &mut Vec<RoomLine>,
     ) {
-        let OwnedFrame::Array(parts) = frame else {
-            return;
+        let parts = match frame {
+            OwnedFrame::Array(parts) => parts,
+            OwnedFrame::SimpleString(_) => return self.answered_handshake(), // AUTH's +OK
+            _ => return,
         };
         match parts.as_slice() {
             [
@@ -221,18 +293,38 @@ impl RedisBus {
                 self.presence.on_message(payload, now, deliver);
             }
             [OwnedFrame::BulkString(kind), ..] if kind == b"subscribe" => {
-                self.up = true;
-                self.down_logged = false;
-                self.backoff = FIRST_RETRY;
-                self.next_heartbeat = now; // say who is here at once
-                log.line(format_args!(
-                    "event=bus-up redis={} channel={}",
-                    self.addr,
-                    Value(self.url.channel.as_bytes())
-                ));
+                self.answered_handshake();
+                self.maybe_up(now, log);
             }
             _ => {}
         }
+    }
+
+    /// A reply to the subscriber's handshake (`+OK` to AUTH, or the subscription).
+    fn answered_handshake(&mut self) {
+        if let Some(subscriber) = self.subscriber.as_mut() {
+            subscriber.handshake_owed = subscriber.handshake_owed.saturating_sub(1);
+        }
+    }
+
+    /// Both connections answered their handshake: the bus is up.
+    fn maybe_up(&mut self, now: Instant, log: &mut Log) {
+        let ready = |side: &Option<Side>| side.as_ref().is_some_and(|s| s.handshake_owed == 0);
+        if self.up || !ready(&self.subscriber) || !ready(&self.publisher) {
+            return;
+        }
+        self.up = true;
+        self.start_reported = true;
+        self.since = now;
+        self.down_logged = false;
+        self.backoff = FIRST_RETRY;
+        self.next_heartbeat = now; // say who is here at once
+        self.presence.bus_up(now);
+        log.line(format_args!(
+            "event=bus-up redis={} channel={}",
+            self.addr,
+            Value(self.url.channel.as_bytes())
+        ));
     }
 
     /// One of this instance's room lines (`JOIN alice\n`), for the other instances.
@@ -298,6 +390,14 @@ impl RedisBus {
             .flatten()
         {
             let _ = registry.deregister(&mut side.stream);
+        }
+        if !self.down_logged && !self.start_reported {
+            // Once, at start: a server started by hand says at once why its room is alone.
+            eprintln!(
+                "warning: --chat-redis: no Redis at {}: {why}; serving the local room, retrying",
+                self.addr
+            );
+            self.start_reported = true;
         }
         if !self.down_logged {
             self.down_logged = true;

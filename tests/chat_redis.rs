@@ -1,0 +1,288 @@
+//! The chat room across instances against a Redis as it runs in production (`--chat-redis`,
+//! issue 20): a password, an ACL user, the password from the environment; every error Redis
+//! answers reported and retried; a stalled Redis detected; nothing lost across an outage. Each
+//! test starts its own `redis-server` (Debian's package) on a loopback port chosen at run time.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Server, TestDir};
+use securetcp::client::Session;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// A `redis-server` of the test's own, with extra configuration lines, ended with the test.
+struct Redis {
+    child: Child,
+    port: u16,
+    /// What `answers` sends first (`AUTH ...`), if Redis needs it.
+    auth: Option<String>,
+}
+
+impl Redis {
+    fn start(args: &[&str], auth: Option<&str>) -> Redis {
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let args = args.iter().map(|a| a.to_string()).collect();
+        Redis::start_on(port, args, auth.map(str::to_string))
+    }
+
+    fn start_on(port: u16, args: Vec<String>, auth: Option<String>) -> Redis {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server runs (Debian package redis-server)");
+        let redis = Redis { child, port, auth };
+        let start = Instant::now();
+        while redis.ask("PING").as_deref() != Some("+PONG") {
+            assert!(start.elapsed() < WAIT, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        redis
+    }
+
+    /// One command (inline form), after AUTH if needed; Redis's one-line answer.
+    fn ask(&self, command: &str) -> Option<String> {
+        let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+        let mut reader = BufReader::new(stream.try_clone().ok()?);
+        let mut line = String::new();
+        if let Some(auth) = &self.auth {
+            stream.write_all(format!("{auth}\r\n").as_bytes()).ok()?;
+            reader.read_line(&mut line).ok()?;
+            line.clear();
+        }
+        stream.write_all(format!("{command}\r\n").as_bytes()).ok()?;
+        reader.read_line(&mut line).ok()?;
+        Some(line.trim_end().to_string())
+    }
+
+    fn url(&self, credentials: &str) -> String {
+        format!("redis://{credentials}127.0.0.1:{}", self.port)
+    }
+
+    fn signal(&self, signal: i32) {
+        // SAFETY: kill() sends a signal to the redis-server this test started.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// An instance of the chat on `url`, in a directory of its own with `certs`' certificates;
+/// `env` is set for it.
+fn instance(url: &str, certs: Option<&Server>, env: &[(&str, &str)]) -> Server {
+    let dir = TestDir::new("instance");
+    if let Some(first) = certs {
+        std::fs::create_dir_all(dir.0.join("certs")).unwrap();
+        for file in ["ca.pem", "server.pem", "server.key"] {
+            std::fs::copy(
+                first.dir.0.join("certs").join(file),
+                dir.0.join("certs").join(file),
+            )
+            .unwrap();
+        }
+    }
+    let mut command = Command::new(env!("CARGO_BIN_EXE_securetcp"));
+    command.env_remove("SECURETCP_REDIS_PASSWORD");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    Server::launch(
+        command,
+        dir,
+        &["127.0.0.1", "0"],
+        &["--service", "chat", "--chat-redis", url],
+        1,
+        None,
+    )
+}
+
+fn member(server: &Server, name: &str) -> Session {
+    let mut session = server.connect();
+    let welcome = session.request(&format!("name {name}")).unwrap();
+    assert!(
+        welcome.starts_with(&format!("OK welcome {name}")),
+        "{welcome}"
+    );
+    session
+}
+
+fn next(session: &mut Session) -> String {
+    session.read_line().unwrap().expect("the session goes on")
+}
+
+/// Reads until `wanted`, skipping other room lines.
+fn until(session: &mut Session, wanted: &str) {
+    let start = Instant::now();
+    loop {
+        if next(session) == wanted {
+            return;
+        }
+        assert!(start.elapsed() < WAIT, "never got {wanted:?}");
+    }
+}
+
+/// Until every `who` in `sessions` answers `wanted`.
+fn until_who(sessions: &mut [&mut Session], wanted: &str) {
+    let start = Instant::now();
+    for session in sessions {
+        loop {
+            // `who` gets its reply in order after any room lines already queued.
+            session.send_line("who").unwrap();
+            let mut answer = next(session);
+            while !answer.starts_with("OK ") {
+                answer = next(session);
+            }
+            if answer == wanted {
+                break;
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "who said {answer:?}, not {wanted:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[test]
+fn a_password_an_acl_user_and_the_environment_variable_each_join_the_room() {
+    if !common::require_program("redis-server", "redis-server") {
+        return;
+    }
+    let redis = Redis::start(
+        &[
+            "--requirepass",
+            "default-pw",
+            // An ACL user (separate arguments: redis-server joins them into one config line).
+            "--user",
+            "chat",
+            "on",
+            ">chat-pw",
+            "~*",
+            "&*",
+            "+@all",
+        ],
+        Some("AUTH default-pw"),
+    );
+    let a = instance(&redis.url(":default-pw@"), None, &[]);
+    let b = instance(&redis.url("chat:chat-pw@"), Some(&a), &[]);
+    let c = instance(
+        &redis.url(""),
+        Some(&a),
+        &[("SECURETCP_REDIS_PASSWORD", "default-pw")],
+    );
+    for server in [&a, &b, &c] {
+        let log = server.wait_for_log("event=bus-up");
+        assert!(!log.contains("bus-down"), "{log}");
+        assert!(!log.contains("pw"), "a password in the log: {log}");
+    }
+    let mut alice = member(&a, "alice");
+    let mut bob = member(&b, "bob");
+    let mut carol = member(&c, "carol");
+    until_who(
+        &mut [&mut alice, &mut bob, &mut carol],
+        "OK alice bob carol",
+    );
+    carol.send_line("hi from C").unwrap();
+    until(&mut alice, "MSG carol hi from C");
+    until(&mut bob, "MSG carol hi from C");
+    bob.send_line("hi from B").unwrap();
+    until(&mut alice, "MSG bob hi from B");
+    until(&mut carol, "MSG bob hi from B");
+}
+
+#[test]
+fn a_wrong_password_is_bus_down_in_redis_words_retried_and_the_local_room_goes_on() {
+    if !common::require_program("redis-server", "redis-server") {
+        return;
+    }
+    let redis = Redis::start(&["--requirepass", "right"], Some("AUTH right"));
+    let mut a = instance(&redis.url(":wrong@"), None, &[]);
+    let log = a.wait_for_log("event=bus-down");
+    assert!(log.contains("error=\"WRONGPASS"), "{log}");
+    assert!(!log.contains("event=bus-up"), "{log}");
+    // No password at all: Redis's NOAUTH, in its words.
+    let b = instance(&redis.url(""), Some(&a), &[]);
+    let log = b.wait_for_log("event=bus-down");
+    assert!(log.contains("error=\"NOAUTH"), "{log}");
+    // The local room is served meanwhile.
+    let mut alice = member(&a, "alice");
+    let bob = member(&a, "bob");
+    until(&mut alice, "JOIN bob");
+    bob.send_line("local").unwrap();
+    until(&mut alice, "MSG bob local");
+    // Retried: once Redis takes that password, the bus comes up by itself.
+    assert_eq!(
+        redis.ask("CONFIG SET requirepass wrong").as_deref(),
+        Some("+OK")
+    );
+    a.wait_for_log("event=bus-up");
+    // One line on stderr at start said why the room was alone.
+    a.signal(libc::SIGTERM);
+    let _ = a.wait_exit(WAIT);
+    let stderr = a.stderr();
+    assert_eq!(
+        stderr.matches("--chat-redis").count(),
+        1,
+        "stderr: {stderr}"
+    );
+    assert!(stderr.contains("WRONGPASS"), "stderr: {stderr}");
+    assert!(
+        !stderr.contains("wrong@"),
+        "the password on stderr: {stderr}"
+    );
+}
+
+#[test]
+fn a_stalled_redis_is_bus_down_within_five_seconds_and_nobody_is_announced_left() {
+    if !common::require_program("redis-server", "redis-server") {
+        return;
+    }
+    let redis = Redis::start(&[], None);
+    let a = instance(&redis.url(""), None, &[]);
+    let b = instance(&redis.url(""), Some(&a), &[]);
+    a.wait_for_log("event=bus-up");
+    b.wait_for_log("event=bus-up");
+    let mut alice = member(&a, "alice");
+    let mut bob = member(&b, "bob");
+    until_who(&mut [&mut alice, &mut bob], "OK alice bob");
+    redis.signal(libc::SIGSTOP);
+    let stopped = Instant::now();
+    a.wait_for_log("event=bus-down");
+    let took = stopped.elapsed();
+    assert!(took < Duration::from_secs(5), "bus-down after {took:?}");
+    assert!(a.log().contains("error=\"Redis stopped answering"));
+    // Stalled for 10 s in all: bob is still in alice's room, and nobody was told he left.
+    std::thread::sleep(Duration::from_secs(10).saturating_sub(stopped.elapsed()));
+    redis.signal(libc::SIGCONT);
+    a.wait_for_log_count("event=bus-up", 2);
+    b.wait_for_log_count("event=bus-up", 2);
+    bob.send_line("after the stall").unwrap();
+    assert_eq!(next(&mut alice), "MSG bob after the stall");
+    until_who(&mut [&mut alice, &mut bob], "OK alice bob");
+    std::thread::sleep(Duration::from_secs(5)); // past any silence limit
+    bob.send_line("still here").unwrap();
+    assert_eq!(next(&mut alice), "MSG bob still here");
+}
