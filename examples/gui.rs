@@ -2,7 +2,7 @@
 //! It takes the terminal client's options (`--ca`, `--cert`, `--key`, `--no-tls`, `--name`) to
 //! fill the connect form; everything else happens in the window.
 
-use securetcp::client::{ClientCommand, parse_args, usage};
+use securetcp::client::{ClientCommand, USAGE_LINE, parse_args, usage};
 use securetcp::gui::{ConnectForm, run};
 
 fn main() {
@@ -18,7 +18,10 @@ fn main() {
             return;
         }
         Err(why) => {
-            eprintln!("error: {why}\n\n{}", usage().replacen("client", "gui", 1));
+            eprintln!(
+                "error: {why}\n{}; try --help for the options",
+                USAGE_LINE.replacen("client", "gui", 1)
+            );
             std::process::exit(2);
         }
     };

@@ -11,16 +11,15 @@ use getopts::Options;
 pub use crate::addr::ListenSpec;
 use crate::cluster::RedisUrl;
 pub use crate::log::LogTarget;
+use crate::proto::ServiceKind;
 use crate::proxy::ProxyFrom;
-use crate::service::SERVICES;
 
-pub const DEFAULT_HOST: &str = "127.0.0.1";
-pub const DEFAULT_PORT: u16 = 5000;
+pub use crate::proto::{DEFAULT_HOST, DEFAULT_PORT};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub listen: Vec<ListenSpec>,
-    pub service: String,
+    pub service: ServiceKind,
     /// `None`: the development certificate in `certs/`, generated when missing.
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
@@ -61,7 +60,7 @@ impl Default for Config {
                 host: DEFAULT_HOST.to_string(),
                 port: DEFAULT_PORT,
             }],
-            service: "calc".to_string(),
+            service: ServiceKind::Calc,
             cert: None,
             key: None,
             gen_certs: false,
@@ -232,8 +231,16 @@ fn options() -> Options {
 }
 
 pub fn usage() -> String {
-    options().usage("Usage: securetcp [OPTIONS] [HOST [PORT]]\n\nA TLS server for small line protocols: one mio reactor, or one per worker with --workers (default 127.0.0.1 5000).")
+    let help = options().usage(&format!("{USAGE_LINE}\n\nA TLS server for small line protocols: one mio reactor, or one per worker with --workers (default 127.0.0.1 5000)."));
+    // getopts pads a flag whose description wraps with spaces at the end of its line.
+    help.lines()
+        .map(str::trim_end)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
+
+/// The synopsis, which a usage error prints under its message (the options are in `--help`).
+pub const USAGE_LINE: &str = "Usage: securetcp [OPTIONS] [HOST [PORT]]";
 
 /// Parses the arguments after the program name.
 pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, UsageError> {
@@ -252,12 +259,17 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, UsageError> {
     let mut listen = Vec::new();
     match m.free.as_slice() {
         [] => listen.push(c.listen[0].clone()),
-        [host] => listen.push(ListenSpec {
-            host: host.clone(),
-            port: DEFAULT_PORT,
-        }),
+        [host] => {
+            if let Some(why) = crate::proto::port_given_as_host("securetcp", host) {
+                return Err(UsageError(why));
+            }
+            listen.push(ListenSpec {
+                host: crate::proto::host_of(host),
+                port: DEFAULT_PORT,
+            })
+        }
         [host, port] => listen.push(ListenSpec {
-            host: host.clone(),
+            host: crate::proto::host_of(host),
             port: parse_port(port)?,
         }),
         [_, _, extra, ..] => return Err(UsageError(format!("unexpected argument '{extra}'"))),
@@ -268,13 +280,9 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, UsageError> {
     c.listen = listen;
 
     if let Some(service) = m.opt_str("service") {
-        if !SERVICES.contains(&service.as_str()) {
-            return Err(UsageError(format!(
-                "--service {service}: unknown service (choose one of: {})",
-                SERVICES.join(", ")
-            )));
-        }
-        c.service = service;
+        c.service = service
+            .parse()
+            .map_err(|why| UsageError(format!("--service {service}: {why}")))?;
     }
     c.cert = m.opt_str("cert").map(PathBuf::from);
     c.key = m.opt_str("key").map(PathBuf::from);
@@ -373,7 +381,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, UsageError> {
         let password = std::env::var(crate::cluster::PASSWORD_VARIABLE).ok();
         let url = RedisUrl::parse(&url).map_err(UsageError)?;
         c.chat_redis = Some(url.with_password_from_env(password));
-        if c.service != "chat" {
+        if c.service != ServiceKind::Chat {
             return Err(UsageError("--chat-redis is for --service chat".into()));
         }
     }
@@ -420,8 +428,7 @@ fn worker_count_for_cpus() -> usize {
 }
 
 fn parse_port(text: &str) -> Result<u16, UsageError> {
-    text.parse()
-        .map_err(|_| UsageError(format!("'{text}' is not a port (0-65535)")))
+    crate::proto::parse_port(text).map_err(UsageError)
 }
 
 /// `ADDR:PORT`, with IPv6 addresses in brackets: `[::1]:5001`.
@@ -492,7 +499,7 @@ mod tests {
                 port: 5000
             }]
         );
-        assert_eq!(c.service, "calc");
+        assert_eq!(c.service, ServiceKind::Calc);
         assert_eq!(c.max_clients, 10_000);
         assert_eq!(c.max_line, 4096);
         assert_eq!(c.handshake_timeout, Some(Duration::from_secs(10)));

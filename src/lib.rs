@@ -21,6 +21,7 @@ pub mod name;
 pub mod outbox;
 pub mod peer;
 pub mod procstat;
+pub mod proto;
 pub mod proxy;
 pub mod rate;
 pub mod reactor;

@@ -37,7 +37,10 @@ fn main() -> ExitCode {
 }
 
 fn usage_error(message: &str) -> ExitCode {
-    eprintln!("securetcp: {message}\n\n{}", config::usage());
+    eprintln!(
+        "securetcp: {message}\n{}; try --help for the options",
+        config::USAGE_LINE
+    );
     ExitCode::from(2)
 }
 
@@ -78,6 +81,21 @@ fn certificate_paths(config: &Config) -> Result<(PathBuf, PathBuf), String> {
     }
     if config.gen_certs || !Path::new(tls::SERVER_CERT_FILE).exists() {
         generate_dev_certs(config)?;
+    }
+    let hosts: Vec<String> = config.listen.iter().map(|l| l.host.clone()).collect();
+    let uncovered = tls::hosts_not_covered(
+        Path::new(tls::SERVER_CERT_FILE),
+        Path::new(tls::CA_FILE),
+        &hosts,
+    );
+    if !uncovered.is_empty() {
+        eprintln!(
+            "securetcp: warning: the development certificate {} is not valid for {} (clients \
+             will refuse it there); start once with --gen-certs to make one that covers every \
+             listen host",
+            tls::SERVER_CERT_FILE,
+            uncovered.join(", ")
+        );
     }
     Ok((tls::SERVER_CERT_FILE.into(), tls::SERVER_KEY_FILE.into()))
 }

@@ -331,6 +331,45 @@ pub fn generate_dev_certs(dir: &Path, extra_names: &[String]) -> Result<DevCerts
     Ok(files)
 }
 
+/// The hosts of `hosts` the certificate chain in `cert_file` is not valid for, judged as a client
+/// trusting `ca_file` judges it (rustls's own verifier). Wildcard listen addresses (`0.0.0.0`,
+/// `::`) name no host and are left out. Empty when the files cannot be read or the chain is not
+/// from that CA at all: only a certificate that would be refused for its names is reported.
+pub fn hosts_not_covered(cert_file: &Path, ca_file: &Path, hosts: &[String]) -> Vec<String> {
+    use rustls::CertificateError::{NotValidForName, NotValidForNameContext};
+    use rustls::client::danger::ServerCertVerifier;
+    use rustls::pki_types::{ServerName, UnixTime};
+    let (Ok(chain), Ok(roots)) = (load_certs(cert_file), root_store(&[ca_file])) else {
+        return Vec::new();
+    };
+    let Some((leaf, intermediates)) = chain.split_first() else {
+        return Vec::new();
+    };
+    let Ok(verifier) =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+    else {
+        return Vec::new();
+    };
+    let mut uncovered = Vec::new();
+    for host in hosts {
+        if host == "0.0.0.0" || host == "::" || uncovered.contains(host) {
+            continue;
+        }
+        let Ok(name) = ServerName::try_from(host.as_str()) else {
+            continue;
+        };
+        let verdict = verifier.verify_server_cert(leaf, intermediates, &name, &[], UnixTime::now());
+        if let Err(rustls::Error::InvalidCertificate(
+            NotValidForName | NotValidForNameContext { .. },
+        )) = verdict
+        {
+            uncovered.push(host.clone());
+        }
+    }
+    uncovered
+}
+
 /// The subject of a DER certificate as `CN=...,O=...` (the attributes people read; others are
 /// left out), or `None` if the certificate cannot be read. For the log line of a client that
 /// presented a certificate; rustls has already verified it, this only names it.

@@ -89,7 +89,7 @@ pub fn serve(
     let mut reactors = Vec::with_capacity(workers);
     let mut log = Some(log);
     for part in parts {
-        let service = service::create(&config.service, &config.name, config.number, &room)?;
+        let service = service::create(config.service, &config.name, config.number, &room);
         let worker_log = match part.index {
             0 => log.take().unwrap_or_else(Log::off),
             _ => main_log.another(),

@@ -1,31 +1,33 @@
-//! The blocking client used by `examples/client.rs` (and by the tests and benches):
-//! its command line, the TLS connection, and the per-service conversations.
+//! The blocking client's library half, shared by the terminal client (`examples/client/`), the
+//! GUI, the tests and the benches: its command line, the TLS connection and session, the
+//! local check of a typed line, and the text shown to a person. The terminal front end (line
+//! editor, conversations) is the example's own, so the server's build carries none of it.
 //!
 //! Blocking on purpose: it is the simple counterpart of the reactor, one connection, and
 //! the way a person or a script talks to the server. The transport can be shared by two
 //! threads (one reading the socket, one reading stdin), which the chat needs.
 
-mod console;
-mod modes;
+mod check;
+mod text;
 mod transport;
 
 use std::fmt;
-use std::io::{self, BufRead, IsTerminal, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use getopts::Options;
 
-pub use console::{capitalise, quote, visible};
-pub use modes::local_check;
+pub use check::local_check;
+pub use text::{capitalise, quote, visible};
 pub use transport::{LineReader, Session, Transport, reset_on_drop};
-
-use crate::config::{DEFAULT_HOST, DEFAULT_PORT};
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClientOptions {
     pub host: Option<String>,
     pub port: Option<u16>,
-    /// `None`: `certs/ca.pem` if it exists. The webpki roots are always trusted too.
+    /// The CA to trust besides the public (webpki) roots, which are always trusted: `None`:
+    /// `certs/ca.pem` if it exists; an empty path (`--ca ''`, the GUI's empty CA field): none,
+    /// the public roots only; else that PEM file.
     pub ca: Option<PathBuf>,
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
@@ -48,7 +50,8 @@ fn options() -> Options {
     o.optopt(
         "",
         "ca",
-        "CA certificate to trust (default certs/ca.pem if present)",
+        "CA certificate to trust besides the public roots (default certs/ca.pem if present; \
+         '' for the public roots only)",
         "FILE",
     );
     o.optopt("", "cert", "client certificate for mutual TLS", "FILE");
@@ -79,11 +82,18 @@ fn options() -> Options {
 }
 
 pub fn usage() -> String {
-    options().usage(
-        "Usage: client [OPTIONS] [HOST [PORT]]\n\nTalks to a securetcp server (default 127.0.0.1 5000; \
-         IPv6 as ::1 or [::1]).",
-    )
+    let help = options().usage(&format!(
+        "{USAGE_LINE}\n\nTalks to a securetcp server (default 127.0.0.1 5000; IPv6 as ::1 or [::1])."
+    ));
+    // getopts pads a flag whose description wraps with spaces at the end of its line.
+    help.lines()
+        .map(str::trim_end)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
+
+/// The synopsis, which a usage error prints under its message (the options are in `--help`).
+pub const USAGE_LINE: &str = "Usage: client [OPTIONS] [HOST [PORT]]";
 
 pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<ClientCommand, String> {
     let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
@@ -99,12 +109,10 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<ClientCommand, String> {
     let mut o = ClientOptions::default();
     match m.free.as_slice() {
         [] => {}
-        [host] if host.parse::<u16>().is_ok() => {
-            return Err(format!(
-                "'{host}' is a port, not a host: give the host first, as in: client 127.0.0.1 {host}"
-            ));
-        }
-        [host] => o.host = Some(host_of(host)),
+        [host] => match crate::proto::port_given_as_host("client", host) {
+            Some(why) => return Err(why),
+            None => o.host = Some(host_of(host)),
+        },
         [host, port] => {
             o.host = Some(host_of(host));
             o.port = Some(parse_port(port)?);
@@ -132,22 +140,17 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<ClientCommand, String> {
     Ok(ClientCommand::Run(o))
 }
 
-/// `[::1]` and `::1` both name the IPv6 loopback: the brackets are how URLs write it.
-pub fn host_of(text: &str) -> String {
-    text.strip_prefix('[')
-        .and_then(|inner| inner.strip_suffix(']'))
-        .unwrap_or(text)
-        .to_string()
-}
+pub use crate::proto::host_of;
 
-fn parse_port(text: &str) -> Result<u16, String> {
+/// A port as a person types it (surrounding spaces allowed); the error quotes the text.
+pub fn parse_port(text: &str) -> Result<u16, String> {
     text.trim()
         .parse()
         .map_err(|_| format!("{} is not a port (0-65535)", quote(text)))
 }
 
 /// `HOST:PORT`, IPv6 in brackets, as a person writes it.
-pub(crate) fn server_name(host: &str, port: u16) -> String {
+pub fn server_name(host: &str, port: u16) -> String {
     if host.contains(':') {
         format!("[{host}]:{port}")
     } else {
@@ -162,6 +165,10 @@ pub enum ClientError {
     Refused(String),
     Connect(String, io::Error),
     Untrusted(String),
+    /// The certificate is trusted but names other hosts than the one we asked for.
+    NotForThisName(String),
+    /// The server asks for a client certificate (`--client-ca`) and we gave none.
+    NeedsClientCertificate,
     Tls(String),
     /// A TLS client at a `--no-tls` server.
     ServerIsPlain,
@@ -191,6 +198,15 @@ impl fmt::Display for ClientError {
                 f,
                 "TLS certificate not trusted ({why}); give the server's CA with --ca FILE"
             ),
+            ClientError::NotForThisName(host) => write!(
+                f,
+                "TLS certificate not valid for this name ({host}): connect by a name it holds, \
+                 or, for a development server, start it with --gen-certs to make a certificate \
+                 that covers its listen hosts"
+            ),
+            ClientError::NeedsClientCertificate => {
+                f.write_str("the server requires a client certificate: give --cert FILE --key FILE")
+            }
             ClientError::Tls(why) => write!(f, "TLS handshake failed: {why}"),
             ClientError::ServerIsPlain => f.write_str("the server speaks plain TCP: try --no-tls"),
             ClientError::ServerIsTls => f.write_str("the server speaks TLS: leave out --no-tls"),
@@ -208,43 +224,38 @@ impl fmt::Display for ClientError {
     }
 }
 
+impl ClientError {
+    /// The server's TLS alert, during the handshake or on the first read after it (TLS 1.3
+    /// judges the client's certificate after the client thinks the handshake is done).
+    pub(crate) fn from_alert(alert: rustls::AlertDescription) -> ClientError {
+        use rustls::AlertDescription as Alert;
+        match alert {
+            Alert::CertificateRequired => ClientError::NeedsClientCertificate,
+            Alert::BadCertificate | Alert::UnknownCA | Alert::CertificateUnknown => {
+                ClientError::Tls(
+                    "the server refused our client certificate (not signed by a CA it trusts)"
+                        .into(),
+                )
+            }
+            _ => ClientError::Tls(crate::tls::describe_error(&rustls::Error::AlertReceived(
+                alert,
+            ))),
+        }
+    }
+}
+
 impl From<io::Error> for ClientError {
     fn from(e: io::Error) -> ClientError {
-        use rustls::AlertDescription as Alert;
         if let Some(rustls::Error::AlertReceived(alert)) = e
             .get_ref()
             .and_then(|inner| inner.downcast_ref::<rustls::Error>())
         {
-            return ClientError::Tls(match alert {
-                Alert::CertificateRequired => {
-                    "the server requires a client certificate: give --cert FILE --key FILE".into()
-                }
-                Alert::BadCertificate | Alert::UnknownCA | Alert::CertificateUnknown => {
-                    "the server refused our client certificate (not signed by a CA it trusts)"
-                        .into()
-                }
-                _ => crate::tls::describe_error(&rustls::Error::AlertReceived(*alert)),
-            });
+            return ClientError::from_alert(*alert);
         }
         match e.kind() {
             io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset => ClientError::Closed,
             _ => ClientError::Io(e),
         }
-    }
-}
-
-/// Asks for a missing host or port when stdin is a terminal (the seeds' prompts); `None` at
-/// the end of input.
-fn ask(prompt: &str, default: &str) -> Option<String> {
-    print!("{prompt} [{default}]: ");
-    let _ = io::stdout().flush();
-    let mut answer = String::new();
-    match io::stdin().lock().read_line(&mut answer) {
-        Ok(0) | Err(_) => None,
-        Ok(_) => Some(match answer.trim() {
-            "" => default.to_string(),
-            given => given.to_string(),
-        }),
     }
 }
 
@@ -268,74 +279,6 @@ pub fn login_name(o: &ClientOptions) -> Option<String> {
     o.name
         .clone()
         .or_else(|| o.cert.as_deref().and_then(|c| certificate_name(c).ok()))
-}
-
-/// Runs the client: connects, then talks as the greeted service wants. Returns the exit code.
-pub fn run(o: ClientOptions) -> i32 {
-    let interactive = io::stdin().is_terminal() && o.exec.is_empty();
-    // `--server` alone: no question asked; HOST PORT given too come first.
-    if o.host.is_none() && o.port.is_none() && !o.servers.is_empty() {
-        return talk_to(o.servers.clone(), &o);
-    }
-    let host = match &o.host {
-        Some(h) => h.clone(),
-        None if interactive => match ask("Server IP address", DEFAULT_HOST) {
-            Some(answer) => host_of(&answer),
-            None => return 0,
-        },
-        None => DEFAULT_HOST.to_string(),
-    };
-    let port = match o.port {
-        Some(p) => p,
-        None if interactive => loop {
-            let Some(answer) = ask("Port", &DEFAULT_PORT.to_string()) else {
-                return 0;
-            };
-            match parse_port(&answer) {
-                Ok(p) => break p,
-                Err(why) => eprintln!("error: {why}"),
-            }
-        },
-        None => DEFAULT_PORT,
-    };
-    let mut servers = vec![(host, port)];
-    servers.extend(o.servers.iter().cloned());
-    talk_to(servers, &o)
-}
-
-/// Connects to the first of `servers` that answers, then talks; returns the exit code.
-fn talk_to(servers: Vec<(String, u16)>, o: &ClientOptions) -> i32 {
-    let mut last_error = None;
-    let mut connected = None;
-    for (index, (host, port)) in servers.iter().enumerate() {
-        match Session::connect(host, *port, o) {
-            Ok(session) => {
-                connected = Some((session, index));
-                break;
-            }
-            Err(e) => {
-                if servers.len() > 1 {
-                    eprintln!("note: {}: {e}", server_name(host, *port));
-                }
-                last_error = Some(e);
-            }
-        }
-    }
-    let Some((session, index)) = connected else {
-        if let Some(e) = last_error {
-            eprintln!("error: {e}");
-        }
-        return 1;
-    };
-    let exec = !o.exec.is_empty();
-    match modes::converse(session, o, servers, index) {
-        Ok(failures) if failures > 0 && exec => 1,
-        Ok(_) => 0,
-        Err(e) => {
-            eprintln!("error: {}", visible(&e.to_string()));
-            1
-        }
-    }
 }
 
 #[cfg(test)]
@@ -392,19 +335,5 @@ mod tests {
             panic!()
         };
         assert_eq!(o.name.as_deref(), Some("John Q. Smith"));
-    }
-
-    #[test]
-    fn local_check_refuses_nonsense_only() {
-        use modes::local_check;
-        assert!(local_check("calc", "+ 3 4").is_ok());
-        assert!(local_check("calc", "1 / 0").is_ok());
-        assert!(local_check("calc", "help").is_ok());
-        assert!(local_check("calc", "name bob").is_ok());
-        assert!(local_check("calc", "name").is_err());
-        assert!(local_check("calc", "hello").is_err());
-        assert!(local_check("calc", "3 +").is_err());
-        assert!(local_check("calc", "").is_err());
-        assert!(local_check("chat", "hello").is_ok());
     }
 }

@@ -12,6 +12,7 @@ use rustls::ClientConnection;
 use rustls::pki_types::ServerName;
 
 use super::{ClientError, ClientOptions};
+use crate::proto::{Reply, ServiceKind};
 
 /// How long the client waits to connect before giving up with a clear message.
 pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -181,8 +182,8 @@ impl LineReader {
 pub struct Session {
     pub transport: Arc<Transport>,
     reader: LineReader,
-    /// The greeting's service name: `calc`, `chat`, `sum`, `quiz`.
-    pub service: String,
+    /// The service the greeting named.
+    pub service: ServiceKind,
 }
 
 impl Session {
@@ -211,7 +212,7 @@ impl Session {
                 clean_end: false,
             },
             transport,
-            service: String::new(),
+            service: ServiceKind::default(),
         };
         let greeting = if o.no_tls {
             session.plain_greeting()?
@@ -219,24 +220,28 @@ impl Session {
             session.set_read_timeout(Some(silence))?;
             let greeting = session
                 .read_line()
-                .map_err(|e| handshake_error(e, silence))?;
+                .map_err(|e| handshake_error(e, host, silence))?;
             session.set_read_timeout(None)?;
             greeting.ok_or(ClientError::Closed)?
         };
-        if greeting.starts_with("ERR server busy") {
-            return Err(ClientError::Busy);
-        }
-        if let Some(reason) = greeting.strip_prefix("ERR ") {
-            return Err(ClientError::Turned(reason.to_string()));
-        }
-        match greeting.strip_prefix("HELLO ") {
-            Some(rest) => session.service = rest.split(' ').next().unwrap_or("").to_string(),
-            None => {
+        session.service = match Reply::parse(&greeting) {
+            Some(Reply::Err(reason)) if reason.starts_with("server busy") => {
+                return Err(ClientError::Busy);
+            }
+            Some(Reply::Err(reason)) => return Err(ClientError::Turned(reason.to_string())),
+            Some(Reply::Hello { service, .. }) => ServiceKind::parse(service).ok_or_else(|| {
+                ClientError::Setup(format!(
+                    "the server offers a service this client does not know: {}",
+                    super::quote(service)
+                ))
+            })?,
+            _ => {
                 return Err(ClientError::Setup(format!(
-                    "unexpected greeting: {greeting}"
+                    "unexpected greeting: {}",
+                    super::quote(&greeting)
                 )));
             }
-        }
+        };
         Ok(session)
     }
 
@@ -257,10 +262,10 @@ impl Session {
                 self.set_read_timeout(Some(CONNECT_TIMEOUT))?;
                 self.send_line("help")?;
                 let answer = self.read_line()?.ok_or(ClientError::ServerIsTls)?;
-                if answer.starts_with("HELLO ") {
+                if let Some(Reply::Hello { .. }) = Reply::parse(&answer) {
                     // The probe's reply follows the greeting (in quiz, after the question).
                     while let Some(line) = self.read_line()? {
-                        if line.starts_with("OK ") {
+                        if let Some(Reply::Ok(_)) = Reply::parse(&line) {
                             break;
                         }
                     }
@@ -365,6 +370,8 @@ fn handshake(
 ) -> Result<ClientConnection, ClientError> {
     let default_ca = Path::new(crate::tls::CA_FILE);
     let ca = match &o.ca {
+        // `--ca ''`, or the GUI's empty CA field: the public roots only, no fallback.
+        Some(ca) if ca.as_os_str().is_empty() => None,
         Some(ca) => Some(ca.as_path()),
         None => default_ca.exists().then_some(default_ca),
     };
@@ -383,18 +390,23 @@ fn handshake(
     socket.set_read_timeout(Some(silence))?;
     while conn.is_handshaking() {
         conn.complete_io(socket)
-            .map_err(|e| handshake_error(e, silence))?;
+            .map_err(|e| handshake_error(e, host, silence))?;
     }
     socket.set_read_timeout(None)?;
     Ok(conn)
 }
 
-fn handshake_error(e: io::Error, silence: Duration) -> ClientError {
+fn handshake_error(e: io::Error, host: &str, silence: Duration) -> ClientError {
     if let Some(rustls_error) = e
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
     {
+        use rustls::CertificateError::{NotValidForName, NotValidForNameContext};
         return match rustls_error {
+            rustls::Error::InvalidCertificate(NotValidForName | NotValidForNameContext { .. }) => {
+                ClientError::NotForThisName(host.to_string())
+            }
+            rustls::Error::AlertReceived(alert) => ClientError::from_alert(*alert),
             rustls::Error::InvalidCertificate(_) => {
                 ClientError::Untrusted(crate::tls::describe_error(rustls_error))
             }

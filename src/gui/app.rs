@@ -5,99 +5,16 @@
 //! window's); each frame drains the link's events into the [`Screen`]; what is typed goes through
 //! the screen (which checks it) and out through the link. Drawing the screens is `gui::views`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use eframe::egui;
 
+use super::form::ConnectForm;
 use super::net::{Ending, FromNet, Link};
 use super::screens::Screen;
+use super::session::{Action, Session};
 use super::views;
-use crate::client::ClientOptions;
-use crate::config::{DEFAULT_HOST, DEFAULT_PORT};
-
-/// What the connect form holds, as typed.
-#[derive(Debug, Clone)]
-pub struct ConnectForm {
-    pub host: String,
-    pub port: String,
-    /// The CA to trust besides the public roots; empty for the public roots only.
-    pub ca: String,
-    pub name: String,
-    pub cert: String,
-    pub key: String,
-    pub no_tls: bool,
-}
-
-impl Default for ConnectForm {
-    /// The terminal client's defaults: 127.0.0.1, 5000, and `certs/ca.pem` when it exists.
-    fn default() -> ConnectForm {
-        let ca = Path::new(crate::tls::CA_FILE);
-        ConnectForm {
-            host: DEFAULT_HOST.to_string(),
-            port: DEFAULT_PORT.to_string(),
-            ca: if ca.exists() {
-                crate::tls::CA_FILE.to_string()
-            } else {
-                String::new()
-            },
-            name: String::new(),
-            cert: String::new(),
-            key: String::new(),
-            no_tls: false,
-        }
-    }
-}
-
-impl ConnectForm {
-    /// The form filled from the terminal client's options (`gui HOST PORT --ca ... --name ...`).
-    pub fn from_options(o: &ClientOptions) -> ConnectForm {
-        let mut form = ConnectForm::default();
-        let text = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
-        if let Some(host) = &o.host {
-            form.host = host.clone();
-        }
-        if let Some(port) = o.port {
-            form.port = port.to_string();
-        }
-        form.ca = text(&o.ca).unwrap_or(form.ca);
-        form.cert = text(&o.cert).unwrap_or_default();
-        form.key = text(&o.key).unwrap_or_default();
-        form.name = o.name.clone().unwrap_or_default();
-        form.no_tls = o.no_tls;
-        form
-    }
-
-    /// Host, port and options for the transport, or the sentence that says what to fix.
-    fn target(&self) -> Result<(String, u16, ClientOptions), String> {
-        let host = crate::client::host_of(self.host.trim());
-        if host.is_empty() {
-            return Err("Enter the server's address.".into());
-        }
-        let port = match self.port.trim().parse::<u16>() {
-            Ok(port) if port > 0 => port,
-            _ => return Err("The port must be a number from 1 to 65535.".into()),
-        };
-        let path = |text: &str| {
-            Some(text.trim())
-                .filter(|t| !t.is_empty())
-                .map(PathBuf::from)
-        };
-        let options = ClientOptions {
-            ca: path(&self.ca),
-            cert: path(&self.cert),
-            key: path(&self.key),
-            no_tls: self.no_tls,
-            name: Some(self.name.trim().to_string()).filter(|n| !n.is_empty()),
-            ..ClientOptions::default()
-        };
-        if options.cert.is_some() != options.key.is_some() {
-            return Err(
-                "A client certificate needs its key file, and a key its certificate.".into(),
-            );
-        }
-        Ok((host, port, options))
-    }
-}
+use crate::proto::ServiceKind;
 
 /// Where the window is.
 enum Phase {
@@ -110,28 +27,6 @@ enum Phase {
     },
     // Boxed: a session (its screen, its history) is far larger than the other phases.
     Session(Box<Session>),
-}
-
-/// A connected (or just ended) session: its screen stays readable after the end.
-pub(super) struct Session {
-    pub link: Link,
-    pub screen: Screen,
-    pub service: String,
-    /// The input line of the service's screen.
-    pub input: String,
-    /// How far Up went back in the calc history.
-    pub recalled: Option<usize>,
-    /// Set once the session is over: the screen shows it with a way to connect again.
-    pub ended: Option<Ending>,
-    /// `q` was sent: the `BYE` that follows is no failure.
-    pub leaving: bool,
-}
-
-impl Session {
-    /// Sends a line the screen accepted.
-    pub fn send(&self, line: String) {
-        self.link.send(line);
-    }
 }
 
 /// The GUI client: `eframe::App` for the real window, [`App::ui`] for tests.
@@ -199,11 +94,14 @@ impl App {
                     .filter(|n| !n.is_empty())
                     .or_else(|| {
                         Some(self.form.cert.trim())
-                            .filter(|c| !c.is_empty() && matches!(service.as_str(), "chat" | "sum"))
+                            .filter(|c| {
+                                !c.is_empty()
+                                    && matches!(service, ServiceKind::Chat | ServiceKind::Sum)
+                            })
                             .and_then(|c| crate::client::certificate_name(Path::new(c)).ok())
                     });
                 let name = name.as_deref();
-                let mut screen = Screen::for_service(&service, name);
+                let mut screen = Screen::for_service(service, name);
                 for line in screen.opening_lines(name) {
                     link.send(line);
                 }
@@ -297,13 +195,6 @@ fn form_ui(ui: &mut egui::Ui, form: &mut ConnectForm, error: Option<String>) -> 
         }
     });
     action
-}
-
-/// What a frame asks the app to do once drawing is done.
-pub(super) enum Action {
-    None,
-    Connect,
-    BackToForm(Option<String>),
 }
 
 impl eframe::App for App {

@@ -10,12 +10,13 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
 
 use crate::client::{ClientError, ClientOptions, Session, Transport};
+use crate::proto::{Reply, ServiceKind};
 
 /// What the network tells the window.
 #[derive(Debug)]
 pub enum FromNet {
     /// The greeting arrived: `HELLO <service> ...`.
-    Connected { service: String },
+    Connected { service: ServiceKind },
     /// One line from the server.
     Line(String),
     /// The session is over; the sentence says why, for a person.
@@ -63,7 +64,7 @@ impl Link {
                     Err(e) => return send(FromNet::Ended(Ending::Failed(sentence(&e)))),
                 };
                 send(FromNet::Connected {
-                    service: session.service.clone(),
+                    service: session.service,
                 });
                 let (transport, mut reader) = session.into_parts();
                 let _ = transport_tx.send(Arc::clone(&transport));
@@ -71,7 +72,10 @@ impl Link {
                 loop {
                     match reader.read_line() {
                         Ok(Some(line)) => {
-                            let bye = line.strip_prefix("BYE ").map(str::to_string);
+                            let bye = match Reply::parse(&line) {
+                                Some(Reply::Bye(text)) => Some(text.to_string()),
+                                _ => None,
+                            };
                             send(FromNet::Line(line));
                             if let Some(text) = bye {
                                 return send(FromNet::Ended(Ending::Bye(text)));
@@ -150,6 +154,13 @@ pub fn sentence(e: &ClientError) -> String {
         ClientError::Untrusted(why) => format!(
             "The server's certificate is not trusted ({why}): choose the CA file that signed it."
         ),
+        ClientError::NotForThisName(host) => format!(
+            "The server's certificate is not valid for {host}: connect by a name it holds, or \
+             start a development server with --gen-certs to cover its addresses."
+        ),
+        ClientError::NeedsClientCertificate => {
+            "The server requires a client certificate: choose its certificate and key files.".into()
+        }
         ClientError::Busy => "The server is busy: try again later.".into(),
         ClientError::ServerIsPlain => {
             "The server speaks plain TCP: tick \"Plain TCP (no TLS)\" and connect again.".into()

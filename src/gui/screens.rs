@@ -9,6 +9,7 @@
 use std::collections::VecDeque;
 
 use crate::client::{capitalise, local_check, visible};
+use crate::proto::{Reply, ServiceKind};
 use crate::service::{check_name, sum};
 
 /// The screen of the service the greeting named.
@@ -22,13 +23,12 @@ pub enum Screen {
 
 impl Screen {
     /// The screen for `HELLO <service>`; `name` is the connect form's name, if any.
-    pub fn for_service(service: &str, name: Option<&str>) -> Screen {
+    pub fn for_service(service: ServiceKind, name: Option<&str>) -> Screen {
         match service {
-            "chat" => Screen::Chat(Chat::new(name)),
-            "sum" => Screen::Sum(Sum::new(name)),
-            "quiz" => Screen::Quiz(Quiz::default()),
-            // calc, and any service this client has no screen of its own for: request, reply.
-            _ => Screen::Calc(Calc::new(service)),
+            ServiceKind::Chat => Screen::Chat(Chat::new(name)),
+            ServiceKind::Sum => Screen::Sum(Sum::new(name)),
+            ServiceKind::Quiz => Screen::Quiz(Quiz::default()),
+            ServiceKind::Calc => Screen::Calc(Calc::new(service)),
         }
     }
 
@@ -71,7 +71,7 @@ pub struct Exchange {
 /// calc: an input line with history, and the list of requests and their replies.
 #[derive(Debug)]
 pub struct Calc {
-    service: String,
+    service: ServiceKind,
     pub exchanges: Vec<Exchange>,
     /// Indices into `exchanges` still waiting for their reply, oldest first.
     unanswered: VecDeque<usize>,
@@ -82,9 +82,9 @@ pub struct Calc {
 }
 
 impl Calc {
-    pub fn new(service: &str) -> Calc {
+    pub fn new(service: ServiceKind) -> Calc {
         Calc {
-            service: service.to_string(),
+            service,
             exchanges: Vec::new(),
             unanswered: VecDeque::new(),
             typed: Vec::new(),
@@ -96,7 +96,7 @@ impl Calc {
     /// check finds it is no expression: nonsense is not sent, as in the terminal client.
     pub fn submit(&mut self, typed: &str) -> Option<String> {
         let line = typed.trim();
-        if let Err(why) = local_check(&self.service, line) {
+        if let Err(why) = local_check(self.service, line) {
             self.refused = Some(format!("Not sent: {why}."));
             return None;
         }
@@ -227,41 +227,44 @@ impl Chat {
     }
 
     fn on_line(&mut self, line: &str) {
-        if let Some(rest) = line.strip_prefix("MSG ") {
-            let (from, text) = rest.split_once(' ').unwrap_or((rest, ""));
-            self.lines.push(ChatLine {
+        let reply = Reply::parse(line);
+        match reply {
+            Some(Reply::Msg { from, text }) => self.lines.push(ChatLine {
                 kind: ChatKind::Theirs,
                 from: from.to_string(),
                 text: text.to_string(),
-            });
-        } else if let Some(name) = line.strip_prefix("JOIN ") {
-            if !self.members.iter().any(|m| m == name) {
-                self.members.push(name.to_string());
+            }),
+            Some(Reply::Join(name)) => {
+                if !self.members.iter().any(|m| m == name) {
+                    self.members.push(name.to_string());
+                }
+                self.notice(format!("{name} joined"));
             }
-            self.notice(format!("{name} joined"));
-        } else if let Some(name) = line.strip_prefix("LEFT ") {
-            self.members.retain(|m| m != name);
-            self.notice(format!("{name} left"));
-        } else if let Some(asked) = self.asked.take() {
+            Some(Reply::Left(name)) => {
+                self.members.retain(|m| m != name);
+                self.notice(format!("{name} left"));
+            }
             // The one reply to a login.
-            match line.strip_prefix("OK ") {
-                Some(welcome) => {
-                    self.notice(capitalise(welcome));
-                    self.me = Some(asked);
-                }
-                None => {
-                    let why = line.strip_prefix("ERR ").unwrap_or(line);
-                    self.login_error = Some(format!("{}.", capitalise(why)));
-                    // Offered again in the name field, to be changed.
-                    self.suggested = asked;
+            _ if self.asked.is_some() => {
+                let asked = self.asked.take().unwrap_or_default();
+                match reply {
+                    Some(Reply::Ok(welcome)) => {
+                        self.notice(capitalise(welcome));
+                        self.me = Some(asked);
+                    }
+                    _ => {
+                        let why = reply.and_then(|r| r.text()).unwrap_or(line);
+                        self.login_error = Some(format!("{}.", capitalise(why)));
+                        // Offered again in the name field, to be changed.
+                        self.suggested = asked;
+                    }
                 }
             }
-        } else if self.awaiting_who && line.starts_with("OK") {
-            self.awaiting_who = false;
-            let listed = line.strip_prefix("OK").unwrap_or_default();
-            self.members = listed.split_whitespace().map(str::to_string).collect();
-        } else {
-            self.notice(line.to_string());
+            Some(Reply::Ok(listed)) if self.awaiting_who => {
+                self.awaiting_who = false;
+                self.members = listed.split_whitespace().map(str::to_string).collect();
+            }
+            _ => self.notice(line.to_string()),
         }
     }
 }
@@ -328,16 +331,19 @@ impl Sum {
             return;
         };
         // `OK Server of <server-name>;<M>`: the server's name may hold spaces, never `;`.
-        let answer = line
-            .strip_prefix("OK Server of ")
-            .and_then(|rest| rest.rsplit_once(';'))
-            .and_then(|(server, m)| Some((server, m.trim().parse::<i64>().ok()?)));
+        let reply = Reply::parse(line);
+        let answer = match reply {
+            Some(Reply::Ok(text)) => text.strip_prefix("Server of "),
+            _ => None,
+        }
+        .and_then(|rest| rest.rsplit_once(';'))
+        .and_then(|(server, m)| Some((server, m.trim().parse::<i64>().ok()?)));
         *result = match answer {
             Some((server, number)) => SumResult::Answered {
                 server: server.to_string(),
                 number,
             },
-            None => SumResult::Refused(line.strip_prefix("ERR ").unwrap_or(line).to_string()),
+            None => SumResult::Refused(reply.and_then(|r| r.text()).unwrap_or(line).to_string()),
         };
     }
 }
@@ -371,7 +377,7 @@ impl Quiz {
     /// The answer line, or `None` with `refused` set when it is not a whole number.
     pub fn submit(&mut self, typed: &str) -> Option<String> {
         let line = typed.trim();
-        if let Err(why) = local_check("quiz", line) {
+        if let Err(why) = local_check(crate::proto::ServiceKind::Quiz, line) {
             self.refused = Some(format!("{}.", capitalise(&why)));
             return None;
         }
@@ -382,7 +388,8 @@ impl Quiz {
     }
 
     fn on_line(&mut self, line: &str) {
-        if let Some(question) = line.strip_prefix("QUIZ ") {
+        let reply = Reply::parse(line);
+        if let Some(Reply::Quiz(question)) = reply {
             self.question = Some(question.to_string());
             return;
         }
@@ -390,19 +397,24 @@ impl Quiz {
             self.expected_notes -= 1;
             return;
         }
-        if let Some(score) = line.strip_prefix("OK correct, score ") {
+        let right = match reply {
+            Some(Reply::Ok(text)) => text.strip_prefix("correct, score "),
+            _ => None,
+        };
+        let wrong = match reply {
+            Some(Reply::Err(text)) => text.strip_prefix("wrong, "),
+            _ => None,
+        };
+        if let Some(score) = right {
             self.score = Some(score.to_string());
             self.verdict = Some(Verdict::Right(self.answered.take().unwrap_or_default()));
-        } else if let Some(rest) = line.strip_prefix("ERR wrong, ") {
+        } else if let Some(rest) = wrong {
             let (sum, score) = rest.split_once(", score ").unwrap_or((rest, ""));
             self.score = Some(score.to_string());
             self.answered = None;
             self.verdict = Some(Verdict::Wrong(sum.to_string()));
         } else {
-            let text = line
-                .strip_prefix("ERR ")
-                .or(line.strip_prefix("OK "))
-                .unwrap_or(line);
+            let text = reply.and_then(|r| r.text()).unwrap_or(line);
             self.verdict = Some(Verdict::Note(capitalise(text)));
         }
     }
@@ -414,7 +426,7 @@ mod tests {
 
     #[test]
     fn calc_pairs_replies_with_requests_in_order() {
-        let mut screen = Screen::for_service("calc", None);
+        let mut screen = Screen::for_service(ServiceKind::Calc, None);
         let Screen::Calc(calc) = &mut screen else {
             panic!()
         };
@@ -433,7 +445,7 @@ mod tests {
 
     #[test]
     fn calc_sends_the_forms_name_and_shows_its_reply() {
-        let mut screen = Screen::for_service("calc", Some("ann"));
+        let mut screen = Screen::for_service(ServiceKind::Calc, Some("ann"));
         assert_eq!(screen.opening_lines(Some("ann")), ["name ann"]);
         screen.on_line("OK hello ann");
         let Screen::Calc(calc) = &screen else {
@@ -441,13 +453,13 @@ mod tests {
         };
         assert_eq!(calc.exchanges[0].reply.as_deref(), Some("OK hello ann"));
         // A name the server would refuse is not sent at all.
-        let mut screen = Screen::for_service("calc", None);
+        let mut screen = Screen::for_service(ServiceKind::Calc, None);
         assert!(screen.opening_lines(Some("two words")).is_empty());
     }
 
     #[test]
     fn chat_login_members_and_messages() {
-        let mut screen = Screen::for_service("chat", Some("ann"));
+        let mut screen = Screen::for_service(ServiceKind::Chat, Some("ann"));
         assert_eq!(screen.opening_lines(Some("ann")), ["name ann"]);
         screen.on_line("ERR name taken");
         let Screen::Chat(chat) = &mut screen else {
@@ -531,7 +543,7 @@ mod tests {
 
     #[test]
     fn quiz_keeps_question_score_and_verdict() {
-        let mut screen = Screen::for_service("quiz", Some("ann"));
+        let mut screen = Screen::for_service(ServiceKind::Quiz, Some("ann"));
         screen.on_line("QUIZ 2 + 3");
         assert_eq!(screen.opening_lines(Some("ann")), ["name ann"]);
         screen.on_line("OK hello ann");

@@ -4,9 +4,11 @@
 
 use eframe::egui::{self, Color32, RichText};
 
-use super::app::{Action, ConnectForm, Session};
+use super::form::ConnectForm;
 use super::net::Ending;
 use super::screens::{Calc, Chat, ChatKind, Quiz, Screen, Sum, SumResult, Verdict};
+use super::session::{Action, Session};
+use crate::proto::Reply;
 use crate::service::common_command;
 
 const ERROR_RED: Color32 = Color32::from_rgb(0xd0, 0x40, 0x40);
@@ -196,14 +198,14 @@ fn calc_view(ui: &mut egui::Ui, calc: &Calc) {
         for exchange in &calc.exchanges {
             let text = match exchange.reply.as_deref() {
                 None => format!("{}  ...", exchange.request),
-                Some(reply) => match reply.strip_prefix("OK ") {
+                Some(reply) => match Reply::parse(reply) {
                     // `name` and `help` get words back, not a value.
-                    Some(words) if common_command(&exchange.request).is_some() => {
+                    Some(Reply::Ok(words)) if common_command(&exchange.request).is_some() => {
                         format!("{}: {words}", exchange.request)
                     }
-                    Some(result) => format!("{} = {result}", exchange.request),
-                    None => {
-                        let why = reply.strip_prefix("ERR ").unwrap_or(reply);
+                    Some(Reply::Ok(result)) => format!("{} = {result}", exchange.request),
+                    other => {
+                        let why = other.and_then(|r| r.text()).unwrap_or(reply);
                         let shown = format!("{}: {why}", exchange.request);
                         ui.label(RichText::new(shown).monospace().color(ERROR_RED));
                         continue;

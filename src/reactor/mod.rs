@@ -138,13 +138,12 @@ impl Reactor {
             metrics,
             room,
         } = parts;
-        let redis =
-            match (&config.chat_redis, index) {
-                (Some(url), 0) if config.service == "chat" => Some(
-                    crate::room::redis::RedisBus::new(url.clone(), room, Instant::now())?,
-                ),
-                _ => None,
-            };
+        let redis = match (&config.chat_redis, index) {
+            (Some(url), 0) if config.service == crate::proto::ServiceKind::Chat => Some(
+                crate::room::redis::RedisBus::new(url.clone(), room, Instant::now())?,
+            ),
+            _ => None,
+        };
         let (metrics_listener, scrape) = metrics.unzip();
         let listeners = Listeners::register(listeners, metrics_listener, poll.registry())?;
         let signals = match index {

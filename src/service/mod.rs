@@ -19,7 +19,8 @@ pub use crate::line::BadLine;
 pub use crate::outbox::{ConnId, Outbox};
 
 /// The version in the greeting (`HELLO calc securetcp/0.1.0`).
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub use crate::proto::VERSION;
+use crate::proto::{Reply, ServiceKind};
 
 pub use crate::name::MAX_NAME_CHARS;
 
@@ -55,7 +56,11 @@ pub trait Service: Send {
 
 /// `HELLO <service> securetcp/<version>`.
 pub fn hello(service: &str, id: ConnId, out: &mut Outbox) {
-    out.send(id, format_args!("HELLO {service} securetcp/{VERSION}"));
+    let hello = Reply::Hello {
+        service,
+        software: crate::proto::SOFTWARE,
+    };
+    out.send(id, format_args!("{hello}"));
 }
 
 /// The certificate names of a reactor's clients (mutual TLS), from greeting to close. Empty, and
@@ -111,26 +116,19 @@ pub fn shown_certificate_name(name: &str) -> String {
     }
 }
 
-/// The service names `--service` accepts.
-pub const SERVICES: [&str; 4] = ["calc", "chat", "sum", "quiz"];
-
 /// Builds the service `--service NAME` asks for; `server_name` and `number` are for sum, `room`
 /// is the chat room's directory, shared by every reactor of the process.
 pub fn create(
-    name: &str,
+    kind: ServiceKind,
     server_name: &str,
     number: i64,
     room: &Arc<Directory>,
-) -> Result<Box<dyn Service>, String> {
-    match name {
-        "calc" => Ok(Box::new(calc::Calc::default())),
-        "chat" => Ok(Box::new(chat::Chat::in_room(Arc::clone(room)))),
-        "sum" => Ok(Box::new(sum::Sum::new(server_name, number))),
-        "quiz" => Ok(Box::new(quiz::Quiz::seeded_from_clock())),
-        other => Err(format!(
-            "--service {other}: unknown service (choose one of: {})",
-            SERVICES.join(", ")
-        )),
+) -> Box<dyn Service> {
+    match kind {
+        ServiceKind::Calc => Box::new(calc::Calc::default()),
+        ServiceKind::Chat => Box::new(chat::Chat::in_room(Arc::clone(room))),
+        ServiceKind::Sum => Box::new(sum::Sum::new(server_name, number)),
+        ServiceKind::Quiz => Box::new(quiz::Quiz::seeded_from_clock()),
     }
 }
 
@@ -250,16 +248,10 @@ mod tests {
     }
 
     #[test]
-    fn every_service_is_built_and_unknown_ones_are_refused() {
+    fn every_service_is_built() {
         let room = Directory::new();
-        for name in SERVICES {
-            assert_eq!(create(name, "s", 50, &room).unwrap().name(), name);
+        for kind in ServiceKind::ALL {
+            assert_eq!(create(kind, "s", 50, &room).name(), kind.name());
         }
-        assert!(
-            create("http", "s", 50, &room)
-                .err()
-                .unwrap()
-                .contains("unknown service")
-        );
     }
 }

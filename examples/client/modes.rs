@@ -16,21 +16,25 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender};
 
-use super::console::{Console, Event, capitalise, quote};
-use super::{ClientError, ClientOptions, LineReader, Session, Transport};
-use crate::expr;
-use crate::service::sum::check_exchange_name;
-use crate::service::{Common, check_name, common_command, sum};
+use securetcp::client::{
+    ClientError, ClientOptions, LineReader, Session, Transport, capitalise, local_check,
+    login_name, quote, server_name,
+};
+use securetcp::proto::{Reply, ServiceKind};
+
+use crate::console::{Console, Event};
+use securetcp::service::sum::check_exchange_name;
+use securetcp::service::{Common, check_name, common_command, sum};
 
 /// Runs the conversation the greeting asked for, with `servers[current]`, moving to the next
 /// server when this one goes away; returns how many lines failed.
-pub(super) fn converse(
+pub fn converse(
     session: Session,
     o: &ClientOptions,
     servers: Vec<(String, u16)>,
     current: usize,
 ) -> Result<usize, ClientError> {
-    let service = session.service.clone();
+    let service = session.service;
     let (transport, reader) = session.into_parts();
     let (console, events_in, events) = Console::new(o.exec.clone());
     read_server(reader, events_in.clone());
@@ -47,11 +51,11 @@ pub(super) fn converse(
         options: o.clone(),
         relogin: None,
     };
-    let result = match talk.service.as_str() {
-        "chat" => chat(&mut talk, o),
-        "sum" => sum(&mut talk, o),
-        "quiz" => quiz(&mut talk, o),
-        _ => request_reply(&mut talk, o),
+    let result = match talk.service {
+        ServiceKind::Chat => chat(&mut talk, o),
+        ServiceKind::Sum => sum(&mut talk, o),
+        ServiceKind::Quiz => quiz(&mut talk, o),
+        ServiceKind::Calc => request_reply(&mut talk, o),
     };
     talk.transport.close();
     result.map(|()| talk.failures)
@@ -95,7 +99,7 @@ struct Talk {
     console: Console,
     /// Typed lines that arrived while the conversation waited for the server.
     typed_ahead: VecDeque<Option<String>>,
-    service: String,
+    service: ServiceKind,
     failures: usize,
     /// The servers, in order, and the one talking now (`--server`).
     servers: Vec<(String, u16)>,
@@ -138,7 +142,7 @@ impl Talk {
         for step in 1..count {
             let index = (self.current + step) % count;
             let (host, port) = self.servers[index].clone();
-            let name = super::server_name(&host, port);
+            let name = server_name(&host, port);
             let session = match Session::connect(&host, port, &self.options) {
                 Ok(session) => session,
                 Err(e) => {
@@ -153,11 +157,10 @@ impl Talk {
             self.console.tell(&format!("reconnected to {name}"));
             if let Some(line) = self.relogin.clone() {
                 self.send(&line)?;
-                match self.server_line()? {
-                    Heard::Line(reply) if reply.starts_with("ERR ") => {
-                        self.console.error(&reply["ERR ".len()..]);
-                    }
-                    _ => {}
+                if let Heard::Line(reply) = self.server_line()?
+                    && let Some(Reply::Err(reason)) = Reply::parse(&reply)
+                {
+                    self.console.error(reason);
                 }
             }
             return Ok(Heard::Moved);
@@ -177,7 +180,7 @@ impl Talk {
                     self.console.typed_arrived();
                     self.typed_ahead.push_back(typed);
                 }
-                Ok(Event::Server(Ok(Some(line)))) if line.starts_with("BYE") => {
+                Ok(Event::Server(Ok(Some(line)))) if is_bye(&line) => {
                     self.show_bye(&line);
                     return Ok(Typed::ServerEnded);
                 }
@@ -200,12 +203,12 @@ impl Talk {
                 Err(lost) => self.fail_over(lost)?,
             };
             match heard {
-                Heard::Line(reply) if reply.starts_with("BYE") => {
+                Heard::Line(reply) if is_bye(&reply) => {
                     self.show_bye(&reply);
                     return Ok(None);
                 }
                 Heard::Line(reply) => return Ok(Some(reply)),
-                Heard::Moved if self.service == "quiz" => {
+                Heard::Moved if self.service == ServiceKind::Quiz => {
                     return Ok(Some("OK a new quiz begins".into()));
                 }
                 Heard::Moved => continue,
@@ -216,40 +219,37 @@ impl Talk {
     /// Prints a reply as a person wants to read it: `OK` text on stdout, `ERR` as `error:` on
     /// stderr (and counted).
     fn show_reply(&mut self, reply: &str) {
-        if let Some(text) = reply.strip_prefix("OK ") {
-            self.console.say(text);
-        } else if let Some(reason) = reply.strip_prefix("ERR ") {
-            self.console.error(reason);
-            self.failures += 1;
-        } else if reply.starts_with("BYE") {
-            self.show_bye(reply);
-        } else {
-            self.console.say(reply);
+        match Reply::parse(reply) {
+            Some(Reply::Ok(text)) => self.console.say(text),
+            Some(Reply::Err(reason)) => {
+                self.console.error(reason);
+                self.failures += 1;
+            }
+            Some(Reply::Bye(_)) => self.show_bye(reply),
+            _ => self.console.say(reply),
         }
     }
 
     /// `BYE session ended` reads `Session ended`; any other reason follows it.
     fn show_bye(&mut self, line: &str) {
-        match line.strip_prefix("BYE ") {
-            Some("session ended") | None => self.console.farewell("Session ended"),
-            Some(reason) => self.console.farewell(&format!("Session ended: {reason}")),
+        match Reply::parse(line) {
+            Some(Reply::Bye(reason)) if !reason.is_empty() && reason != "session ended" => {
+                self.console.farewell(&format!("Session ended: {reason}"))
+            }
+            _ => self.console.farewell("Session ended"),
         }
     }
 
     /// A line the server sent without being asked right now: a chat push, or anything else.
     fn show_unasked(&mut self, line: &str) {
         // Only the chat pushes lines of its own (MSG, JOIN, LEFT) at any time.
-        if self.service != "chat" {
+        if self.service != ServiceKind::Chat {
             return self.show_reply(line);
         }
-        let mut words = line.splitn(3, ' ');
-        let (tag, who, rest) = (words.next(), words.next(), words.next());
-        match (tag, who) {
-            (Some("MSG"), Some(who)) => self
-                .console
-                .say(&format!("{who}: {}", rest.unwrap_or_default())),
-            (Some("JOIN"), Some(who)) => self.console.say(&format!("* {who} joined")),
-            (Some("LEFT"), Some(who)) => self.console.say(&format!("* {who} left")),
+        match Reply::parse(line) {
+            Some(Reply::Msg { from, text }) => self.console.say(&format!("{from}: {text}")),
+            Some(Reply::Join(who)) => self.console.say(&format!("* {who} joined")),
+            Some(Reply::Left(who)) => self.console.say(&format!("* {who} left")),
             _ => self.show_reply(line),
         }
     }
@@ -259,7 +259,7 @@ impl Talk {
         self.send("q")?;
         loop {
             match self.server_line()? {
-                Heard::Line(line) if line.starts_with("BYE") => {
+                Heard::Line(line) if is_bye(&line) => {
                     self.show_bye(&line);
                     return Ok(());
                 }
@@ -277,25 +277,9 @@ impl Talk {
     }
 }
 
-/// The check a line passes before it is sent: nothing empty, a valid name for `name`, and for
-/// calc nothing that is not an expression (a division by zero is sent: that answer is the server's).
-pub fn local_check(service: &str, line: &str) -> Result<(), String> {
-    if line.is_empty() {
-        return Err("empty line".into());
-    }
-    match common_command(line) {
-        Some(Common::Name(name)) => return check_name(name).map_err(|why| why.to_string()),
-        Some(_) => return Ok(()),
-        None => {}
-    }
-    match service {
-        "calc" => match expr::evaluate(line) {
-            Err(e) if e.is_malformed() => Err(e.to_string()),
-            _ => Ok(()),
-        },
-        "quiz" if line.parse::<i64>().is_err() => Err("answer with a whole number".into()),
-        _ => Ok(()),
-    }
+/// `BYE ...`: the server ends the session.
+fn is_bye(line: &str) -> bool {
+    matches!(Reply::parse(line), Some(Reply::Bye(_)))
 }
 
 fn is_quit(line: &str) -> bool {
@@ -315,7 +299,9 @@ fn send_name(talk: &mut Talk, o: &ClientOptions) -> Result<bool, ClientError> {
         Some(reply) => {
             talk.show_reply(&reply);
             // calc remembers the name on the next server too (a quiz there starts afresh).
-            if talk.service != "quiz" && reply.starts_with("OK") {
+            if talk.service != ServiceKind::Quiz
+                && matches!(Reply::parse(&reply), Some(Reply::Ok(_)))
+            {
                 talk.relogin = Some(format!("name {name}"));
             }
             Ok(true)
@@ -346,7 +332,7 @@ fn request_reply(talk: &mut Talk, o: &ClientOptions) -> Result<(), ClientError> 
         if line.is_empty() && talk.console.is_interactive() {
             continue; // Enter on an empty line: nothing to send, nothing to complain about
         }
-        if let Err(why) = local_check(&talk.service, line) {
+        if let Err(why) = local_check(talk.service, line) {
             talk.refuse(&why);
             continue;
         }
@@ -364,7 +350,7 @@ fn request_reply(talk: &mut Talk, o: &ClientOptions) -> Result<(), ClientError> 
 /// The name for sum (and the chat's fallback): `--name` (or the `--cert`'s name), else `$USER`,
 /// else `client`.
 fn default_name(o: &ClientOptions, valid: fn(&str) -> bool) -> String {
-    super::login_name(o)
+    login_name(o)
         .filter(|n| valid(n))
         .or_else(|| std::env::var("USER").ok().filter(|u| check_name(u).is_ok()))
         .unwrap_or_else(|| "client".to_string())
@@ -389,7 +375,7 @@ fn sum(talk: &mut Talk, o: &ClientOptions) -> Result<(), ClientError> {
         }
         // `help` and `name` are the server's to answer, as in every mode.
         if common_command(line).is_some() {
-            if let Err(why) = local_check("sum", line) {
+            if let Err(why) = local_check(ServiceKind::Sum, line) {
                 talk.refuse(&why);
                 continue;
             }
@@ -410,8 +396,11 @@ fn sum(talk: &mut Talk, o: &ClientOptions) -> Result<(), ClientError> {
             return Ok(());
         };
         // `OK Server of <server-name>;<M>`: the server's name may hold spaces, never `;`.
-        let answer = reply
-            .strip_prefix("OK Server of ")
+        let answer = Reply::parse(&reply)
+            .and_then(|r| match r {
+                Reply::Ok(text) => text.strip_prefix("Server of "),
+                _ => None,
+            })
             .and_then(|rest| rest.rsplit_once(';'))
             .and_then(|(server, m)| Some((server, m.trim().parse::<i64>().ok()?)));
         match answer {
@@ -454,20 +443,20 @@ fn quiz(talk: &mut Talk, o: &ClientOptions) -> Result<(), ClientError> {
         if line.is_empty() && talk.console.is_interactive() {
             continue;
         }
-        if let Err(why) = local_check("quiz", line) {
+        if let Err(why) = local_check(ServiceKind::Quiz, line) {
             talk.refuse(&why);
             continue;
         }
         let Some(reply) = talk.request(line)? else {
             return Ok(());
         };
-        match reply.strip_prefix("ERR wrong") {
+        match Reply::parse(&reply) {
             // A wrong answer is part of the game: shown as a reply, counted for `--exec`.
-            Some(rest) => {
-                talk.console.say(&format!("wrong{rest}"));
+            Some(Reply::Err(verdict)) if verdict.starts_with("wrong") => {
+                talk.console.say(verdict);
                 talk.failures += 1;
             }
-            None => talk.show_reply(&reply),
+            _ => talk.show_reply(&reply),
         }
         match next_question(talk)? {
             Some(q) => question = q,
@@ -485,20 +474,20 @@ fn next_question(talk: &mut Talk) -> Result<Option<String>, ClientError> {
             // A new quiz on the next server: its first question follows.
             Heard::Moved => continue,
         };
-        if let Some(question) = line.strip_prefix("QUIZ ") {
-            return Ok(Some(question.to_string()));
+        match Reply::parse(&line) {
+            Some(Reply::Quiz(question)) => return Ok(Some(question.to_string())),
+            Some(Reply::Bye(_)) => {
+                talk.show_bye(&line);
+                return Ok(None);
+            }
+            _ => talk.show_reply(&line),
         }
-        if line.starts_with("BYE") {
-            talk.show_bye(&line);
-            return Ok(None);
-        }
-        talk.show_reply(&line);
     }
 }
 
 fn chat(talk: &mut Talk, o: &ClientOptions) -> Result<(), ClientError> {
     // Log in first: one request, one reply (nothing else is sent to a guest).
-    let mut candidate = super::login_name(o);
+    let mut candidate = login_name(o);
     let name = loop {
         let name = match candidate.take() {
             Some(name) => name,
@@ -513,13 +502,14 @@ fn chat(talk: &mut Talk, o: &ClientOptions) -> Result<(), ClientError> {
             Err(why) => why.to_string(),
             Ok(()) => match talk.request(&format!("name {name}"))? {
                 None => return Ok(()),
-                Some(reply) => match reply.strip_prefix("OK ") {
-                    Some(welcome) => {
+                Some(reply) => match Reply::parse(&reply) {
+                    Some(Reply::Ok(welcome)) => {
                         talk.console.say(&capitalise(welcome));
                         talk.relogin = Some(format!("name {name}"));
                         break name;
                     }
-                    None => reply.strip_prefix("ERR ").unwrap_or(&reply).to_string(),
+                    Some(Reply::Err(why)) => why.to_string(),
+                    _ => reply.clone(),
                 },
             },
         };
@@ -549,23 +539,4 @@ fn chat(talk: &mut Talk, o: &ClientOptions) -> Result<(), ClientError> {
         }
     }
     talk.leave()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quiz_answers_must_be_whole_numbers() {
-        assert!(local_check("quiz", "42").is_ok());
-        assert!(local_check("quiz", "-3").is_ok());
-        assert!(local_check("quiz", "four").is_err());
-        assert!(local_check("quiz", "help").is_ok());
-    }
-
-    #[test]
-    fn welcome_is_capitalised() {
-        assert_eq!(capitalise("welcome bob, 2 online"), "Welcome bob, 2 online");
-        assert_eq!(capitalise(""), "");
-    }
 }

@@ -1,0 +1,141 @@
+//! What a person meets on first use, from the command line: the address as the seeds write it
+//! (host first, IPv6 in brackets), whom the client trusts (`--ca ''`), and each certificate
+//! mistake said with its fix (a certificate for other names, a missing client certificate).
+
+mod common;
+
+use common::{Server, TestDir, run_client, run_server};
+use securetcp::tls::generate_dev_certs;
+
+#[test]
+fn a_port_alone_is_a_usage_error_that_says_the_host_comes_first() {
+    let dir = TestDir::new("port-alone");
+    let (status, stdout, stderr) = run_server(&dir.0, &["5001"]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains(
+            "'5001' is a port, not a host: give the host first, as in: securetcp 127.0.0.1 5001"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_server_takes_an_ipv6_host_in_brackets() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        return; // no IPv6 loopback on this machine: nothing to listen on
+    }
+    let server = Server::start_with(&["[::1]", "0"], &[], 1);
+    assert!(server.addr().is_ipv6(), "{}", server.addr());
+    let mut session = server.connect();
+    assert_eq!(session.request("+ 2 2").unwrap(), "OK 4");
+}
+
+/// `--ca ''` trusts the public roots only: the development CA beside the client
+/// (`certs/ca.pem`, trusted by default) is not used.
+#[test]
+fn an_empty_ca_means_the_public_roots_only() {
+    let server = Server::start(&[]);
+    let port = server.addr().port().to_string();
+    let (status, stdout, stderr) =
+        run_client(&server.dir.0, &["127.0.0.1", &port, "-e", "+ 3 4"], None);
+    assert!(
+        status.success(),
+        "the default trusts certs/ca.pem: {stderr}"
+    );
+    assert_eq!(stdout, "7\nSession ended\n");
+    let (status, stdout, stderr) = run_client(
+        &server.dir.0,
+        &["127.0.0.1", &port, "--ca", "", "-e", "+ 3 4"],
+        None,
+    );
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("TLS certificate not trusted"),
+        "--ca '' still trusted certs/ca.pem, or failed otherwise: {stderr}"
+    );
+}
+
+/// Development certificates made for 127.0.0.1, then a server on 127.0.0.2: the server warns
+/// at start, and the client names the fix (`--gen-certs`), not `--ca`.
+#[test]
+fn a_development_certificate_for_other_hosts_is_said_with_its_fix() {
+    let dir = TestDir::new("other-host");
+    drop(Server::start_in(
+        TestDir::borrowed(&dir.0),
+        &["127.0.0.1", "0"],
+        &[],
+        1,
+    ));
+    let mut server = Server::start_in(dir, &["127.0.0.2", "0"], &[], 1);
+    let dir = server.dir.0.clone();
+    let port = server.addr().port().to_string();
+    let (status, _, stderr) = run_client(&dir, &["127.0.0.2", &port, "-e", "+ 3 4"], None);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("not valid for this name (127.0.0.2)") && stderr.contains("--gen-certs"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("--ca"), "{stderr}");
+    assert!(
+        server.stderr_now_contains(
+            "warning: the development certificate certs/server.pem is not valid for 127.0.0.2"
+        ),
+        "no warning at start"
+    );
+}
+
+#[test]
+fn a_missing_client_certificate_says_which_options_to_give() {
+    let dir = TestDir::new("needs-client-cert");
+    let files = generate_dev_certs(&dir.0.join("certs"), &[]).unwrap();
+    let args = [
+        "--cert",
+        files.cert.to_str().unwrap(),
+        "--key",
+        files.key.to_str().unwrap(),
+        "--client-ca",
+        files.ca.to_str().unwrap(),
+    ];
+    let server = Server::start_in(dir, &["127.0.0.1", "0"], &args, 1);
+    let port = server.addr().port().to_string();
+    let (status, _, stderr) = run_client(&server.dir.0, &["127.0.0.1", &port, "-e", "6 * 7"], None);
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(
+        stderr,
+        "error: the server requires a client certificate: give --cert FILE --key FILE\n"
+    );
+}
+
+/// A usage error is the message and the synopsis, not the whole help; the help has no
+/// trailing spaces.
+#[test]
+fn usage_errors_are_two_lines_and_the_help_is_clean() {
+    let dir = TestDir::new("usage-lines");
+    let (status, _, stderr) = run_server(&dir.0, &["--bogus"]);
+    assert_eq!(status.code(), Some(2));
+    assert_eq!(
+        stderr,
+        "securetcp: unknown option --bogus\n\
+         Usage: securetcp [OPTIONS] [HOST [PORT]]; try --help for the options\n"
+    );
+    let (status, _, stderr) = run_client(&dir.0, &["--bogus"], None);
+    assert_eq!(status.code(), Some(2));
+    assert_eq!(
+        stderr,
+        "error: unknown option --bogus\n\
+         Usage: client [OPTIONS] [HOST [PORT]]; try --help for the options\n"
+    );
+    let (_, server_help, _) = run_server(&dir.0, &["--help"]);
+    let (_, client_help, _) = run_client(&dir.0, &["--help"], None);
+    for help in [server_help, client_help] {
+        assert!(help.contains("--help"), "{help}");
+        for line in help.lines() {
+            assert_eq!(line, line.trim_end(), "trailing spaces in the help");
+        }
+    }
+}
