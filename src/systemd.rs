@@ -60,7 +60,11 @@ pub fn passed_listeners() -> Result<Option<Vec<TcpListener>>, String> {
     let count: i32 = match count.parse() {
         Ok(0) => return Ok(None),
         Ok(n) if n > 0 && n <= MAX_PASSED => n,
-        _ => return Err(format!("LISTEN_FDS={count} is not a number of sockets")),
+        _ => {
+            return Err(format!(
+                "LISTEN_FDS={count} is not a count of passed sockets (1 to {MAX_PASSED})"
+            ));
+        }
     };
     let fds = FIRST_PASSED_FD..FIRST_PASSED_FD + count;
     // Every one is checked before any is taken: a descriptor is wrapped only once it is known

@@ -269,6 +269,11 @@ fn count_lines(bytes: &[u8]) -> u64 {
 /// One line on stderr. Never `eprintln!`: it panics when stderr is gone, and the writer thread
 /// must outlive any output it has.
 pub(super) fn warn(message: &str) {
+    if cfg!(test) {
+        // Unit tests: into the harness's capture, shown only when a test fails.
+        eprintln!("securetcp: warning: {message}");
+        return;
+    }
     let _ = writeln!(io::stderr().lock(), "securetcp: warning: {message}");
 }
 
