@@ -148,3 +148,53 @@ fn a_plain_socket_that_never_sends_is_evicted_not_left_hanging() {
     let n = silent.read(&mut buf).unwrap_or(0);
     assert_eq!(n, 0);
 }
+
+#[test]
+fn a_server_full_of_trickling_greeted_connections_serves_again_after_the_line_timeout() {
+    // 50 greeted connections, each sending a byte of a line that never ends every 200 ms: all
+    // the places, and never idle. They are not evicted (they finished their handshake); the
+    // line timeout frees every place at once.
+    const PLACES: usize = 50;
+    let server = Server::start(&[
+        "--max-clients",
+        "50",
+        "--line-timeout",
+        "3",
+        "--idle-timeout",
+        "60",
+    ]);
+    let sessions: Vec<Session> = (0..PLACES).map(|_| server.connect()).collect();
+    let transports: Vec<_> = sessions
+        .iter()
+        .map(|s| std::sync::Arc::clone(&s.transport))
+        .collect();
+    let trickle = std::thread::spawn(move || {
+        for _ in 0..100 {
+            let mut written = 0;
+            for t in &transports {
+                written += usize::from(t.write_all(b"7").is_ok());
+            }
+            if written == 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    match greeted(&server) {
+        Err(e) => assert!(e.contains("busy"), "{e}"),
+        Ok(_) => panic!("a greeted trickler lost its place to a newcomer"),
+    }
+    for (i, mut s) in sessions.into_iter().enumerate() {
+        let reply = s.read_line().unwrap();
+        assert_eq!(
+            reply.as_deref(),
+            Some("ERR line took too long"),
+            "trickler {i}"
+        );
+    }
+    let mut client = greeted(&server).expect("served once the tricklers' lines timed out");
+    assert_eq!(client.request("+ 2 3").unwrap(), "OK 5");
+    trickle.join().unwrap();
+    server.wait_for_log_count("reason=line-timeout", PLACES);
+}
