@@ -22,6 +22,10 @@ fn first_line(addr: SocketAddr, first: &[u8]) -> (TcpStream, String) {
 
 #[test]
 fn a_client_on_an_ipv4_and_an_ipv6_listener_is_one_address() {
+    if std::net::TcpListener::bind("[::ffff:127.0.0.1]:0").is_err() {
+        eprintln!("skipped: this machine has no IPv6 (an IPv4-mapped listener needs it)");
+        return;
+    }
     // 127.0.0.1 on an IPv4 socket, the same 127.0.0.1 through a mapped IPv6 one and through a
     // dual-stack [::] one.
     let server = Server::start_with(
