@@ -27,7 +27,7 @@ fn activated(fds: &[RawFd], count: usize, args: &[&str]) -> Command {
         ])
         .args(args);
     let fds = fds.to_vec();
-    // SAFETY: between fork and exec only dup, dup2 and fcntl (async-signal-safe) run: each fd
+    // SAFETY: between fork and exec only fcntl, dup2 and close (async-signal-safe) run: each fd
     // is first moved out of the way (above 100), then onto 3, 4, ... and kept across exec.
     unsafe {
         command.pre_exec(move || {
@@ -44,6 +44,11 @@ fn activated(fds: &[RawFd], count: usize, args: &[&str]) -> Command {
                 if libc::dup2(fd, target) < 0 || libc::fcntl(target, libc::F_SETFD, 0) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
+            }
+            // What LISTEN_FDS claims beyond them is surely not open (the test harness may have
+            // inherited descriptors there, such as a jobserver's).
+            for missing in 3 + high.len()..3 + count {
+                libc::close(missing as RawFd);
             }
             Ok(())
         });
