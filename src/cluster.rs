@@ -1,18 +1,28 @@
 //! The chat room across instances (`--chat-redis`), the pure half: what travels on the Redis
 //! channel, and who is in the room on the other instances. The sockets and RESP are
-//! `reactor/redis.rs`; this file does no IO and is tested below without Redis.
+//! `room/redis.rs`; this file does no IO and is tested below without Redis.
 //!
-//! Every message on the channel is `<instance> <what>`, one line of text:
-//! - `<instance> JOIN alice`, `<instance> MSG alice hi`, `<instance> LEFT alice`: the room lines
-//!   of that instance's members, exactly as its own members got them;
-//! - `<instance> HERE alice bob`: its members, once a second (presence and heartbeat at once);
-//! - `<instance> BYE`: it stops.
+//! Every message on the channel is `<instance> <number> <what>`, one line of text:
+//! - `<instance> 7 JOIN alice`, `... 8 MSG alice hi`, `... 9 LEFT alice`: the room lines of that
+//!   instance's members, exactly as its own members got them, numbered 1, 2, 3... per instance
+//!   (`room/history.rs` keeps them for resending);
+//! - `<instance> 9 HERE alice bob`: its members, once a second (presence and heartbeat at once),
+//!   with the number of its last line, so a receiver also notices a lost last line;
+//! - `<instance> 9 RESEND <other> 5`: asks `<other>` for its lines from number 5 on;
+//! - `<instance> 9 SKIP 6`: its lines before 6 are no longer kept (an answer to RESEND);
+//! - `<instance> 9 BYE`: it stops.
+//!
+//! Pub/sub delivers at most once; the numbers make it exactly once and in order: a receiver
+//! takes an instance's lines only in sequence, drops what it already had, and, at a gap, drops
+//! what comes until it has asked for the missing lines and they came (go-back-N).
 //!
 //! [`Presence`] turns what arrives into room lines for this instance's members, and keeps the
 //! other instances' names in the shared [`Directory`] so that `who` and name uniqueness span the
-//! room. An instance not heard for [`SILENCE_LIMIT`] is gone: its members are announced `LEFT`.
-//! Names first heard in a `HERE` (after this instance or that one reconnected) are announced
-//! `JOIN`, so the rooms join again once Redis is back.
+//! room. An instance not heard for [`SILENCE_LIMIT`] while our own heartbeat came back is gone:
+//! its members are announced `LEFT`. Names first heard in a `HERE` are announced `JOIN`, so the
+//! rooms join again once Redis is back. A name two other instances both list (a restarted
+//! instance whose member logged in again before the old run was found silent) is one member:
+//! its lines are delivered at once, and it leaves when the last of them lets it go.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -146,6 +156,9 @@ fn percent_decode(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// How long a receiver waits for the lines it asked for before asking again.
+pub const RESEND_AGAIN: Duration = Duration::from_secs(1);
+
 /// The other instances, as heard on the channel.
 #[derive(Debug)]
 pub struct Presence {
@@ -155,13 +168,57 @@ pub struct Presence {
     /// When our own message last came back through the subscription: the link worked then, so
     /// an instance silent since long before is gone, not cut off by the bus.
     link_alive_at: Option<Instant>,
+    /// Requests to publish: `(instance, first number wanted)`.
+    asks: Vec<(String, u64)>,
+    /// Asked of us: our lines from this number on.
+    resend_from: Option<u64>,
+    /// Lines the other instances no longer had when asked (for the log).
+    lost: u64,
 }
 
 #[derive(Debug)]
 struct Instance {
-    /// Its members whose names this instance holds in the directory for it.
+    /// Its members, as it listed them; each holds its name in the directory (or shares it with
+    /// another instance that listed the same name).
     names: Vec<Box<str>>,
     last_heard: Instant,
+    /// The number of the next line expected from it.
+    next: u64,
+    /// When we last asked for the lines of a gap, while it is not filled.
+    asked_at: Option<Instant>,
+}
+
+/// What a message from the channel says.
+struct Message<'a> {
+    from: &'a str,
+    number: u64,
+    kind: &'a str,
+    /// After the kind (`alice hi` of `MSG alice hi`).
+    rest: &'a str,
+    /// The room line itself (`MSG alice hi`), for the numbered kinds.
+    what: &'a str,
+}
+
+impl<'a> Message<'a> {
+    fn parse(payload: &'a [u8]) -> Option<Message<'a>> {
+        let text = std::str::from_utf8(payload).ok()?;
+        let (from, rest) = text.split_once(' ')?;
+        let (number, what) = rest.split_once(' ').unwrap_or((rest, ""));
+        let number = number.parse().ok()?;
+        let (kind, rest) = what.split_once(' ').unwrap_or((what, ""));
+        (!from.is_empty()).then_some(Message {
+            from,
+            number,
+            kind,
+            rest,
+            what,
+        })
+    }
+
+    /// A room line of that instance's members (numbered; the others carry its last number).
+    fn is_line(&self) -> bool {
+        matches!(self.kind, "JOIN" | "MSG" | "LEFT")
+    }
 }
 
 impl Presence {
@@ -172,7 +229,14 @@ impl Presence {
             room,
             others: HashMap::new(),
             link_alive_at: None,
+            asks: Vec::new(),
+            resend_from: None,
+            lost: 0,
         }
+    }
+
+    pub fn me(&self) -> &str {
+        &self.me
     }
 
     /// When our own message last came back through the subscription.
@@ -186,25 +250,25 @@ impl Presence {
         self.link_alive_at = None;
         for instance in self.others.values_mut() {
             instance.last_heard = now + RECONNECT_GRACE;
+            instance.asked_at = None;
         }
     }
 
-    pub fn me(&self) -> &str {
-        &self.me
-    }
-
-    /// A room line of ours for the channel, into `payload`: `JOIN alice\n` -> `<me> JOIN alice`.
-    pub fn outgoing(&self, line: &[u8], payload: &mut Vec<u8>) {
+    /// Room line number `number` of ours for the channel, into `payload`:
+    /// `JOIN alice\n` -> `<me> 7 JOIN alice`.
+    pub fn outgoing(&self, number: u64, line: &[u8], payload: &mut Vec<u8>) {
+        use std::io::Write;
         let line = line.strip_suffix(b"\n").unwrap_or(line);
         payload.clear();
-        payload.extend_from_slice(self.me.as_bytes());
-        payload.push(b' ');
+        // Writing to a Vec cannot fail.
+        let _ = write!(payload, "{} {number} ", self.me);
         payload.extend_from_slice(line);
     }
 
-    /// `<me> HERE alice bob`: this instance's own members (the directory minus the others').
-    pub fn heartbeat(&self) -> Vec<u8> {
-        let mut payload = format!("{} HERE", self.me);
+    /// `<me> <last> HERE alice bob`: this instance's own members (the directory minus the
+    /// others').
+    pub fn heartbeat(&self, last: u64) -> Vec<u8> {
+        let mut payload = format!("{} {last} HERE", self.me);
         for name in self.room.snapshot() {
             if !self.others.values().any(|o| o.names.contains(&name)) {
                 payload.push(' ');
@@ -214,77 +278,144 @@ impl Presence {
         payload.into_bytes()
     }
 
-    /// `<me> BYE`.
-    pub fn farewell(&self) -> Vec<u8> {
-        format!("{} BYE", self.me).into_bytes()
+    /// `<me> <last> BYE`.
+    pub fn farewell(&self, last: u64) -> Vec<u8> {
+        format!("{} {last} BYE", self.me).into_bytes()
+    }
+
+    /// Our requests for missed lines, to publish: `<me> <last> RESEND <instance> <first>`.
+    pub fn take_asks(&mut self, last: u64, mut each: impl FnMut(&[u8])) {
+        for (instance, first) in self.asks.drain(..) {
+            each(format!("{} {last} RESEND {instance} {first}", self.me).as_bytes());
+        }
+    }
+
+    /// The first of our lines another instance asked for since the last call.
+    pub fn take_resend(&mut self) -> Option<u64> {
+        self.resend_from.take()
+    }
+
+    /// `<me> <last> SKIP <oldest>`: our lines before `oldest` are gone.
+    pub fn skip(&self, last: u64, oldest: u64) -> Vec<u8> {
+        format!("{} {last} SKIP {oldest}", self.me).into_bytes()
+    }
+
+    /// Lines found gone since the last call (asked for, no longer kept by their sender).
+    pub fn take_lost(&mut self) -> u64 {
+        std::mem::take(&mut self.lost)
     }
 
     /// A message from the channel; the room lines it means for this instance's members are
-    /// pushed to `deliver`. Our own messages come back too, and are skipped.
+    /// pushed to `deliver`. Our own messages come back too: they say the link works.
     pub fn on_message(&mut self, payload: &[u8], now: Instant, deliver: &mut Vec<RoomLine>) {
-        let Ok(text) = std::str::from_utf8(payload) else {
+        let Some(message) = Message::parse(payload) else {
             return;
         };
-        let Some((from, what)) = text.split_once(' ') else {
-            return;
-        };
-        if from == self.me {
+        if message.from == self.me {
             self.link_alive_at = Some(now);
             return;
         }
-        if from.is_empty() {
-            return;
+        match message.kind {
+            "BYE" => return self.forget(message.from, deliver),
+            "RESEND" => {
+                let asked = message.rest.split_once(' ');
+                if let Some((to, first)) = asked
+                    && to == self.me
+                    && let Ok(first) = first.parse::<u64>()
+                {
+                    self.resend_from = Some(self.resend_from.map_or(first, |f| f.min(first)));
+                }
+            }
+            _ => {}
         }
-        let (kind, rest) = what.split_once(' ').unwrap_or((what, ""));
-        if kind == "BYE" {
-            return self.forget(from, deliver);
-        }
+        let first_heard = !self.others.contains_key(message.from);
         let instance = self
             .others
-            .entry(from.to_string())
+            .entry(message.from.to_string())
             .or_insert_with(|| Instance {
                 names: Vec::new(),
                 last_heard: now,
+                // Its lines from the first we hear on; the others carry its last number.
+                next: 0,
+                asked_at: None,
             });
         instance.last_heard = now;
-        match kind {
-            "JOIN"
-                if crate::service::check_name(rest).is_ok()
-                    && Self::adopt(&self.room, instance, rest) =>
+        if first_heard {
+            instance.next = match message.is_line() {
+                true => message.number,
+                false => message.number + 1,
+            };
+        }
+        if message.kind == "SKIP" {
+            if let Ok(oldest) = message.rest.parse::<u64>()
+                && oldest > instance.next
             {
-                deliver.push(line(&format!("JOIN {rest}")));
+                self.lost += oldest - instance.next;
+                instance.next = oldest;
             }
-            "LEFT" if Self::drop_name(&self.room, instance, rest) => {
-                deliver.push(line(&format!("LEFT {rest}")));
+            return;
+        }
+        // Numbered lines in sequence only; the others only once we have every line before.
+        let expected = match message.is_line() {
+            true => message.number,
+            false => message.number + 1,
+        };
+        if expected < instance.next {
+            return; // had it already (a resend for another instance, or twice)
+        }
+        if expected > instance.next {
+            let ask_again = instance
+                .asked_at
+                .is_none_or(|at| now.saturating_duration_since(at) >= RESEND_AGAIN);
+            if ask_again {
+                instance.asked_at = Some(now);
+                self.asks.push((message.from.to_string(), instance.next));
+            }
+            return;
+        }
+        instance.asked_at = None;
+        if message.is_line() {
+            instance.next += 1;
+        }
+        let from = message.from;
+        match message.kind {
+            "JOIN"
+                if crate::service::check_name(message.rest).is_ok()
+                    && self.adopt(from, message.rest) =>
+            {
+                deliver.push(line(&format!("JOIN {}", message.rest)));
+            }
+            "LEFT" if self.drop_name(from, message.rest) => {
+                deliver.push(line(&format!("LEFT {}", message.rest)));
             }
             "MSG" => {
                 // `MSG alice text`: from a member we know of, as sent; never a line with a
                 // control character (every instance refuses those, but anyone may publish).
-                let sender = rest.split(' ').next().unwrap_or_default();
-                if instance.names.iter().any(|n| &**n == sender) && !crate::line::has_control(what)
-                {
-                    deliver.push(line(what));
+                let sender = message.rest.split(' ').next().unwrap_or_default();
+                let known = self.others[from].names.iter().any(|n| &**n == sender);
+                if known && !crate::line::has_control(message.what) {
+                    deliver.push(line(message.what));
                 }
             }
             "HERE" => {
-                let listed: Vec<&str> = rest
+                let listed: Vec<&str> = message
+                    .rest
                     .split(' ')
                     .filter(|n| crate::service::check_name(n).is_ok())
                     .collect();
-                let gone: Vec<Box<str>> = instance
+                let gone: Vec<Box<str>> = self.others[from]
                     .names
                     .iter()
                     .filter(|n| !listed.contains(&&***n))
                     .cloned()
                     .collect();
                 for name in gone {
-                    Self::drop_name(&self.room, instance, &name);
-                    deliver.push(line(&format!("LEFT {name}")));
+                    if self.drop_name(from, &name) {
+                        deliver.push(line(&format!("LEFT {name}")));
+                    }
                 }
                 for name in listed {
-                    if !instance.names.iter().any(|n| &**n == name)
-                        && Self::adopt(&self.room, instance, name)
-                    {
+                    if self.adopt(from, name) {
                         deliver.push(line(&format!("JOIN {name}")));
                     }
                 }
@@ -319,30 +450,54 @@ impl Presence {
     }
 
     fn forget(&mut self, id: &str, deliver: &mut Vec<RoomLine>) {
-        if let Some(instance) = self.others.remove(id) {
-            for name in instance.names {
-                self.room.release(&name);
+        let Some(instance) = self.others.get(id) else {
+            return;
+        };
+        for name in instance.names.clone() {
+            if self.drop_name(id, &name) {
                 deliver.push(line(&format!("LEFT {name}")));
             }
         }
+        self.others.remove(id);
     }
 
-    /// Holds `name` in the directory for `instance`; false when the name is taken here (two
-    /// instances that logged the same name in while apart: ours keeps it).
-    fn adopt(room: &Directory, instance: &mut Instance, name: &str) -> bool {
-        if instance.names.iter().any(|n| &**n == name) || !room.claim(name) {
+    /// Whether another instance than `except` lists `name`.
+    fn listed_elsewhere(&self, except: &str, name: &str) -> bool {
+        self.others
+            .iter()
+            .any(|(id, o)| id != except && o.names.iter().any(|n| &**n == name))
+    }
+
+    /// `from` lists `name`: true when that is news to this room (announce `JOIN`). A name
+    /// another instance already holds for the room is shared (one member to us, delivered
+    /// at once); a name of ours is not taken over.
+    fn adopt(&mut self, from: &str, name: &str) -> bool {
+        if self.others[from].names.iter().any(|n| &**n == name) {
             return false;
         }
-        instance.names.push(name.into());
-        true
+        let shared = self.listed_elsewhere(from, name);
+        if !shared && !self.room.claim(name) {
+            return false; // ours
+        }
+        if let Some(instance) = self.others.get_mut(from) {
+            instance.names.push(name.into());
+        }
+        !shared
     }
 
-    fn drop_name(room: &Directory, instance: &mut Instance, name: &str) -> bool {
+    /// `from` no longer lists `name`: true when nobody else does (announce `LEFT`).
+    fn drop_name(&mut self, from: &str, name: &str) -> bool {
+        let Some(instance) = self.others.get_mut(from) else {
+            return false;
+        };
         let Some(i) = instance.names.iter().position(|n| &**n == name) else {
             return false;
         };
         instance.names.remove(i);
-        room.release(name);
+        if self.listed_elsewhere(from, name) {
+            return false;
+        }
+        self.room.release(name);
         true
     }
 }
@@ -412,20 +567,20 @@ mod tests {
         let mut presence = Presence::new("A".into(), Arc::clone(&room));
         let now = Instant::now();
         let mut got = Vec::new();
-        presence.on_message(b"B JOIN bob", now, &mut got);
-        presence.on_message(b"B MSG bob hi there", now, &mut got);
-        presence.on_message(b"A MSG alice my own echo", now, &mut got);
-        presence.on_message(b"B MSG mallory not a member", now, &mut got);
-        presence.on_message(b"B MSG bob hi\rMSG admin forged", now, &mut got);
+        presence.on_message(b"B 1 JOIN bob", now, &mut got);
+        presence.on_message(b"B 2 MSG bob hi there", now, &mut got);
+        presence.on_message(b"A 1 MSG alice my own echo", now, &mut got);
+        presence.on_message(b"B 3 MSG mallory not a member", now, &mut got);
+        presence.on_message(b"B 4 MSG bob hi\rMSG admin forged", now, &mut got);
         assert_eq!(texts(&got), ["JOIN bob", "MSG bob hi there"]);
         assert_eq!(room.list(), "alice bob");
         assert!(!room.claim("bob"), "a name on another instance is taken");
-        assert_eq!(presence.heartbeat(), b"A HERE alice");
+        assert_eq!(presence.heartbeat(0), b"A 0 HERE alice");
         let mut payload = Vec::new();
-        presence.outgoing(b"MSG alice x\n", &mut payload);
-        assert_eq!(payload, b"A MSG alice x");
+        presence.outgoing(7, b"MSG alice x\n", &mut payload);
+        assert_eq!(payload, b"A 7 MSG alice x");
         got.clear();
-        presence.on_message(b"B LEFT bob", now, &mut got);
+        presence.on_message(b"B 5 LEFT bob", now, &mut got);
         assert_eq!(texts(&got), ["LEFT bob"]);
         assert_eq!(room.list(), "alice");
     }
@@ -437,13 +592,13 @@ mod tests {
         let mut presence = Presence::new("A".into(), Arc::clone(&room));
         let now = Instant::now();
         let mut got = Vec::new();
-        presence.on_message(b"B JOIN Alice", now, &mut got);
+        presence.on_message(b"B 1 JOIN Alice", now, &mut got);
         presence.on_message(
-            "B HERE bob \u{0430}lice a\u{200B}b".as_bytes(),
+            "B 1 HERE bob \u{0430}lice a\u{200B}b".as_bytes(),
             now,
             &mut got,
         );
-        presence.on_message(b"B JOIN Bob", now, &mut got);
+        presence.on_message(b"B 2 JOIN Bob", now, &mut got);
         assert_eq!(texts(&got), ["JOIN bob"]);
         assert_eq!(room.list(), "alice bob");
         assert!(!room.claim("BOB"), "bob of the other instance has it");
@@ -455,15 +610,15 @@ mod tests {
         let mut presence = Presence::new("A".into(), Arc::clone(&room));
         let start = Instant::now();
         let mut got = Vec::new();
-        presence.on_message(b"B HERE bob carol", start, &mut got);
-        presence.on_message(b"B HERE bob carol", start + HEARTBEAT, &mut got);
+        presence.on_message(b"B 0 HERE bob carol", start, &mut got);
+        presence.on_message(b"B 0 HERE bob carol", start + HEARTBEAT, &mut got);
         assert_eq!(texts(&got), ["JOIN bob", "JOIN carol"]);
         got.clear();
-        presence.on_message(b"B HERE carol", start + HEARTBEAT * 2, &mut got);
+        presence.on_message(b"B 0 HERE carol", start + HEARTBEAT * 2, &mut got);
         assert_eq!(texts(&got), ["LEFT bob"]);
         got.clear();
         presence.on_message(
-            b"A HERE",
+            b"A 0 HERE",
             start + HEARTBEAT * 2 + SILENCE_LIMIT / 2,
             &mut got,
         );
@@ -473,13 +628,13 @@ mod tests {
             presence.next_expiry(),
             Some(start + HEARTBEAT * 2 + SILENCE_LIMIT)
         );
-        presence.on_message(b"A HERE", start + HEARTBEAT * 2 + SILENCE_LIMIT, &mut got);
+        presence.on_message(b"A 0 HERE", start + HEARTBEAT * 2 + SILENCE_LIMIT, &mut got);
         presence.expire(&mut got);
         assert_eq!(texts(&got), ["LEFT carol"]);
         assert!(room.is_empty());
         got.clear();
-        presence.on_message(b"C HERE dan", start, &mut got);
-        presence.on_message(b"C BYE", start, &mut got);
+        presence.on_message(b"C 0 HERE dan", start, &mut got);
+        presence.on_message(b"C 0 BYE", start, &mut got);
         assert_eq!(texts(&got), ["JOIN dan", "LEFT dan"]);
         assert_eq!(presence.next_expiry(), None);
     }
@@ -490,8 +645,8 @@ mod tests {
         let mut presence = Presence::new("A".into(), Arc::clone(&room));
         let start = Instant::now();
         let mut got = Vec::new();
-        presence.on_message(b"B HERE bob", start, &mut got);
-        presence.on_message(b"A HERE", start, &mut got);
+        presence.on_message(b"B 0 HERE bob", start, &mut got);
+        presence.on_message(b"A 0 HERE", start, &mut got);
         got.clear();
         // The bus is down (or Redis stalled): our heartbeat does not come back, bob stays.
         presence.expire(&mut got);
@@ -499,13 +654,96 @@ mod tests {
         // Back after 10 s: B has the grace to be heard again...
         let back = start + Duration::from_secs(10);
         presence.bus_up(back);
-        presence.on_message(b"A HERE", back + SILENCE_LIMIT, &mut got);
+        presence.on_message(b"A 0 HERE", back + SILENCE_LIMIT, &mut got);
         presence.expire(&mut got);
         assert!(got.is_empty(), "{:?}", texts(&got));
         // ...and if it never is, it went away: bob leaves.
-        presence.on_message(b"A HERE", back + SILENCE_LIMIT + RECONNECT_GRACE, &mut got);
+        presence.on_message(
+            b"A 0 HERE",
+            back + SILENCE_LIMIT + RECONNECT_GRACE,
+            &mut got,
+        );
         presence.expire(&mut got);
         assert_eq!(texts(&got), ["LEFT bob"]);
+    }
+
+    #[test]
+    fn lines_are_taken_once_in_order_and_a_gap_is_asked_for() {
+        let room = Directory::new();
+        let mut presence = Presence::new("A".into(), Arc::clone(&room));
+        let now = Instant::now();
+        let mut got = Vec::new();
+        presence.on_message(b"B 1 JOIN bob", now, &mut got);
+        presence.on_message(b"B 2 MSG bob one", now, &mut got);
+        presence.on_message(b"B 2 MSG bob one", now, &mut got); // twice: once
+        // 3 and 4 lost: 5 is dropped, and 3 on is asked for (once per RESEND_AGAIN).
+        presence.on_message(b"B 5 MSG bob five", now, &mut got);
+        presence.on_message(b"B 6 MSG bob six", now, &mut got);
+        let mut asks = Vec::new();
+        presence.take_asks(0, |p| asks.push(String::from_utf8_lossy(p).into_owned()));
+        assert_eq!(asks, ["A 0 RESEND B 3"]);
+        // The resend, with lines already had; then the next ones.
+        for message in ["B 2 MSG bob one", "B 3 MSG bob three", "B 4 MSG bob four"] {
+            presence.on_message(message.as_bytes(), now, &mut got);
+        }
+        for message in ["B 5 MSG bob five", "B 6 MSG bob six", "B 7 MSG bob seven"] {
+            presence.on_message(message.as_bytes(), now, &mut got);
+        }
+        assert_eq!(
+            texts(&got),
+            [
+                "JOIN bob",
+                "MSG bob one",
+                "MSG bob three",
+                "MSG bob four",
+                "MSG bob five",
+                "MSG bob six",
+                "MSG bob seven"
+            ]
+        );
+        // A lost last line shows in the heartbeat's number; a gap not filled is asked again.
+        got.clear();
+        presence.on_message(b"B 8 HERE bob", now, &mut got);
+        presence.on_message(b"B 8 HERE bob", now + RESEND_AGAIN / 2, &mut got);
+        presence.on_message(b"B 8 HERE bob", now + RESEND_AGAIN, &mut got);
+        asks.clear();
+        presence.take_asks(0, |p| asks.push(String::from_utf8_lossy(p).into_owned()));
+        assert_eq!(asks, ["A 0 RESEND B 8", "A 0 RESEND B 8"]);
+        // Gone at the sender: skipped, and counted.
+        presence.on_message(b"B 9 SKIP 9", now, &mut got);
+        presence.on_message(b"B 9 MSG bob nine", now, &mut got);
+        assert_eq!(texts(&got), ["MSG bob nine"]);
+        assert_eq!(presence.take_lost(), 1);
+        // Asked of us.
+        presence.on_message(b"C 0 RESEND A 4", now, &mut got);
+        presence.on_message(b"D 0 RESEND A 2", now, &mut got);
+        presence.on_message(b"D 0 RESEND B 1", now, &mut got);
+        assert_eq!(presence.take_resend(), Some(2));
+        assert_eq!(presence.take_resend(), None);
+    }
+
+    #[test]
+    fn a_restarted_instances_member_is_delivered_at_once() {
+        let room = Directory::new();
+        let mut presence = Presence::new("A".into(), Arc::clone(&room));
+        let now = Instant::now();
+        let mut got = Vec::new();
+        presence.on_message(b"B 1 JOIN bob", now, &mut got);
+        // B was killed; its new run logs bob in again before the old run is found silent.
+        presence.on_message(b"B2 0 HERE", now, &mut got);
+        presence.on_message(b"B2 1 JOIN bob", now, &mut got);
+        presence.on_message(b"B2 2 MSG bob I am back", now, &mut got);
+        assert_eq!(texts(&got), ["JOIN bob", "MSG bob I am back"]);
+        // The old run goes silent: bob stays, held by the new run.
+        got.clear();
+        presence.on_message(b"A 0 HERE", now + SILENCE_LIMIT, &mut got);
+        presence.on_message(b"B2 2 HERE bob", now + SILENCE_LIMIT, &mut got);
+        presence.expire(&mut got);
+        assert!(got.is_empty(), "{:?}", texts(&got));
+        assert_eq!(room.list(), "bob");
+        presence.on_message(b"B2 3 LEFT bob", now, &mut got);
+        assert_eq!(texts(&got), ["LEFT bob"]);
+        assert!(room.is_empty());
     }
 
     mod properties {
@@ -519,7 +757,7 @@ mod tests {
             fn any_channel_traffic_leaves_a_consistent_room(
                 messages in prop::collection::vec(
                     prop_oneof![
-                        "[AB] (JOIN|LEFT|HERE|MSG|BYE)( [a-c]{1,2}){0,3}",
+                        "[AB] [0-4] (JOIN|LEFT|HERE|MSG|BYE|SKIP|RESEND)( [a-c0-9]{1,2}){0,3}",
                         any::<Vec<u8>>().prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
                     ],
                     0..40,
@@ -533,7 +771,7 @@ mod tests {
                 for message in &messages {
                     presence.on_message(message.as_bytes(), now, &mut got);
                 }
-                presence.on_message(b"Z HERE", now + SILENCE_LIMIT, &mut got);
+                presence.on_message(b"Z 0 HERE", now + SILENCE_LIMIT, &mut got);
                 presence.expire(&mut got);
                 prop_assert_eq!(room.list(), "me");
                 prop_assert_eq!(presence.next_expiry(), None);

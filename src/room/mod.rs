@@ -13,6 +13,7 @@
 //!
 //! It knows no protocol: lines are bytes, delivered through `Service::on_room_line`.
 
+mod history;
 pub mod redis;
 
 use std::sync::Arc;

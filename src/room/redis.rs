@@ -9,6 +9,7 @@
 //! as `PUBLISH`; `message` frames from the subscription become room lines for the local members,
 //! through `Service::on_room_line` here and the usual room path to the other workers.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use redis_protocol::resp2::decode::decode;
 use redis_protocol::resp2::encode::encode_borrowed;
 use redis_protocol::resp2::types::{BorrowedFrame, OwnedFrame};
 
+use super::history::{HISTORY_BYTES, History};
 use crate::bus::{Directory, RoomLine};
 use crate::cluster::{HEARTBEAT, Presence, RedisUrl};
 use crate::log::{Log, Value};
@@ -29,8 +31,9 @@ pub(crate) const SUBSCRIBER_TOKEN: Token = Token(ConnId::MAX_SLOTS - 3);
 pub(crate) const PUBLISHER_TOKEN: Token = Token(ConnId::MAX_SLOTS - 4);
 
 /// Unsent `PUBLISH`es past this mean Redis is not keeping up: the link is dropped (and tried
-/// again), rather than letting the backlog grow or the room wait.
-const MAX_BACKLOG: usize = 4 << 20;
+/// again), rather than letting the backlog grow or the room wait. Room for a whole history
+/// resent after an outage, and what comes meanwhile.
+const MAX_BACKLOG: usize = 2 * HISTORY_BYTES + (4 << 20);
 /// A frame larger than this from Redis is no chat message.
 const MAX_FRAME: usize = 1 << 20;
 const FIRST_RETRY: Duration = Duration::from_millis(250);
@@ -74,6 +77,10 @@ pub struct RedisBus {
     next_heartbeat: Instant,
     /// When to look again whether Redis still answers.
     stall_check_at: Instant,
+    /// This instance's numbered lines, kept for resending.
+    history: History,
+    /// The numbers of the `PUBLISH`es Redis has yet to answer, in order (0: not a line).
+    unanswered: VecDeque<u64>,
     /// The message being published, kept for the next one.
     payload: Vec<u8>,
 }
@@ -115,6 +122,8 @@ impl RedisBus {
             backoff: FIRST_RETRY,
             next_heartbeat: now,
             stall_check_at: now,
+            history: History::new(),
+            unanswered: VecDeque::new(),
             payload: Vec::new(),
         })
     }
@@ -152,9 +161,10 @@ impl RedisBus {
         }
         if self.up && now >= self.next_heartbeat {
             self.next_heartbeat = now + HEARTBEAT;
-            let beat = self.presence.heartbeat();
-            self.publish_payload(&beat, registry, now, log);
+            let beat = self.presence.heartbeat(self.history.last_number());
+            self.publish_payload(&beat, 0, registry, now, log);
         }
+        self.history.trim(now);
         self.presence.expire(deliver);
         let mut next = now + HEARTBEAT;
         for at in [self.retry_at, self.presence.next_expiry()]
@@ -258,8 +268,12 @@ impl RedisBus {
             if token == SUBSCRIBER_TOKEN {
                 self.on_subscriber_frame(frame, now, log, deliver);
             } else if let Some(publisher) = self.publisher.as_mut() {
-                publisher.handshake_owed = publisher.handshake_owed.saturating_sub(1);
-                self.maybe_up(now, log);
+                if publisher.handshake_owed > 0 {
+                    publisher.handshake_owed -= 1;
+                    self.maybe_up(now, log);
+                } else if let Some(number) = self.unanswered.pop_front() {
+                    self.history.acknowledged(number);
+                }
             }
         }
     }
@@ -325,6 +339,32 @@ impl RedisBus {
             self.addr,
             Value(self.url.channel.as_bytes())
         ));
+        // What Redis never acknowledged (published while it was away, or lost with the old
+        // connection) goes out again, in order; receivers drop what they already had.
+        self.resend(self.history.first_unacknowledged());
+    }
+
+    /// Our lines from `first` on, published again (after `SKIP` when the oldest are gone).
+    fn resend(&mut self, first: u64) {
+        let Some(publisher) = self.publisher.as_mut() else {
+            return;
+        };
+        let oldest = self.history.oldest();
+        if first < oldest {
+            let skip = self.presence.skip(self.history.last_number(), oldest);
+            command(
+                &mut publisher.output,
+                [b"PUBLISH", self.url.channel.as_bytes(), &skip],
+            );
+            self.unanswered.push_back(0);
+        }
+        let channel = self.url.channel.as_bytes();
+        let unanswered = &mut self.unanswered;
+        self.history
+            .replay(first, &mut self.payload, |number, payload| {
+                command(&mut publisher.output, [b"PUBLISH", channel, payload]);
+                unanswered.push_back(number);
+            });
     }
 
     /// One of this instance's room lines (`JOIN alice\n`), for the other instances.
@@ -335,18 +375,22 @@ impl RedisBus {
         now: Instant,
         log: &mut Log,
     ) {
-        if !self.up {
-            return; // the local room goes on; the others learn who is here from the heartbeat
-        }
+        // Numbered and kept whether the bus is up or not: it goes out when it is back.
         let mut payload = std::mem::take(&mut self.payload);
-        self.presence.outgoing(line, &mut payload);
-        self.publish_payload(&payload, registry, now, log);
+        let number = self.history.next_number();
+        self.presence.outgoing(number, line, &mut payload);
+        self.history.record(&payload, now);
+        if self.up {
+            self.publish_payload(&payload, number, registry, now, log);
+        }
         self.payload = payload;
     }
 
+    /// `number`: the line's, or 0 for a message that is not one.
     fn publish_payload(
         &mut self,
         payload: &[u8],
+        number: u64,
         registry: &Registry,
         now: Instant,
         log: &mut Log,
@@ -358,6 +402,7 @@ impl RedisBus {
             &mut publisher.output,
             [b"PUBLISH", self.url.channel.as_bytes(), payload],
         );
+        self.unanswered.push_back(number);
         if publisher.output.len() > MAX_BACKLOG {
             self.down("Redis is not keeping up", registry, now, log);
         }
@@ -365,6 +410,9 @@ impl RedisBus {
 
     /// The end of the turn: what was queued goes out (as far as the sockets take it).
     pub(crate) fn flush(&mut self, registry: &Registry, now: Instant, log: &mut Log) {
+        if self.up {
+            self.answer_the_channel(registry, now, log);
+        }
         let failed = [self.subscriber.as_mut(), self.publisher.as_mut()]
             .into_iter()
             .flatten()
@@ -374,11 +422,30 @@ impl RedisBus {
         }
     }
 
+    /// Gaps found in the other instances' lines are asked for; lines asked of us are sent again.
+    fn answer_the_channel(&mut self, registry: &Registry, now: Instant, log: &mut Log) {
+        let mut asks = Vec::new();
+        let last = self.history.last_number();
+        self.presence.take_asks(last, |ask| asks.push(ask.to_vec()));
+        for ask in asks {
+            self.publish_payload(&ask, 0, registry, now, log);
+        }
+        if let Some(first) = self.presence.take_resend() {
+            self.resend(first);
+        }
+        let lost = self.presence.take_lost();
+        if lost > 0 {
+            log.line(format_args!(
+                "event=bus-gap lost={lost} error=\"lines asked for were no longer kept by their sender\""
+            ));
+        }
+    }
+
     /// Stopping: the others hear `BYE` now rather than after the silence limit.
     pub(crate) fn farewell(&mut self, registry: &Registry, now: Instant, log: &mut Log) {
         if self.up {
-            let bye = self.presence.farewell();
-            self.publish_payload(&bye, registry, now, log);
+            let bye = self.presence.farewell(self.history.last_number());
+            self.publish_payload(&bye, 0, registry, now, log);
             self.flush(registry, now, log);
         }
     }
@@ -408,6 +475,7 @@ impl RedisBus {
             ));
         }
         self.up = false;
+        self.unanswered.clear();
         self.retry_at = Some(now + self.backoff);
         self.backoff = (self.backoff * 2).min(LAST_RETRY);
     }
