@@ -21,11 +21,31 @@ use crate::name::NameKey;
 /// receivers: one allocation per published line, however many workers there are.
 pub type RoomLine = Arc<[u8]>;
 
+/// The room line that tells the reactor holding a member that its name is another instance's
+/// (the two logged in while apart, and that one took it first): `\0taken-elsewhere NAME\n`. It
+/// starts with a byte no member's line can hold, so nobody can send it.
+const TAKEN_ELSEWHERE: &[u8] = b"\0taken-elsewhere ";
+
+/// The line telling the member called `name` (exactly as claimed) to go.
+pub fn taken_elsewhere(name: &str) -> RoomLine {
+    let mut line = TAKEN_ELSEWHERE.to_vec();
+    line.extend_from_slice(name.as_bytes());
+    line.push(b'\n');
+    RoomLine::from(line)
+}
+
+/// The name a [`taken_elsewhere`] line names, if `line` is one.
+pub fn as_taken_elsewhere(line: &[u8]) -> Option<&str> {
+    let name = line.strip_prefix(TAKEN_ELSEWHERE)?.strip_suffix(b"\n")?;
+    std::str::from_utf8(name).ok()
+}
+
 /// The names in the room, in join order, as typed; compared by their [`NameKey`], so that a
-/// name that would pass for a member's (`Alice` while `alice` is here) is taken.
+/// name that would pass for a member's (`Alice` while `alice` is here) is taken. Each with when
+/// it was claimed (milliseconds since the Unix epoch): across instances, the first keeps it.
 #[derive(Debug, Default)]
 pub struct Directory {
-    members: Mutex<Vec<(Box<str>, NameKey)>>,
+    members: Mutex<Vec<(Box<str>, NameKey, u64)>>,
 }
 
 impl Directory {
@@ -33,7 +53,7 @@ impl Directory {
         Arc::new(Directory::default())
     }
 
-    fn members(&self) -> MutexGuard<'_, Vec<(Box<str>, NameKey)>> {
+    fn members(&self) -> MutexGuard<'_, Vec<(Box<str>, NameKey, u64)>> {
         // A panic elsewhere while holding the lock leaves a valid list (every change is one
         // push or one remove), so the poison flag is ignored.
         self.members.lock().unwrap_or_else(|p| p.into_inner())
@@ -43,24 +63,36 @@ impl Directory {
     /// name that is the same by [`NameKey`].
     pub fn claim(&self, name: &str) -> bool {
         let key = NameKey::of(name);
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
         let mut members = self.members();
-        if members.iter().any(|(_, k)| k.same_as(&key)) {
+        if members.iter().any(|(_, k, _)| k.same_as(&key)) {
             return false;
         }
-        members.push((name.into(), key));
+        members.push((name.into(), key, since_epoch));
         true
     }
 
     /// True when `name`, or one the same by [`NameKey`], is in the room.
     pub fn is_taken(&self, name: &str) -> bool {
         let key = NameKey::of(name);
-        self.members().iter().any(|(_, k)| k.same_as(&key))
+        self.members().iter().any(|(_, k, _)| k.same_as(&key))
+    }
+
+    /// The name held in the room that is the same as `name` by [`NameKey`], as claimed, and
+    /// when it was claimed (milliseconds since the Unix epoch).
+    pub fn holder(&self, name: &str) -> Option<(Box<str>, u64)> {
+        let key = NameKey::of(name);
+        let members = self.members();
+        let (held, _, at) = members.iter().find(|(_, k, _)| k.same_as(&key))?;
+        Some((held.clone(), *at))
     }
 
     /// The member with `name` (exactly as claimed) has left.
     pub fn release(&self, name: &str) {
         let mut members = self.members();
-        if let Some(i) = members.iter().position(|(n, _)| &**n == name) {
+        if let Some(i) = members.iter().position(|(n, _, _)| &**n == name) {
             members.remove(i);
         }
     }
@@ -68,13 +100,17 @@ impl Directory {
     /// `alice bob carol`: every member, in join order, for `who`.
     pub fn list(&self) -> String {
         let members = self.members();
-        let names: Vec<&str> = members.iter().map(|(n, _)| &**n).collect();
+        let names: Vec<&str> = members.iter().map(|(n, _, _)| &**n).collect();
         names.join(" ")
     }
 
-    /// Every name, in join order (the Redis side's heartbeat picks this instance's own).
-    pub fn snapshot(&self) -> Vec<Box<str>> {
-        self.members().iter().map(|(n, _)| n.clone()).collect()
+    /// Every name with when it was claimed, in join order (the Redis side's heartbeat picks
+    /// this instance's own).
+    pub fn snapshot(&self) -> Vec<(Box<str>, u64)> {
+        self.members()
+            .iter()
+            .map(|(n, _, at)| (n.clone(), *at))
+            .collect()
     }
 
     pub fn len(&self) -> usize {

@@ -6,8 +6,9 @@
 //! - `<instance> 7 JOIN alice`, `... 8 MSG alice hi`, `... 9 LEFT alice`: the room lines of that
 //!   instance's members, exactly as its own members got them, numbered 1, 2, 3... per instance
 //!   (`room/history.rs` keeps them for resending);
-//! - `<instance> 9 HERE alice bob`: its members, once a second (presence and heartbeat at once),
-//!   with the number of its last line, so a receiver also notices a lost last line;
+//! - `<instance> 9 HERE 1732912345678:alice ...`: its members with when each logged in
+//!   (milliseconds since the Unix epoch), once a second (presence and heartbeat at once), with
+//!   the number of its last line, so a receiver also notices a lost last line;
 //! - `<instance> 9 RESEND <other> 5`: asks `<other>` for its lines from number 5 on;
 //! - `<instance> 9 SKIP 6`: its lines before 6 are no longer kept (an answer to RESEND);
 //! - `<instance> 9 BYE`: it stops.
@@ -23,6 +24,11 @@
 //! rooms join again once Redis is back. A name two other instances both list (a restarted
 //! instance whose member logged in again before the old run was found silent) is one member:
 //! its lines are delivered at once, and it leaves when the last of them lets it go.
+//!
+//! One name, one member: when a `HERE` lists a name one of our members holds (the two logged in
+//! while the rooms were apart), the one who logged in first keeps it (ties: the instance name
+//! that sorts first); if that is theirs, ours is told to go ([`crate::bus::taken_elsewhere`]),
+//! and its `LEFT` reaches everyone. Each instance decides the same from the same two times.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -268,11 +274,12 @@ impl Presence {
     /// `<me> <last> HERE alice bob`: this instance's own members (the directory minus the
     /// others').
     pub fn heartbeat(&self, last: u64) -> Vec<u8> {
+        use std::fmt::Write;
         let mut payload = format!("{} {last} HERE", self.me);
-        for name in self.room.snapshot() {
+        for (name, since) in self.room.snapshot() {
             if !self.others.values().any(|o| o.names.contains(&name)) {
-                payload.push(' ');
-                payload.push_str(&name);
+                // Writing to a String cannot fail.
+                let _ = write!(payload, " {since}:{name}");
             }
         }
         payload.into_bytes()
@@ -398,11 +405,23 @@ impl Presence {
                 }
             }
             "HERE" => {
-                let listed: Vec<&str> = message
+                let listed: Vec<(u64, &str)> = message
                     .rest
                     .split(' ')
-                    .filter(|n| crate::service::check_name(n).is_ok())
+                    .filter_map(|item| {
+                        let (since, name) = item.split_once(':')?;
+                        let since = since.parse().ok()?;
+                        crate::service::check_name(name)
+                            .is_ok()
+                            .then_some((since, name))
+                    })
                     .collect();
+                for &(since, name) in &listed {
+                    if let Some(ours) = self.ours_goes(from, since, name) {
+                        deliver.push(crate::bus::taken_elsewhere(&ours));
+                    }
+                }
+                let listed: Vec<&str> = listed.into_iter().map(|(_, name)| name).collect();
                 let gone: Vec<Box<str>> = self.others[from]
                     .names
                     .iter()
@@ -459,6 +478,15 @@ impl Presence {
             }
         }
         self.others.remove(id);
+    }
+
+    /// `from` lists `name`, logged in at `since`: when one of our members holds it (by
+    /// [`crate::name::NameKey`]) and logged in later (ties: the instance name that sorts
+    /// first keeps it), the name ours holds, for it to go.
+    fn ours_goes(&self, from: &str, since: u64, name: &str) -> Option<Box<str>> {
+        let (held, our_since) = self.room.holder(name)?;
+        let remote = self.others.values().any(|o| o.names.contains(&held));
+        (!remote && (since, from) < (our_since, self.me.as_str())).then_some(held)
     }
 
     /// Whether another instance than `except` lists `name`.
@@ -575,7 +603,9 @@ mod tests {
         assert_eq!(texts(&got), ["JOIN bob", "MSG bob hi there"]);
         assert_eq!(room.list(), "alice bob");
         assert!(!room.claim("bob"), "a name on another instance is taken");
-        assert_eq!(presence.heartbeat(0), b"A 0 HERE alice");
+        let heartbeat = String::from_utf8(presence.heartbeat(0)).unwrap();
+        let (_, since) = room.holder("alice").unwrap();
+        assert_eq!(heartbeat, format!("A 0 HERE {since}:alice"));
         let mut payload = Vec::new();
         presence.outgoing(7, b"MSG alice x\n", &mut payload);
         assert_eq!(payload, b"A 7 MSG alice x");
@@ -594,7 +624,7 @@ mod tests {
         let mut got = Vec::new();
         presence.on_message(b"B 1 JOIN Alice", now, &mut got);
         presence.on_message(
-            "B 1 HERE bob \u{0430}lice a\u{200B}b".as_bytes(),
+            "B 1 HERE 1:bob 99999999999999:\u{0430}lice 1:a\u{200B}b".as_bytes(),
             now,
             &mut got,
         );
@@ -610,11 +640,11 @@ mod tests {
         let mut presence = Presence::new("A".into(), Arc::clone(&room));
         let start = Instant::now();
         let mut got = Vec::new();
-        presence.on_message(b"B 0 HERE bob carol", start, &mut got);
-        presence.on_message(b"B 0 HERE bob carol", start + HEARTBEAT, &mut got);
+        presence.on_message(b"B 0 HERE 1:bob 1:carol", start, &mut got);
+        presence.on_message(b"B 0 HERE 1:bob 1:carol", start + HEARTBEAT, &mut got);
         assert_eq!(texts(&got), ["JOIN bob", "JOIN carol"]);
         got.clear();
-        presence.on_message(b"B 0 HERE carol", start + HEARTBEAT * 2, &mut got);
+        presence.on_message(b"B 0 HERE 1:carol", start + HEARTBEAT * 2, &mut got);
         assert_eq!(texts(&got), ["LEFT bob"]);
         got.clear();
         presence.on_message(
@@ -633,7 +663,7 @@ mod tests {
         assert_eq!(texts(&got), ["LEFT carol"]);
         assert!(room.is_empty());
         got.clear();
-        presence.on_message(b"C 0 HERE dan", start, &mut got);
+        presence.on_message(b"C 0 HERE 1:dan", start, &mut got);
         presence.on_message(b"C 0 BYE", start, &mut got);
         assert_eq!(texts(&got), ["JOIN dan", "LEFT dan"]);
         assert_eq!(presence.next_expiry(), None);
@@ -645,7 +675,7 @@ mod tests {
         let mut presence = Presence::new("A".into(), Arc::clone(&room));
         let start = Instant::now();
         let mut got = Vec::new();
-        presence.on_message(b"B 0 HERE bob", start, &mut got);
+        presence.on_message(b"B 0 HERE 1:bob", start, &mut got);
         presence.on_message(b"A 0 HERE", start, &mut got);
         got.clear();
         // The bus is down (or Redis stalled): our heartbeat does not come back, bob stays.
@@ -703,9 +733,9 @@ mod tests {
         );
         // A lost last line shows in the heartbeat's number; a gap not filled is asked again.
         got.clear();
-        presence.on_message(b"B 8 HERE bob", now, &mut got);
-        presence.on_message(b"B 8 HERE bob", now + RESEND_AGAIN / 2, &mut got);
-        presence.on_message(b"B 8 HERE bob", now + RESEND_AGAIN, &mut got);
+        presence.on_message(b"B 8 HERE 1:bob", now, &mut got);
+        presence.on_message(b"B 8 HERE 1:bob", now + RESEND_AGAIN / 2, &mut got);
+        presence.on_message(b"B 8 HERE 1:bob", now + RESEND_AGAIN, &mut got);
         asks.clear();
         presence.take_asks(0, |p| asks.push(String::from_utf8_lossy(p).into_owned()));
         assert_eq!(asks, ["A 0 RESEND B 8", "A 0 RESEND B 8"]);
@@ -737,13 +767,51 @@ mod tests {
         // The old run goes silent: bob stays, held by the new run.
         got.clear();
         presence.on_message(b"A 0 HERE", now + SILENCE_LIMIT, &mut got);
-        presence.on_message(b"B2 2 HERE bob", now + SILENCE_LIMIT, &mut got);
+        presence.on_message(b"B2 2 HERE 1:bob", now + SILENCE_LIMIT, &mut got);
         presence.expire(&mut got);
         assert!(got.is_empty(), "{:?}", texts(&got));
         assert_eq!(room.list(), "bob");
         presence.on_message(b"B2 3 LEFT bob", now, &mut got);
         assert_eq!(texts(&got), ["LEFT bob"]);
         assert!(room.is_empty());
+    }
+
+    #[test]
+    fn a_name_held_on_two_instances_stays_with_who_took_it_first() {
+        let room = Directory::new();
+        assert!(room.claim("bob")); // ours, logged in while the rooms were apart
+        let (_, ours) = room.holder("bob").unwrap();
+        let mut presence = Presence::new("A".into(), Arc::clone(&room));
+        let now = Instant::now();
+        let mut got = Vec::new();
+        // B's bob logged in later: ours keeps the name, B's is not announced.
+        let later = format!("B 0 HERE {}:Bob", ours + 1);
+        presence.on_message(later.as_bytes(), now, &mut got);
+        assert!(got.is_empty(), "{:?}", texts(&got));
+        // C's bob logged in first: ours is told to go (by the name it holds).
+        let first = format!("C 0 HERE {}:BOB", ours - 1);
+        presence.on_message(first.as_bytes(), now, &mut got);
+        assert_eq!(
+            got.iter()
+                .map(|l| crate::bus::as_taken_elsewhere(l))
+                .collect::<Vec<_>>(),
+            [Some("bob")]
+        );
+        // Once ours has gone, C's is adopted with its next heartbeat.
+        got.clear();
+        room.release("bob");
+        presence.on_message(first.as_bytes(), now, &mut got);
+        assert_eq!(texts(&got), ["JOIN BOB"]);
+        // The same time: the instance name that sorts first keeps it.
+        let room = Directory::new();
+        assert!(room.claim("eve"));
+        let (_, ours) = room.holder("eve").unwrap();
+        let mut presence = Presence::new("M".into(), Arc::clone(&room));
+        got.clear();
+        presence.on_message(format!("Z 0 HERE {ours}:eve").as_bytes(), now, &mut got);
+        assert!(got.is_empty());
+        presence.on_message(format!("B 0 HERE {ours}:eve").as_bytes(), now, &mut got);
+        assert_eq!(got.len(), 1);
     }
 
     mod properties {
@@ -757,7 +825,7 @@ mod tests {
             fn any_channel_traffic_leaves_a_consistent_room(
                 messages in prop::collection::vec(
                     prop_oneof![
-                        "[AB] [0-4] (JOIN|LEFT|HERE|MSG|BYE|SKIP|RESEND)( [a-c0-9]{1,2}){0,3}",
+                        "[AB] [0-4] (JOIN|LEFT|HERE|MSG|BYE|SKIP|RESEND)( [0-9:]{0,2}[a-c0-9]{1,2}){0,3}",
                         any::<Vec<u8>>().prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
                     ],
                     0..40,

@@ -400,3 +400,65 @@ fn a_restarted_instances_member_is_heard_at_once() {
     }
     until_who(&mut [&mut alice], "OK alice bob");
 }
+
+/// Until `who` on every session lists the names of `wanted` (in any order: each instance
+/// lists in the order it heard of them).
+fn until_who_lists(sessions: &mut [&mut Session], wanted: &[&str]) {
+    let mut wanted: Vec<&str> = wanted.to_vec();
+    wanted.sort();
+    let start = Instant::now();
+    for session in sessions {
+        loop {
+            session.send_line("who").unwrap();
+            let mut answer = next(session);
+            while !answer.starts_with("OK ") {
+                answer = next(session);
+            }
+            let mut names: Vec<&str> = answer["OK ".len()..].split(' ').collect();
+            names.sort();
+            if names == wanted {
+                break;
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "who said {answer:?}, not {wanted:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[test]
+fn a_name_taken_on_two_instances_while_apart_stays_with_who_took_it_first() {
+    if !common::require_program("redis-server", "redis-server") {
+        return;
+    }
+    let mut redis = Redis::start(&[], None);
+    let a = instance(&redis.url(""), None, &[]);
+    let b = instance(&redis.url(""), Some(&a), &[]);
+    a.wait_for_log("event=bus-up");
+    b.wait_for_log("event=bus-up");
+    let mut alice = member(&a, "alice");
+    let mut carol = member(&b, "carol");
+    until_who_lists(&mut [&mut alice, &mut carol], &["alice", "carol"]);
+    // Redis goes away; bob logs in on B, then another bob on A (neither hears of the other).
+    redis.kill();
+    a.wait_for_log("event=bus-down");
+    b.wait_for_log("event=bus-down");
+    let mut bob_b = member(&b, "bob");
+    std::thread::sleep(Duration::from_millis(50));
+    let mut bob_a = member(&a, "bob");
+    until(&mut alice, "JOIN bob");
+    let _redis = Redis::start_on(redis.port, Vec::new(), None);
+    // The rooms join again: B's bob was first; A's is told, and leaves everywhere.
+    until(&mut bob_a, "BYE name taken elsewhere");
+    until(&mut alice, "LEFT bob");
+    until(&mut alice, "JOIN bob");
+    until_who_lists(
+        &mut [&mut alice, &mut carol, &mut bob_b],
+        &["alice", "bob", "carol"],
+    );
+    bob_b.send_line("the one bob").unwrap();
+    until(&mut alice, "MSG bob the one bob");
+    until(&mut carol, "MSG bob the one bob");
+}

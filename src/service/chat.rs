@@ -86,6 +86,21 @@ impl Chat {
     }
 }
 
+impl Chat {
+    /// Another instance's member had `name` first (the rooms were apart when ours logged in):
+    /// ours goes, and everyone here and elsewhere hears it leave.
+    fn taken_elsewhere(&mut self, name: &str, out: &mut Outbox) {
+        let Some(index) = self.members.iter().position(|(_, n)| &**n == name) else {
+            return; // on another reactor, or gone already
+        };
+        let (id, name) = self.members.remove(index);
+        self.room.release(&name);
+        out.send(id, "BYE name taken elsewhere");
+        out.close(id);
+        out.send_room(self.others(id), format_args!("LEFT {name}"));
+    }
+}
+
 impl Default for Chat {
     fn default() -> Chat {
         Chat::new()
@@ -135,6 +150,9 @@ impl Service for Chat {
     }
 
     fn on_room_line(&mut self, lines: &[u8], out: &mut Outbox) {
+        if let Some(name) = crate::bus::as_taken_elsewhere(lines) {
+            return self.taken_elsewhere(name, out);
+        }
         out.send_many_raw(self.members.iter().map(|(m, _)| *m), lines);
     }
 }
@@ -166,6 +184,22 @@ mod tests {
         assert_eq!(out.lines_for(id(3)), ["OK welcome carol, 3 online"]);
         assert_eq!(out.lines_for(id(1)), ["JOIN carol"]);
         assert_eq!(out.lines_for(id(2)), ["JOIN carol"]);
+    }
+
+    #[test]
+    fn a_member_whose_name_another_instance_had_first_is_told_and_leaves() {
+        let (mut chat, mut out) = room(3);
+        chat.on_room_line(&crate::bus::taken_elsewhere("m2"), &mut out);
+        assert_eq!(out.lines_for(id(2)), ["BYE name taken elsewhere"]);
+        assert!(out.is_closing(id(2)));
+        assert_eq!(out.lines_for(id(1)), ["LEFT m2"]);
+        assert_eq!(out.lines_for(id(3)), ["LEFT m2"]);
+        // Nobody else hears it twice, and the line itself is for nobody.
+        chat.on_close(id(2), &mut out);
+        chat.on_room_line(&crate::bus::taken_elsewhere("m2"), &mut out);
+        assert_eq!(out.lines_for(id(1)), ["LEFT m2"]);
+        chat.on_line(id(1), "who", &mut out);
+        assert_eq!(out.lines_for(id(1)).last().unwrap(), "OK m1 m3");
     }
 
     #[test]
