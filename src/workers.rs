@@ -155,6 +155,7 @@ fn announce_metrics(addr: SocketAddr, log: &mut Log) -> Result<(), String> {
     log.line(format_args!(
         "event=listen addr={addr} mode=http service=metrics"
     ));
+    log.flush(); // now, beside the service's listen line, not at the stop
     Ok(())
 }
 

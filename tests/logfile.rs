@@ -549,3 +549,23 @@ fn a_log_that_is_a_fifo_nobody_reads_is_a_start_error_not_a_hang() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_metrics_listen_line_is_logged_at_the_start_not_at_the_stop() {
+    let server = Server::start_with(
+        &["127.0.0.1", "0"],
+        &["--no-tls", "--metrics", "127.0.0.1:0"],
+        2,
+    );
+    let _client = common::raw_tcp(server.addr());
+    let log = server.wait_for_log("event=open");
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(
+        lines[0].contains("event=listen") && lines[0].contains("service=calc"),
+        "{log}"
+    );
+    assert!(
+        lines[1].contains("event=listen") && lines[1].contains("service=metrics"),
+        "{log}"
+    );
+}
