@@ -60,6 +60,8 @@ pub struct RedisUrl {
     pub password: Option<String>,
     /// `rediss://`: TLS to Redis.
     pub tls: bool,
+    /// `--redis-ca FILE`: the CA Redis's certificate must chain to; `None`: the public roots.
+    pub ca: Option<std::path::PathBuf>,
 }
 
 /// The environment variable that gives the password without putting it on the command line
@@ -76,6 +78,7 @@ impl std::fmt::Debug for RedisUrl {
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "<hidden>"))
             .field("tls", &self.tls)
+            .field("ca", &self.ca)
             .finish()
     }
 }
@@ -131,6 +134,7 @@ impl RedisUrl {
             user,
             password,
             tls,
+            ca: None,
         })
     }
 

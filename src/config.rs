@@ -220,6 +220,12 @@ fn options() -> Options {
         "redis[s]://[[USER]:PASSWORD@]HOST:PORT[/CHANNEL]",
     );
     o.optopt(
+        "",
+        "redis-ca",
+        "with rediss://: the CA that Redis's certificate must chain to (default: the public roots)",
+        "FILE",
+    );
+    o.optopt(
         "w",
         "workers",
         "reactor threads, each with its own poll and SO_REUSEPORT sockets (default 1, 0 = one per CPU)",
@@ -380,10 +386,21 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, UsageError> {
     if let Some(url) = m.opt_str("chat-redis") {
         let password = std::env::var(crate::cluster::PASSWORD_VARIABLE).ok();
         let url = RedisUrl::parse(&url).map_err(UsageError)?;
-        c.chat_redis = Some(url.with_password_from_env(password));
+        let mut url = url.with_password_from_env(password);
+        url.ca = m.opt_str("redis-ca").map(PathBuf::from);
+        if url.ca.is_some() && !url.tls {
+            return Err(UsageError(
+                "--redis-ca is for a rediss:// URL (TLS to Redis)".into(),
+            ));
+        }
+        c.chat_redis = Some(url);
         if c.service != ServiceKind::Chat {
             return Err(UsageError("--chat-redis is for --service chat".into()));
         }
+    } else if m.opt_present("redis-ca") {
+        return Err(UsageError(
+            "--redis-ca is for --chat-redis rediss://...".into(),
+        ));
     }
     if let Some(n) = m.opt_str("workers") {
         c.workers = match n.parse::<usize>() {
@@ -487,6 +504,18 @@ mod tests {
             Err(UsageError(msg)) => msg,
             other => panic!("{args:?} should be a usage error: {other:?}"),
         }
+    }
+
+    #[test]
+    fn redis_ca_goes_with_a_rediss_url() {
+        let chat = ["--service", "chat", "--chat-redis"];
+        let config = run(&[&chat[..], &["rediss://h:1", "--redis-ca", "ca.pem"]].concat());
+        let url = config.chat_redis.unwrap();
+        assert!(url.tls);
+        assert_eq!(url.ca, Some(PathBuf::from("ca.pem")));
+        let error = usage_error(&[&chat[..], &["redis://h:1", "--redis-ca", "ca.pem"]].concat());
+        assert!(error.contains("rediss://"), "{error}");
+        assert!(usage_error(&["--redis-ca", "ca.pem"]).contains("--chat-redis"));
     }
 
     #[test]

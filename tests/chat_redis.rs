@@ -98,6 +98,11 @@ impl Drop for Redis {
 /// An instance of the chat on `url`, in a directory of its own with `certs`' certificates;
 /// `env` is set for it.
 fn instance(url: &str, certs: Option<&Server>, env: &[(&str, &str)]) -> Server {
+    instance_with(url, certs, env, &[])
+}
+
+/// As [`instance`], with more arguments.
+fn instance_with(url: &str, certs: Option<&Server>, env: &[(&str, &str)], more: &[&str]) -> Server {
     let dir = TestDir::new("instance");
     if let Some(first) = certs {
         std::fs::create_dir_all(dir.0.join("certs")).unwrap();
@@ -114,14 +119,9 @@ fn instance(url: &str, certs: Option<&Server>, env: &[(&str, &str)]) -> Server {
     for (key, value) in env {
         command.env(key, value);
     }
-    Server::launch(
-        command,
-        dir,
-        &["127.0.0.1", "0"],
-        &["--service", "chat", "--chat-redis", url],
-        1,
-        None,
-    )
+    let mut args = vec!["--service", "chat", "--chat-redis", url];
+    args.extend_from_slice(more);
+    Server::launch(command, dir, &["127.0.0.1", "0"], &args, 1, None)
 }
 
 fn member(server: &Server, name: &str) -> Session {
@@ -461,4 +461,75 @@ fn a_name_taken_on_two_instances_while_apart_stays_with_who_took_it_first() {
     bob_b.send_line("the one bob").unwrap();
     until(&mut alice, "MSG bob the one bob");
     until(&mut carol, "MSG bob the one bob");
+}
+
+#[test]
+fn rediss_speaks_tls_to_redis_verified_against_redis_ca() {
+    if !common::require_program("redis-server", "redis-server") {
+        return;
+    }
+    // A CA and a certificate for 127.0.0.1 made here; Redis on its TLS port only.
+    let certs_dir = TestDir::new("redis-tls");
+    let certs = securetcp::tls::generate_dev_certs(&certs_dir.0, &[]).unwrap();
+    let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut redis = Command::new("redis-server")
+        .args([
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .args([
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--requirepass",
+            "tls-pw",
+        ])
+        .arg("--tls-cert-file")
+        .arg(&certs.cert)
+        .arg("--tls-key-file")
+        .arg(&certs.key)
+        .arg("--tls-ca-cert-file")
+        .arg(&certs.ca)
+        .args(["--tls-auth-clients", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server runs");
+    let start = Instant::now();
+    while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
+        assert!(
+            start.elapsed() < WAIT,
+            "redis-server's TLS port never opened"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let url = format!("rediss://:tls-pw@127.0.0.1:{port}");
+    let ca = certs.ca.to_str().unwrap();
+    let a = instance_with(&url, None, &[], &["--redis-ca", ca]);
+    let b = instance_with(&url, Some(&a), &[], &["--redis-ca", ca]);
+    a.wait_for_log("event=bus-up");
+    b.wait_for_log("event=bus-up");
+    let mut alice = member(&a, "alice");
+    let mut bob = member(&b, "bob");
+    until_who(&mut [&mut alice, &mut bob], "OK alice bob");
+    for i in 0..100 {
+        bob.send_line(&format!("over TLS {i}")).unwrap();
+    }
+    receive_in_order(&mut alice, "bob", "over TLS ", 100);
+    // Without --redis-ca the public roots are trusted, and our CA is none of them.
+    let c = instance_with(&url, Some(&a), &[], &[]);
+    let log = c.wait_for_log("event=bus-down");
+    assert!(log.contains("TLS: "), "{log}");
+    assert!(!log.contains("event=bus-up"), "{log}");
+    let _ = redis.kill();
+    let _ = redis.wait();
 }

@@ -20,6 +20,7 @@ use mio::{Interest, Registry, Token};
 use redis_protocol::resp2::decode::decode;
 use redis_protocol::resp2::encode::encode_borrowed;
 use redis_protocol::resp2::types::{BorrowedFrame, OwnedFrame};
+use rustls::pki_types::ServerName;
 
 use super::history::{HISTORY_BYTES, History};
 use crate::bus::{Directory, RoomLine};
@@ -55,11 +56,15 @@ struct Side {
     /// Replies to the handshake (AUTH, then SUBSCRIBE or PING) not yet in: the side is ready
     /// at zero.
     handshake_owed: usize,
+    /// `rediss://`: the TLS session the RESP goes through.
+    tls: Option<rustls::ClientConnection>,
 }
 
 pub struct RedisBus {
     url: RedisUrl,
     addr: SocketAddr,
+    /// `rediss://`: the TLS set-up, and the name Redis's certificate must carry.
+    tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
     presence: Presence,
     subscriber: Option<Side>,
     publisher: Option<Side>,
@@ -93,9 +98,10 @@ impl RedisBus {
         now: Instant,
     ) -> Result<RedisBus, String> {
         use std::net::ToSocketAddrs;
-        if url.tls {
-            return Err("--chat-redis rediss://: TLS to Redis is not supported yet".into());
-        }
+        let tls = match url.tls {
+            true => Some(redis_tls(&url)?),
+            false => None,
+        };
         let addr = (url.host.as_str(), url.port)
             .to_socket_addrs()
             .ok()
@@ -111,6 +117,7 @@ impl RedisBus {
         Ok(RedisBus {
             url,
             addr,
+            tls,
             presence: Presence::new(me, room),
             subscriber: None,
             publisher: None,
@@ -183,15 +190,25 @@ impl RedisBus {
     }
 
     fn connect(&mut self, registry: &Registry, now: Instant, log: &mut Log) {
-        let open = |token| -> io::Result<Side> {
-            let mut stream = TcpStream::connect(self.addr)?;
-            registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
+        let open = |token| -> Result<Side, String> {
+            let tls = match &self.tls {
+                Some((config, name)) => Some(
+                    rustls::ClientConnection::new(Arc::clone(config), name.clone())
+                        .map_err(|e| crate::tls::describe_error(&e))?,
+                ),
+                None => None,
+            };
+            let mut stream = TcpStream::connect(self.addr).map_err(|e| e.to_string())?;
+            registry
+                .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
+                .map_err(|e| e.to_string())?;
             Ok(Side {
                 stream,
                 connected: false,
                 input: Vec::new(),
                 output: Vec::new(),
                 handshake_owed: 0,
+                tls,
             })
         };
         match (open(SUBSCRIBER_TOKEN), open(PUBLISHER_TOKEN)) {
@@ -227,7 +244,7 @@ impl RedisBus {
                 self.since = now;
                 self.stall_check_at = now + STALL_LIMIT;
             }
-            (Err(e), _) | (_, Err(e)) => self.down(&e.to_string(), registry, now, log),
+            (Err(e), _) | (_, Err(e)) => self.down(&e, registry, now, log),
         }
     }
 
@@ -496,9 +513,27 @@ impl Side {
         }
         let mut buf = [0u8; 16 * 1024];
         loop {
-            match self.stream.read(&mut buf) {
+            let got = match self.tls.as_mut() {
+                Some(tls) => tls.read_tls(&mut self.stream),
+                None => self.stream.read(&mut buf),
+            };
+            match got {
                 Ok(0) => return Err("Redis closed the connection".into()),
-                Ok(n) => self.input.extend_from_slice(&buf[..n]),
+                Ok(n) => match self.tls.as_mut() {
+                    None => self.input.extend_from_slice(&buf[..n]),
+                    Some(tls) => {
+                        tls.process_new_packets()
+                            .map_err(|e| format!("TLS: {}", crate::tls::describe_error(&e)))?;
+                        loop {
+                            match tls.reader().read(&mut buf) {
+                                Ok(0) => return Err("Redis closed the connection".into()),
+                                Ok(n) => self.input.extend_from_slice(&buf[..n]),
+                                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                                Err(e) => return Err(e.to_string()),
+                            }
+                        }
+                    }
+                },
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e.to_string()),
@@ -511,19 +546,74 @@ impl Side {
         if !self.connected {
             return Ok(()); // the writable event that says it connected comes later
         }
-        while !self.output.is_empty() {
-            match self.stream.write(&self.output) {
-                Ok(0) => return Err("Redis took no bytes".into()),
-                Ok(n) => {
-                    self.output.drain(..n);
+        let Some(tls) = self.tls.as_mut() else {
+            while !self.output.is_empty() {
+                match self.stream.write(&self.output) {
+                    Ok(0) => return Err("Redis took no bytes".into()),
+                    Ok(n) => {
+                        self.output.drain(..n);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e.to_string()),
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            }
+            return Ok(());
+        };
+        loop {
+            // Into the TLS session as far as it takes plaintext (it holds it until the
+            // handshake is done), then its records out as far as the socket takes them.
+            let moved = match self.output.is_empty() {
+                true => 0,
+                false => tls
+                    .writer()
+                    .write(&self.output)
+                    .map_err(|e| e.to_string())?,
+            };
+            self.output.drain(..moved);
+            if !tls.wants_write() {
+                if moved == 0 {
+                    return Ok(());
+                }
+                continue;
+            }
+            match tls.write_tls(&mut self.stream) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e.to_string()),
             }
         }
-        Ok(())
     }
+}
+
+/// `rediss://`: rustls with this server's crypto provider, trusting `--redis-ca` only when
+/// given, else the public (webpki) roots; the certificate must name the URL's host. Errors: an
+/// unreadable CA file, a host that is no server name (start errors).
+fn redis_tls(url: &RedisUrl) -> Result<(Arc<rustls::ClientConfig>, ServerName<'static>), String> {
+    let mut roots = rustls::RootCertStore::empty();
+    match &url.ca {
+        Some(ca) => {
+            for cert in crate::tls::load_certs(ca)? {
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("--redis-ca {}: {e}", ca.display()))?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let config = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS set-up failed: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from(url.host.clone()).map_err(|_| {
+        format!(
+            "--chat-redis: {} is no name a certificate can carry",
+            url.host
+        )
+    })?;
+    Ok((Arc::new(config), name))
 }
 
 /// A command as RESP (an array of bulk strings), appended to `out` (a buffer that only grows
