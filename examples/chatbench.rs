@@ -3,7 +3,13 @@
 //!
 //! ```text
 //! chatbench --send ADDR --receive ADDR [--receivers K] [--rate R] [--secs T] [--ca FILE] [--size B]
+//!           [--flooders F] [--flood-size B]
 //! ```
+//!
+//! `--flooders F`: F more members (on `--send`'s instance) send lines of `--flood-size` bytes as
+//! fast as the server takes them for the whole run, and read what the room sends them; the
+//! receivers read the flood too, and measure only the one sender's messages: how long another
+//! member's messages take to reach the room while some member floods it.
 //!
 //! `--send` and `--receive` may name the same instance (one room on one instance) or two
 //! instances on one Redis channel (`--chat-redis`): the difference is the cost of the bus.
@@ -27,6 +33,8 @@ struct Options {
     secs: f64,
     ca: PathBuf,
     size: usize,
+    flooders: usize,
+    flood_size: usize,
 }
 
 fn parse() -> Result<Options, String> {
@@ -39,6 +47,8 @@ fn parse() -> Result<Options, String> {
         secs: 5.0,
         ca: PathBuf::from("certs/ca.pem"),
         size: 64,
+        flooders: 0,
+        flood_size: 64,
     };
     let mut i = 0;
     while i < args.len() {
@@ -54,6 +64,8 @@ fn parse() -> Result<Options, String> {
             "--secs" => o.secs = value.parse().map_err(|_| bad())?,
             "--ca" => o.ca = PathBuf::from(value),
             "--size" => o.size = value.parse().map_err(|_| bad())?,
+            "--flooders" => o.flooders = value.parse().map_err(|_| bad())?,
+            "--flood-size" => o.flood_size = value.parse().map_err(|_| bad())?,
             other => return Err(format!("unknown option {other}")),
         }
         i += 2;
@@ -109,9 +121,40 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let mut flooders = Vec::new();
+    for k in 0..o.flooders {
+        match connect(o.send, &o.ca, &format!("f{tag}x{k}")) {
+            Ok(s) => flooders.push(s),
+            Err(e) => {
+                eprintln!("chatbench: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
     // Everyone is in the room (the JOINs crossed) before the first message.
     std::thread::sleep(Duration::from_millis(1500));
-    let start_line = Arc::new(Barrier::new(o.receivers + 1));
+    let start_line = Arc::new(Barrier::new(o.receivers + o.flooders + 1));
+    let flood_line = format!("{}\n", "f".repeat(o.flood_size.max(1)));
+    let flooded = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    for session in flooders {
+        let (transport, mut reader) = session.into_parts();
+        // What the room sends a flooder is read and dropped (a flooder that does not read is
+        // another case: it is cut off as a slow reader).
+        std::thread::spawn(move || while let Ok(Some(_)) = reader.read_line() {});
+        let (start_line, line, flooded) = (
+            Arc::clone(&start_line),
+            flood_line.clone().into_bytes(),
+            Arc::clone(&flooded),
+        );
+        // Runs until the process ends (a paused flooder blocks in write).
+        std::thread::spawn(move || {
+            start_line.wait();
+            let batch = line.repeat(64);
+            while transport.write_all(&batch).is_ok() {
+                flooded.fetch_add(64, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+    }
     let handles: Vec<_> = receivers
         .into_iter()
         .map(|mut session| {
@@ -142,6 +185,11 @@ fn main() -> ExitCode {
             })
         })
         .collect();
+    // The sender reads what the room sends it (the flood), or it would be cut off as a slow
+    // reader.
+    let (sender, mut sender_reader) = sender.into_parts();
+    std::thread::spawn(move || while let Ok(Some(_)) = sender_reader.read_line() {});
+    let send_line = |line: &str| sender.write_all(format!("{line}\n").as_bytes());
     start_line.wait();
     let padding = "x".repeat(o.size.saturating_sub(40));
     let started = Instant::now();
@@ -153,15 +201,12 @@ fn main() -> ExitCode {
                 std::thread::sleep(wait);
             }
         }
-        if sender
-            .send_line(&format!("{sent} {} {padding}", now_ns()))
-            .is_err()
-        {
+        if send_line(&format!("{sent} {} {padding}", now_ns())).is_err() {
             break;
         }
         sent += 1;
     }
-    let _ = sender.send_line("end");
+    let _ = send_line("end");
     let mut all = Vec::new();
     let mut rates = Vec::new();
     let mut received = 0u64;
@@ -180,6 +225,15 @@ fn main() -> ExitCode {
             .map_or(0.0, |ns| *ns as f64 / 1e6)
     };
     let expected = sent * o.receivers as u64;
+    if o.flooders > 0 {
+        let lines = flooded.load(std::sync::atomic::Ordering::Relaxed);
+        println!(
+            "flooders {} sent {lines} lines of {} bytes ({:.0}/s)",
+            o.flooders,
+            o.flood_size,
+            lines as f64 / started.elapsed().as_secs_f64()
+        );
+    }
     let mean_rate = rates.iter().sum::<f64>() / rates.len().max(1) as f64;
     println!(
         "sent {sent} in {:.2} s ({:.0}/s); delivered {received}/{expected}; per receiver {:.0} msg/s; \

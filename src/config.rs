@@ -13,6 +13,7 @@ use crate::cluster::RedisUrl;
 pub use crate::log::LogTarget;
 use crate::proto::ServiceKind;
 use crate::proxy::ProxyFrom;
+use crate::rate::Pace;
 
 pub use crate::proto::{DEFAULT_HOST, DEFAULT_PORT};
 
@@ -43,8 +44,9 @@ pub struct Config {
     pub metrics: Option<ListenSpec>,
     /// `--max-per-ip N`: connections at once from one address; `None` = no limit.
     pub max_per_ip: Option<usize>,
-    /// `--rate-limit N`: request lines per second per connection; `None` = no limit.
-    pub rate_limit: Option<u32>,
+    /// `--rate-limit N`: request lines per second per connection; `None` = no limit. Without
+    /// the option, chat members get the chat's default pace ([`Pace::CHAT_DEFAULT`]).
+    pub rate_limit: Option<Pace>,
     /// `--proxy-protocol`: every connection starts with a PROXY header, accepted only from
     /// these networks (`--proxy-from`); `None` = no header expected.
     pub proxy_from: Option<ProxyFrom>,
@@ -199,7 +201,7 @@ fn options() -> Options {
     o.optopt(
         "",
         "rate-limit",
-        "request lines per second per connection, burst N (default 0 = no limit)",
+        "request lines per second per connection, burst N (default 0 = no limit; chat: 64 KiB of lines a second)",
         "N",
     );
     o.optflag(
@@ -367,9 +369,14 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, UsageError> {
     if let Some(n) = m.opt_str("max-per-ip") {
         c.max_per_ip = parse_limit("--max-per-ip", &n)?;
     }
-    if let Some(n) = m.opt_str("rate-limit") {
-        c.rate_limit =
-            parse_limit("--rate-limit", &n)?.map(|v| u32::try_from(v).unwrap_or(u32::MAX));
+    match m.opt_str("rate-limit") {
+        Some(n) => {
+            c.rate_limit = parse_limit("--rate-limit", &n)?
+                .map(|v| Pace::lines(u32::try_from(v).unwrap_or(u32::MAX)));
+        }
+        // One member cannot fill the others' queues and delay their messages (see `Pace`).
+        None if c.service == ServiceKind::Chat => c.rate_limit = Some(Pace::CHAT_DEFAULT),
+        None => {}
     }
     let proxy_from = m.opt_strs("proxy-from");
     if m.opt_present("proxy-protocol") {
@@ -610,9 +617,20 @@ mod tests {
             "50",
         ]);
         assert_eq!(ops.metrics.unwrap().port, 9100);
-        assert_eq!((ops.max_per_ip, ops.rate_limit), (Some(3), Some(50)));
+        assert_eq!(
+            (ops.max_per_ip, ops.rate_limit),
+            (Some(3), Some(Pace::lines(50)))
+        );
         let none = run(&["--max-per-ip", "0", "--rate-limit", "0"]);
         assert_eq!((none.max_per_ip, none.rate_limit), (None, None));
+        // The chat is paced unless told otherwise; other services are not.
+        assert_eq!(run(&["-s", "chat"]).rate_limit, Some(Pace::CHAT_DEFAULT));
+        assert_eq!(run(&["-s", "chat", "--rate-limit", "0"]).rate_limit, None);
+        assert_eq!(
+            run(&["-s", "chat", "--rate-limit", "9"]).rate_limit,
+            Some(Pace::lines(9))
+        );
+        assert_eq!(run(&["-s", "quiz"]).rate_limit, None);
         assert!(usage_error(&["--metrics", "9100"]).contains("--metrics"));
         assert!(usage_error(&["--rate-limit", "fast"]).contains("--rate-limit"));
         assert_eq!(run(&["--workers", "4"]).workers, 4);

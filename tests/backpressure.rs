@@ -21,7 +21,8 @@ fn peak_rss_kib(pid: u32) -> u64 {
 
 #[test]
 fn one_record_of_who_lines_does_not_grow_memory_with_the_room() {
-    let server = Server::start(&["--service", "chat"]);
+    // Unpaced (`--rate-limit 0`): every `who` is answered as fast as the server can.
+    let server = Server::start(&["--service", "chat", "--rate-limit", "0"]);
     let pid = server.child.id();
     // A room whose `who` answer is about 9 KiB.
     let members: Vec<Session> = (0..300)

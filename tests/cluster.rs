@@ -101,9 +101,17 @@ fn until(session: &mut Session, wanted: &str) -> Duration {
     }
 }
 
-/// Two instances A and B on one Redis, both with their bus up.
+/// Two instances A and B on one Redis, both with their bus up; unpaced (`--rate-limit 0`):
+/// these tests send megabytes through the bus, not at a member's pace.
 fn two_instances(redis: &Redis) -> (Server, Server) {
-    let a = Server::start(&["--service", "chat", "--chat-redis", &redis.url()]);
+    let a = Server::start(&[
+        "--service",
+        "chat",
+        "--rate-limit",
+        "0",
+        "--chat-redis",
+        &redis.url(),
+    ]);
     a.wait_for_log("event=bus-up");
     // B writes its own log in its own directory, with A's certificates.
     let b_dir = TestDir::new("instance-b");
@@ -118,7 +126,14 @@ fn two_instances(redis: &Redis) -> (Server, Server) {
     let b = Server::start_in(
         b_dir,
         &["127.0.0.1", "0"],
-        &["--service", "chat", "--chat-redis", &redis.url()],
+        &[
+            "--service",
+            "chat",
+            "--rate-limit",
+            "0",
+            "--chat-redis",
+            &redis.url(),
+        ],
         1,
     );
     b.wait_for_log("event=bus-up");

@@ -1,5 +1,5 @@
-//! The hot path allocates nothing per request line: framing (`LineBuffer`), the calc service and
-//! the `Outbox` reuse their buffers once warm. Counted with a global allocator that tallies
+//! The hot path allocates nothing per request line: framing (`LineBuffer`), the calc service,
+//! the pace (`TokenBucket`, the chat's default) and the `Outbox` reuse their buffers once warm. Counted with a global allocator that tallies
 //! every allocation made by this test binary's one test.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use securetcp::line::{Frame, LineBuffer};
 use securetcp::outbox::{Action, ConnId, Outbox};
+use securetcp::rate::{Pace, TokenBucket};
 use securetcp::service::Service;
 use securetcp::service::calc::Calc;
 
@@ -42,14 +43,18 @@ fn serve_batch(
     calc: &mut Calc,
     out: &mut Outbox,
     queue: &mut Vec<u8>,
+    pace: &mut TokenBucket,
     input: &[u8],
 ) {
     let id = ConnId::new(1, 0);
+    let now = std::time::Instant::now();
     lines.feed(input, |frame| {
         if let Frame::Line(bytes) = frame {
             if let Ok(text) = std::str::from_utf8(bytes) {
                 calc.on_line(id, text, out);
             }
+            pace.spend(bytes.len());
+            let _ = pace.has_token(now);
         }
         true
     });
@@ -67,6 +72,7 @@ fn a_warm_request_path_allocates_nothing_per_line() {
     let mut calc = Calc::default();
     let mut out = Outbox::new();
     let mut queue = Vec::new();
+    let mut pace = TokenBucket::new(Pace::CHAT_DEFAULT, std::time::Instant::now());
     // 100 requests per read, some split across reads, as a pipelining client sends them.
     let mut input = Vec::new();
     // Half the general parser's way, half the fast path's (`A OP B`, `OP A B`).
@@ -83,14 +89,18 @@ fn a_warm_request_path_allocates_nothing_per_line() {
     let tail: &[u8] = b"42\n";
     // Warm up: buffers reach their working size.
     for _ in 0..3 {
-        serve_batch(&mut lines, &mut calc, &mut out, &mut queue, &input);
-        serve_batch(&mut lines, &mut calc, &mut out, &mut queue, tail);
+        serve_batch(
+            &mut lines, &mut calc, &mut out, &mut queue, &mut pace, &input,
+        );
+        serve_batch(&mut lines, &mut calc, &mut out, &mut queue, &mut pace, tail);
         queue.clear();
     }
     let before = ALLOCATIONS.load(Ordering::Relaxed);
     for _ in 0..100 {
-        serve_batch(&mut lines, &mut calc, &mut out, &mut queue, &input);
-        serve_batch(&mut lines, &mut calc, &mut out, &mut queue, tail);
+        serve_batch(
+            &mut lines, &mut calc, &mut out, &mut queue, &mut pace, &input,
+        );
+        serve_batch(&mut lines, &mut calc, &mut out, &mut queue, &mut pace, tail);
         queue.clear();
     }
     let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
@@ -99,6 +109,13 @@ fn a_warm_request_path_allocates_nothing_per_line() {
         "{allocations} allocations for 10,100 requests"
     );
     // And the replies were real.
-    serve_batch(&mut lines, &mut calc, &mut out, &mut queue, b"12 + 42\n");
+    serve_batch(
+        &mut lines,
+        &mut calc,
+        &mut out,
+        &mut queue,
+        &mut pace,
+        b"12 + 42\n",
+    );
     assert_eq!(queue, b"OK 54\n");
 }

@@ -81,7 +81,8 @@ fn a_hundred_members_each_receive_one_message() {
 
 #[test]
 fn a_member_that_never_reads_is_cut_off_and_nobody_else_waits() {
-    let server = Server::start(&["--service", "chat"]);
+    // Unpaced (`--rate-limit 0`): the sender goes as fast as the server takes its lines.
+    let server = Server::start(&["--service", "chat", "--rate-limit", "0"]);
     let pid = server.child.id();
     let _stuck = login(&server, "stuck"); // never reads anything again
     let mut reader = login(&server, "reader");

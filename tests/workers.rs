@@ -187,7 +187,8 @@ fn one_chat_room_spans_the_workers() {
 
 #[test]
 fn a_slow_member_on_one_worker_does_not_stall_the_other() {
-    let server = Server::start(&["--workers", "2", "--service", "chat"]);
+    // Unpaced (`--rate-limit 0`): the sender goes as fast as the server takes its lines.
+    let server = Server::start(&["--workers", "2", "--service", "chat", "--rate-limit", "0"]);
     let mut on = sessions_on_every_worker(&server, 2, 2);
     let (mut w1, mut w0) = (on.pop().unwrap(), on.pop().unwrap());
     // Worker 0: a member who never reads. Worker 1: a sender and a reader.
@@ -288,7 +289,8 @@ fn exit_when_empty_counts_clients_of_every_worker() {
 
 #[test]
 fn a_fast_sender_on_one_worker_is_held_back_for_a_reader_on_the_other() {
-    let server = Server::start(&["--workers", "2", "--service", "chat"]);
+    // Unpaced (`--rate-limit 0`): the sender goes as fast as the server takes its lines.
+    let server = Server::start(&["--workers", "2", "--service", "chat", "--rate-limit", "0"]);
     let mut on = sessions_on_every_worker(&server, 2, 1);
     let mut sender = on.pop().unwrap().pop().unwrap();
     let mut reader = on.pop().unwrap().pop().unwrap();

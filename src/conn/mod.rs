@@ -78,7 +78,7 @@ pub struct Conn<T> {
     /// The peer's FIN (or close_notify) was seen.
     peer_closed: bool,
     pauses: Pauses,
-    /// `--rate-limit`: the tokens for its request lines.
+    /// `--rate-limit` (or the chat's default pace): the tokens for its request lines.
     bucket: Option<Box<TokenBucket>>,
     places: Option<Places>,
     session: Session,
@@ -419,13 +419,18 @@ impl<T: Transport> Conn<T> {
         } = self;
         lines.feed(data, |frame| {
             session.requests += 1;
+            let len = match frame {
+                Frame::Line(bytes) => bytes.len(),
+                // Refused, yet read in full: as dear as the whole burst.
+                Frame::TooLong => usize::MAX,
+            };
             let flow = answer(session, frame);
             if flow != Flow::Continue {
                 return flow;
             }
             match bucket {
                 Some(bucket) => {
-                    bucket.spend();
+                    bucket.spend(len);
                     if bucket.has_token(now) {
                         Flow::Continue
                     } else {

@@ -145,5 +145,6 @@ pub struct Setup<'a> {
     pub tls: Option<&'a Arc<ServerConfig>>,
     pub expect_proxy: bool,
     pub max_line: usize,
-    pub rate_limit: Option<u32>,
+    /// `--rate-limit`, or the chat's default pace.
+    pub rate_limit: Option<crate::rate::Pace>,
 }

@@ -124,7 +124,7 @@ fn conn(tls: Option<&Arc<ServerConfig>>, expect_proxy: bool, rate: Option<u32>) 
         tls,
         expect_proxy,
         max_line: MAX_LINE,
-        rate_limit: rate,
+        rate_limit: rate.map(crate::rate::Pace::lines),
     };
     let places = Places {
         client: true,

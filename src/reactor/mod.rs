@@ -114,7 +114,7 @@ struct Settings {
     /// Where the TLS set-up is loaded from again on SIGHUP (worker 0, with TLS).
     tls_files: Option<TlsFiles>,
     max_line: usize,
-    rate_limit: Option<u32>,
+    rate_limit: Option<crate::rate::Pace>,
     timeouts: Timeouts,
     exit_when_empty: bool,
 }
