@@ -8,12 +8,15 @@
 # the tokio yardstick with 1 and 2 runtime threads), or `all`.
 # The tokio yardstick is a tokio + tokio-rustls calc server kept outside this repo; build it and
 # give its binary as PEER_TOKIO=/path/to/peer-tokio. Without it, its rows are left out.
+# A/B of a change: BASELINE=/path/to/an/older/securetcp adds that binary as the server `baseline`,
+# run in the same rounds with the same arguments, and the summary pairs securetcp with it too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 secs=${1:-5}
 section=${2:-all}
 peer=${PEER_TOKIO:-}
+baseline=${BASELINE:-}
 cargo build --release --quiet --bins --examples
 work=$(mktemp -d)
 out="$root/target/bench-servers.jsonl"
@@ -68,6 +71,10 @@ single() {
     cmd[tokio]="$peer --addr 127.0.0.1:0 --cert certs/server.pem --key certs/server.key --greeting --threads 1"
   else
     servers=(securetcp threads floor)
+  fi
+  if [ -n "$baseline" ]; then
+    cmd[baseline]="$baseline 127.0.0.1 0 --no-log"
+    servers=(securetcp baseline "${servers[@]:1}")
   fi
   for s in "${servers[@]}"; do
     # shellcheck disable=SC2086
@@ -172,15 +179,21 @@ if groups:
     for (server, load), by_round in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         cpu = [v["server_cpu_us_per_op"] for v in by_round.values() if v["server_cpu_us_per_op"] is not None]
         p99 = [v["p99_us"] for v in by_round.values() if v["p99_us"] is not None]
-        ratios = []
-        peer = groups.get(("tokio", load), {})
-        for rnd, v in sorted(by_round.items()):
-            t = peer.get(rnd)
-            if t and v["server_cpu_us_per_op"] and t["server_cpu_us_per_op"]:
-                ratios.append(v["server_cpu_us_per_op"] / t["server_cpu_us_per_op"])
+        def paired(other):
+            ratios = []
+            for rnd, v in sorted(by_round.items()):
+                t = groups.get((other, load), {}).get(rnd)
+                if t and v["server_cpu_us_per_op"] and t["server_cpu_us_per_op"]:
+                    ratios.append(v["server_cpu_us_per_op"] / t["server_cpu_us_per_op"])
+            return ratios
+        ratios = paired("tokio")
         cpu_s = f"{statistics.median(cpu):.2f} ({min(cpu):.2f}-{max(cpu):.2f})" if cpu else "-"
         p99_s = f"{statistics.median(p99):.0f}" if p99 else "-"
         rat_s = " ".join(f"{x:.2f}" for x in ratios) if ratios else "-"
         med = f"{statistics.median(ratios):.2f}" if ratios else "-"
         print(f"{server:<12} {load:<16} {cpu_s:>26} {p99_s:>14} {rat_s:>28} {med:>7}")
+        if server == "securetcp" and groups.get(("baseline", load)):
+            ab = paired("baseline")
+            if ab:
+                print(f"{'  / baseline':<29} {'':>26} {'':>14} {' '.join(f'{x:.2f}' for x in ab):>28} {statistics.median(ab):>7.2f}")
 PY

@@ -18,9 +18,6 @@ pub const HANDSHAKE_BUCKETS: [f64; 10] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
 ];
 
-/// A `--metrics` connection is closed this long after it was accepted, answered or not.
-pub const SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// How often the paused-readers gauge is counted (a scan of the connection table).
 const PAUSED_SCAN_EVERY: Duration = Duration::from_secs(1);
 

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{Server, WAIT};
+use common::Server;
 use securetcp::client::Session;
 
 /// A client that sent `q`, read `BYE`, and keeps its socket open without closing.
@@ -40,18 +40,6 @@ fn a_session_told_bye_frees_its_per_address_place_at_once() {
     assert_eq!(next.request("+ 1 1").unwrap(), "OK 2");
 }
 
-/// A server with `--metrics`; its metrics address.
-fn with_metrics(args: &[&str]) -> (Server, SocketAddr) {
-    let args: Vec<&str> = args
-        .iter()
-        .copied()
-        .chain(["--metrics", "127.0.0.1:0"])
-        .collect();
-    let server = Server::start_with(&["127.0.0.1", "0"], &args, 2);
-    let metrics = server.addrs[1];
-    (server, metrics)
-}
-
 fn get_metrics(addr: SocketAddr) -> String {
     let mut stream = common::raw_tcp(addr);
     stream
@@ -63,7 +51,7 @@ fn get_metrics(addr: SocketAddr) -> String {
 
 #[test]
 fn metrics_connections_take_no_client_place_and_a_full_service_is_still_scraped() {
-    let (server, metrics) = with_metrics(&["--max-clients", "2"]);
+    let (server, metrics) = Server::start_with_metrics(&["--max-clients", "2"]);
     let idle: Vec<TcpStream> = (0..10).map(|_| common::raw_tcp(metrics)).collect();
     std::thread::sleep(Duration::from_millis(200));
     // Both places are still there for TLS clients.
@@ -79,7 +67,7 @@ fn metrics_connections_take_no_client_place_and_a_full_service_is_still_scraped(
 
 #[test]
 fn a_scrape_writes_at_most_one_log_line_and_the_seventeenth_gets_503() {
-    let (server, metrics) = with_metrics(&[]);
+    let (server, metrics) = Server::start_with_metrics(&[]);
     let answer = get_metrics(metrics);
     assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
     let log = server.wait_for_log("event=scrape");
@@ -130,7 +118,13 @@ fn a_greeted_connection_may_not_take_forever_over_one_line() {
     let mut s = s;
     let reply = s.read_line().unwrap();
     assert_eq!(reply.as_deref(), Some("ERR line took too long"));
-    assert!(started.elapsed() < WAIT);
+    // A second for the line, and a moment for a busy machine; not the next idle or handshake
+    // deadline of anything else.
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(s.read_line().unwrap(), None, "then the connection ends");
     trickle.join().unwrap();
     server.wait_for_log("reason=line-timeout");

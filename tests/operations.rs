@@ -104,18 +104,6 @@ fn http(addr: std::net::SocketAddr, request: &[u8]) -> (String, String) {
     (head.to_string(), body.to_string())
 }
 
-/// A server with `--metrics` on a port of its own; returns it and the metrics address.
-fn start_with_metrics(args: &[&str]) -> (Server, std::net::SocketAddr) {
-    let args: Vec<&str> = args
-        .iter()
-        .copied()
-        .chain(["--metrics", "127.0.0.1:0"])
-        .collect();
-    let server = Server::start_with(&["127.0.0.1", "0"], &args, 2);
-    let metrics = server.addrs[1];
-    (server, metrics)
-}
-
 fn scrape(addr: std::net::SocketAddr) -> prometheus_parse::Scrape {
     let (head, body) = http(addr, b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n");
     assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
@@ -150,7 +138,7 @@ fn value(scrape: &prometheus_parse::Scrape, metric: &str, label: Option<(&str, &
 #[test]
 fn metrics_count_known_traffic_exactly_across_workers() {
     use std::io::Write;
-    let (server, metrics) = start_with_metrics(&["--workers", "2"]);
+    let (server, metrics) = Server::start_with_metrics(&["--workers", "2"]);
     // Three clients, four requests each; one of them quits (`q` is a request too).
     let mut clients: Vec<Session> = (0..3).map(|_| server.connect()).collect();
     for c in &mut clients {
@@ -214,7 +202,7 @@ fn metrics_count_known_traffic_exactly_across_workers() {
 
 #[test]
 fn metrics_answers_404_elsewhere_and_400_to_what_is_not_http() {
-    let (server, metrics) = start_with_metrics(&["--service", "chat"]);
+    let (server, metrics) = Server::start_with_metrics(&["--service", "chat"]);
     let (head, _) = http(metrics, b"GET / HTTP/1.1\r\n\r\n");
     assert!(head.starts_with("HTTP/1.1 404 Not Found"), "{head}");
     let (head, _) = http(metrics, b"\x16\x03\x01\x00\x05hello\r\n");

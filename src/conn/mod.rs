@@ -53,6 +53,10 @@ pub const READ_PAUSE_OUTPUT: usize = 64 * 1024;
 /// it is disconnected as a slow reader so that nobody else waits and memory stays bounded.
 pub const MAX_PENDING_OUTPUT: usize = 1 << 20;
 
+/// A `--metrics` connection is closed this long after it was accepted, answered or not (SPEC:
+/// the metrics listener holds its connections at most 10 s).
+pub const SCRAPE_LIFETIME: Duration = Duration::from_secs(10);
+
 /// The plain-text answer to a client that speaks plain text on a TLS port.
 pub const PLAIN_TEXT_ON_TLS_REPLY: &[u8] = b"ERR this port speaks TLS\n";
 
@@ -241,6 +245,9 @@ impl<T: Transport> Conn<T> {
             }
             Phase::Handshaking => after(self.opened_at, timeouts.handshake)
                 .map(|at| (at, CloseReason::HandshakeTimeout)),
+            Phase::Open if self.kind == Kind::Scrape => {
+                Some((self.opened_at + SCRAPE_LIFETIME, CloseReason::IdleTimeout))
+            }
             Phase::Open => {
                 let idle = after(self.last_activity, timeouts.idle)
                     .map(|at| (at, CloseReason::IdleTimeout));

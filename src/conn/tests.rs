@@ -591,3 +591,38 @@ fn reads_in_small_pieces_lose_nothing() {
     }
     assert_eq!(got, text);
 }
+
+#[test]
+fn a_scrape_lives_ten_seconds_whatever_it_does() {
+    let setup = Setup {
+        tls: None,
+        expect_proxy: true,
+        max_line: MAX_LINE,
+        rate_limit: Some(1),
+    };
+    let places = Places {
+        scrape: true,
+        ..Places::default()
+    };
+    let conn = Conn::new(
+        id(),
+        Pipe::default(),
+        peer(),
+        Kind::Scrape,
+        places,
+        setup,
+        t0(),
+    )
+    .unwrap();
+    // No PROXY header and no rate limit for the metrics endpoint: it is open at once.
+    assert_eq!(conn.phase(), Phase::Open);
+    assert!(!conn.was_greeted());
+    let timeouts = Timeouts {
+        idle: Some(Duration::from_secs(300)),
+        ..Timeouts::default()
+    };
+    assert_eq!(
+        conn.deadline(&timeouts),
+        Some((t0() + SCRAPE_LIFETIME, CloseReason::IdleTimeout))
+    );
+}

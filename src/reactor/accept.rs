@@ -200,7 +200,7 @@ impl Reactor {
         }
         if kind == Kind::Scrape {
             self.clock
-                .note_deadline(self.clock.now + crate::metrics::SCRAPE_TIMEOUT);
+                .note_deadline(self.clock.now + crate::conn::SCRAPE_LIFETIME);
         }
     }
 

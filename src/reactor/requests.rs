@@ -114,6 +114,10 @@ impl Reactor {
         if !scrape {
             self.meter.counters.requests += requests;
         }
+        // A line just begun (`--line-timeout`) may be the nearest deadline.
+        if let Some((at, _)) = conn.deadline(&self.settings.timeouts) {
+            self.clock.note_deadline(at);
+        }
         self.settle(Some(id));
         let Some(conn) = self.conns.get_mut(id) else {
             return false;

@@ -66,6 +66,18 @@ impl Server {
         Server::start_in(TestDir::new("server"), address, args, listeners)
     }
 
+    /// Starts the server with `--metrics` on a port of its own; the server and that address.
+    pub fn start_with_metrics(args: &[&str]) -> (Server, SocketAddr) {
+        let args: Vec<&str> = args
+            .iter()
+            .copied()
+            .chain(["--metrics", "127.0.0.1:0"])
+            .collect();
+        let server = Server::start_with(&["127.0.0.1", "0"], &args, 2);
+        let metrics = server.addrs[1];
+        (server, metrics)
+    }
+
     pub fn start_in(dir: TestDir, address: &[&str], args: &[&str], listeners: usize) -> Server {
         Server::start_limited(dir, address, args, listeners, None)
     }
