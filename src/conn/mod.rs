@@ -426,18 +426,17 @@ impl<T: Transport> Conn<T> {
         } = self;
         lines.feed(data, |frame| {
             session.requests += 1;
-            let len = match frame {
-                Frame::Line(bytes) => bytes.len(),
-                // Refused, yet read in full: as dear as the whole burst.
-                Frame::TooLong => usize::MAX,
-            };
             let flow = answer(session, frame);
             if flow != Flow::Continue {
                 return flow;
             }
             match bucket {
                 Some(bucket) => {
-                    bucket.spend(len);
+                    bucket.spend(match frame {
+                        Frame::Line(bytes) => bytes.len(),
+                        // Refused, yet read in full: as dear as the whole burst.
+                        Frame::TooLong => usize::MAX,
+                    });
                     if bucket.has_token(now) {
                         Flow::Continue
                     } else {
