@@ -598,7 +598,7 @@ fn a_scrape_lives_ten_seconds_whatever_it_does() {
         tls: None,
         expect_proxy: true,
         max_line: MAX_LINE,
-        rate_limit: Some(1),
+        rate_limit: Some(crate::rate::Pace::lines(1)),
     };
     let places = Places {
         scrape: true,
