@@ -8,8 +8,11 @@
 #
 # Environment: FRONT (default 127.0.0.1:5000), FIRST_PORT (instances listen on FIRST_PORT,
 # FIRST_PORT+1, ...; default 5101), WORKERS (per instance, default 1), REDIS_PORT (default 6390;
-# a Redis already there is used as it is). Needs haproxy and redis-server (Debian packages of
-# the same names). Everything runs in a fresh directory it prints; Ctrl-C stops it all.
+# a Redis already there is used as it is), REDIS_PASSWORD (the Redis started here requires it, as
+# a production Redis does; default: a random one, kept in the run directory's redis.conf, mode
+# 0600; the instances get it through SECURETCP_REDIS_PASSWORD, so `ps` never shows it; for a
+# Redis already there, its password, empty for none). Needs haproxy and redis-server (Debian
+# packages of the same names). Everything runs in a fresh directory it prints; Ctrl-C stops it all.
 set -euo pipefail
 N=${1:-2}
 SERVICE=${2:-chat}
@@ -35,12 +38,20 @@ trap 'exit 0' INT TERM
 
 args=(--service "$SERVICE" --workers "$WORKERS" --proxy-protocol)
 if [ "$SERVICE" = chat ]; then
-  if ! redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
-    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+  # redis-cli reads the password from REDISCLI_AUTH, securetcp from SECURETCP_REDIS_PASSWORD.
+  redis_answers() { [ "$(REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; }
+  if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+    REDIS_PASSWORD=${REDIS_PASSWORD:-}
+    redis_answers || { echo "cluster.sh: the Redis on port $REDIS_PORT does not take REDIS_PASSWORD" >&2; exit 1; }
+  else
+    REDIS_PASSWORD=${REDIS_PASSWORD:-$(head -c 18 /dev/urandom | base64 | tr -d '/+=')}
+    (umask 077 && printf 'requirepass "%s"\n' "$REDIS_PASSWORD" > "$run/redis.conf")
+    redis-server "$run/redis.conf" --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
       --logfile "$run/redis.log" &
     pids+=($!)
-    for _ in $(seq 1 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    for _ in $(seq 1 50); do redis_answers && break; sleep 0.1; done
   fi
+  export SECURETCP_REDIS_PASSWORD="$REDIS_PASSWORD"
   args+=(--chat-redis "redis://127.0.0.1:$REDIS_PORT")
 fi
 

@@ -476,7 +476,7 @@ fn rediss_speaks_tls_to_redis_verified_against_redis_ca() {
         .local_addr()
         .unwrap()
         .port();
-    let mut redis = Command::new("redis-server")
+    let child = Command::new("redis-server")
         .args([
             "--port",
             "0",
@@ -504,6 +504,13 @@ fn rediss_speaks_tls_to_redis_verified_against_redis_ca() {
         .stderr(Stdio::null())
         .spawn()
         .expect("redis-server runs");
+    // Ended with the test, whatever happens (Drop).
+    let _redis = Redis {
+        child,
+        port,
+        args: Vec::new(),
+        auth: None,
+    };
     let start = Instant::now();
     while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
         assert!(
@@ -530,6 +537,31 @@ fn rediss_speaks_tls_to_redis_verified_against_redis_ca() {
     let log = c.wait_for_log("event=bus-down");
     assert!(log.contains("TLS: "), "{log}");
     assert!(!log.contains("event=bus-up"), "{log}");
-    let _ = redis.kill();
-    let _ = redis.wait();
+}
+
+#[test]
+fn an_acl_user_without_the_channel_is_bus_down_with_noperm() {
+    if !common::require_program("redis-server", "redis-server") {
+        return;
+    }
+    // `elsewhere` may use only the channel `other`, not securetcp:chat.
+    let redis = Redis::start(
+        &[
+            "--user",
+            "elsewhere",
+            "on",
+            ">pw",
+            "~*",
+            "resetchannels",
+            "&other",
+            "+@all",
+        ],
+        None,
+    );
+    let a = instance(&redis.url("elsewhere:pw@"), None, &[]);
+    let log = a.wait_for_log("event=bus-down");
+    assert!(log.contains("error=\"NOPERM"), "{log}");
+    assert!(!log.contains("event=bus-up"), "{log}");
+    let mut alice = member(&a, "alice");
+    assert_eq!(alice.request("who").unwrap(), "OK alice");
 }
