@@ -107,6 +107,8 @@ pub struct LineBuffer {
     discarding: bool,
     /// Bytes after a line answered with `Flow::Hold`, waiting their turn (at most one read).
     held: Vec<u8>,
+    /// Lines whose `\n` has arrived (wrapping): a change tells the line clock a new line began.
+    ended: u64,
 }
 
 /// A partial line this large keeps its buffer between requests; a larger one is given back,
@@ -120,6 +122,7 @@ impl LineBuffer {
             max_line,
             discarding: false,
             held: Vec::new(),
+            ended: 0,
         }
     }
 
@@ -138,6 +141,18 @@ impl LineBuffer {
         self.partial.len()
     }
 
+    /// True while a line has begun and its `\n` has not arrived: stored, or past the limit and
+    /// being discarded (`--line-timeout` times both).
+    pub fn in_line(&self) -> bool {
+        !self.partial.is_empty() || self.discarding
+    }
+
+    /// How many lines have ended (their `\n` arrived), wrapping: compared before and after a
+    /// read, it tells whether the line in progress began in that read.
+    pub fn ended(&self) -> u64 {
+        self.ended
+    }
+
     /// Feeds one read's bytes; calls `on_frame` for every complete (or overlong) line, in order.
     /// `on_frame` says how to go on: `false`/`Flow::Stop` drops the rest of `data` (the
     /// connection is closing), `Flow::Hold` keeps it for later.
@@ -153,6 +168,9 @@ impl LineBuffer {
                 None => (data, &data[data.len()..], false),
             };
             data = rest;
+            if complete {
+                self.ended = self.ended.wrapping_add(1);
+            }
 
             if self.discarding {
                 // Still inside an overlong line: drop its bytes until the newline ends it.
@@ -207,6 +225,26 @@ fn strip_cr(line: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_is_in_progress_from_its_first_byte_to_its_newline_even_past_the_limit() {
+        let mut buffer = LineBuffer::new(4);
+        assert!(!buffer.in_line());
+        buffer.feed(b"ab", |_| true);
+        assert!(buffer.in_line());
+        let before = buffer.ended();
+        buffer.feed(b"\ncd", |_| true);
+        assert!(buffer.in_line(), "a new line began");
+        assert_ne!(buffer.ended(), before, "after one that ended");
+        let before = buffer.ended();
+        buffer.feed(b"efgh", |_| true); // past the limit: discarded, still the same line
+        assert!(buffer.in_line());
+        assert_eq!(buffer.pending(), 0);
+        assert_eq!(buffer.ended(), before);
+        buffer.feed(b"ij\n", |_| true);
+        assert!(!buffer.in_line());
+        assert_ne!(buffer.ended(), before);
+    }
 
     /// Feeds `parts` one after another and returns what came out, lines as strings.
     fn frames(max: usize, parts: &[&[u8]]) -> Vec<String> {

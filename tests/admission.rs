@@ -192,3 +192,63 @@ fn a_server_full_of_trickling_greeted_connections_serves_again_after_the_line_ti
     trickle.join().unwrap();
     server.wait_for_log_count("reason=line-timeout", PLACES);
 }
+
+#[test]
+fn a_line_past_max_line_that_never_ends_is_still_timed() {
+    // Past --max-line the rest of a line is discarded, not stored; its clock must go on: an
+    // endless line, a byte at a time, would otherwise hold its place forever.
+    let server = Server::start(&[
+        "--line-timeout",
+        "1",
+        "--idle-timeout",
+        "60",
+        "--max-line",
+        "16",
+    ]);
+    let mut s = server.connect();
+    s.set_read_timeout(Some(Duration::from_secs(6))).unwrap();
+    s.transport.write_all(&[b'x'; 20]).unwrap();
+    assert_eq!(
+        s.read_line().unwrap().as_deref(),
+        Some("ERR line too long (limit 16 bytes)")
+    );
+    let transport = std::sync::Arc::clone(&s.transport);
+    let trickle = std::thread::spawn(move || {
+        for _ in 0..40 {
+            if transport.write_all(b"x").is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let reply = s.read_line();
+    assert!(
+        matches!(reply.as_ref(), Ok(Some(line)) if line == "ERR line took too long"),
+        "the endless overlong line was not timed out: {reply:?}"
+    );
+    assert_eq!(s.read_line().unwrap(), None, "then the connection ends");
+    trickle.join().unwrap();
+}
+
+#[test]
+fn a_client_streaming_requests_longer_than_the_line_timeout_is_not_cut_off() {
+    // Every write ends in the middle of a line, as a stream of requests cut into segments
+    // does; each line is complete within 50 ms, so none took too long, however long the stream.
+    let server = Server::start(&["--line-timeout", "1"]);
+    let mut s = server.connect();
+    let writer = std::sync::Arc::clone(&s.transport);
+    const CHUNKS: usize = 50; // 2.5 s of requests, over twice the line timeout
+    let stream = std::thread::spawn(move || {
+        writer.write_all(b"+ 1").unwrap();
+        for _ in 0..CHUNKS {
+            std::thread::sleep(Duration::from_millis(50));
+            writer.write_all(b" 1\n+ 1").unwrap();
+        }
+        writer.write_all(b" 1\n").unwrap();
+    });
+    for i in 0..=CHUNKS {
+        let reply = s.read_line().unwrap();
+        assert_eq!(reply.as_deref(), Some("OK 2"), "request {i}");
+    }
+    stream.join().unwrap();
+}

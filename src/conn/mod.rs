@@ -417,6 +417,7 @@ impl<T: Transport> Conn<T> {
         now: Instant,
         mut answer: impl FnMut(&mut Session, Frame<'_>) -> Flow,
     ) {
+        let ended_before = self.lines.ended();
         let Conn {
             lines,
             session,
@@ -447,9 +448,15 @@ impl<T: Transport> Conn<T> {
                 None => Flow::Continue,
             }
         });
-        self.line_started = match self.lines.pending() {
-            0 => None,
-            _ => self.line_started.or(Some(now)),
+        // The clock times the line in progress from its first byte: a line that began in this
+        // read (one ended before it) starts now, not when an earlier line did; a line past
+        // --max-line is still in progress while its rest is discarded.
+        self.line_started = if !self.lines.in_line() {
+            None
+        } else if self.lines.ended() != ended_before {
+            Some(now)
+        } else {
+            self.line_started.or(Some(now))
         };
     }
 
