@@ -42,6 +42,9 @@ pub enum WorkerMsg {
     Tls(Arc<ServerConfig>),
     /// Worker 0 only: how the reload went, for the log.
     Reloaded(Result<(), String>),
+    /// Another worker took a place over `--max-clients` (`Shared::admit_over`): give one back
+    /// by evicting a connection still handshaking here, if there is one.
+    Evict,
 }
 
 /// One worker as the others reach it.
@@ -54,8 +57,12 @@ struct Peer {
 pub struct Shared {
     workers: usize,
     max_clients: usize,
-    /// Connections counted against `--max-clients` (not those told busy).
+    /// Connections counted against `--max-clients` (not those told busy). Above the limit only
+    /// while places taken by `admit_over` wait to be given back by an eviction.
     counted: AtomicUsize,
+    /// Per worker: its connections still handshaking (or awaiting a PROXY header), as it last
+    /// published them: the places it could give back by eviction.
+    handshaking: Box<[AtomicUsize]>,
     next_serial: AtomicU64,
     greeted_now: AtomicUsize,
     greeted_ever: AtomicBool,
@@ -89,6 +96,7 @@ impl Shared {
             workers,
             max_clients,
             counted: AtomicUsize::new(0),
+            handshaking: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
             next_serial: AtomicU64::new(0),
             greeted_now: AtomicUsize::new(0),
             greeted_ever: AtomicBool::new(false),
@@ -163,6 +171,55 @@ impl Shared {
         self.counted
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < self.max_clients).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Worker `me` holds `n` connections still handshaking (published once a loop turn).
+    pub fn publish_handshaking(&self, me: usize, n: usize) {
+        if let Some(slot) = self.handshaking.get(me) {
+            slot.store(n, Ordering::Release);
+        }
+    }
+
+    /// Every place is taken and worker `me` has no handshaking connection to evict for a
+    /// newcomer: the newcomer takes a place over the limit when the other workers hold more
+    /// handshaking connections than places are already over, and they are told to give one
+    /// back by evicting one (`repay_overdraft`). So the stalled connections on one worker make
+    /// room for a real client on another (SPEC: any number of sockets that never handshake
+    /// cannot keep a real client out). False: nobody can give a place back.
+    pub fn admit_over(&self, me: usize) -> bool {
+        if self.workers < 2 {
+            return false;
+        }
+        let others: usize = (0..self.workers)
+            .filter(|&i| i != me)
+            .map(|i| self.handshaking[i].load(Ordering::Acquire))
+            .sum();
+        let admitted = self
+            .counted
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n.saturating_sub(self.max_clients) < others).then_some(n + 1)
+            })
+            .is_ok();
+        if admitted {
+            self.tell_others(me, || WorkerMsg::Evict);
+        }
+        admitted
+    }
+
+    /// Whether places were taken over the limit and not yet given back.
+    pub fn overdrawn(&self) -> bool {
+        self.counted.load(Ordering::Acquire) > self.max_clients
+    }
+
+    /// Gives back one place taken over the limit, for a connection about to be evicted (its
+    /// own place goes with this: its close must not give it back again). False when no place
+    /// is over the limit any more (a client left meanwhile).
+    pub fn repay_overdraft(&self) -> bool {
+        self.counted
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n > self.max_clients).then(|| n - 1)
             })
             .is_ok()
     }
@@ -273,6 +330,28 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_place_over_the_limit_only_while_another_worker_can_evict_and_given_back_once() {
+        let shared = Shared::new(2, 1);
+        assert!(shared.admit());
+        assert!(!shared.admit());
+        // Worker 1 has nothing to evict: no place over the limit.
+        assert!(!shared.admit_over(0));
+        shared.publish_handshaking(1, 1);
+        assert!(shared.admit_over(0));
+        assert!(shared.overdrawn());
+        // One handshaking connection gives back one place, not two.
+        assert!(!shared.admit_over(0));
+        assert!(shared.repay_overdraft());
+        assert!(!shared.overdrawn());
+        assert!(!shared.repay_overdraft());
+        // One worker alone never goes over.
+        let alone = Shared::new(1, 1);
+        assert!(alone.admit());
+        alone.publish_handshaking(0, 5);
+        assert!(!alone.admit_over(0));
+    }
     use mio::{Poll, Token};
     use std::sync::mpsc;
 

@@ -252,3 +252,32 @@ fn a_client_streaming_requests_longer_than_the_line_timeout_is_not_cut_off() {
     }
     stream.join().unwrap();
 }
+
+#[test]
+fn with_two_workers_a_silent_socket_on_either_gives_its_place() {
+    // The kernel spreads connections over the workers' sockets: the silent ones and the real
+    // clients land on either. Each real client must be served while any silent socket holds a
+    // place, whichever worker holds it.
+    let server = Server::start(&["--workers", "2", "--max-clients", "10"]);
+    let silent: Vec<TcpStream> = (0..10).map(|_| common::raw_tcp(server.addr())).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut served = Vec::new();
+    for i in 0..10 {
+        let mut client = greeted(&server).unwrap_or_else(|e| {
+            panic!(
+                "real client {i} not served while silent sockets held places: {e}\n{}",
+                server.log()
+            )
+        });
+        assert_eq!(client.request("+ 2 3").unwrap(), "OK 5");
+        served.push(client); // stays, so its place stays taken
+    }
+    // Every silent socket gave its place; --max-clients still holds for the next.
+    server.wait_for_log_count("reason=evicted", 10);
+    std::thread::sleep(Duration::from_millis(200));
+    match greeted(&server) {
+        Err(e) => assert!(e.contains("busy"), "{e}"),
+        Ok(_) => panic!("an eleventh client got a place under --max-clients 10"),
+    }
+    drop(silent);
+}

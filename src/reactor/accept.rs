@@ -129,6 +129,44 @@ impl Reactor {
         }
     }
 
+    /// Another worker took places over `--max-clients` for newcomers it had no stalled
+    /// connection to evict for: this worker's longest-handshaking connections give them back.
+    pub(super) fn repay_overdraft(&mut self) {
+        while self.worker.shared.overdrawn() {
+            let conns = &self.conns;
+            let Some(victim) = self
+                .admission
+                .longest_handshaking(|id| conns.get(id).is_some_and(Conn::is_handshaking))
+            else {
+                return;
+            };
+            let Some(conn) = self.conns.get_mut(victim) else {
+                continue;
+            };
+            let Some(places) = conn.take_places() else {
+                continue;
+            };
+            // Only a connection holding a client place can give one back (one that is to be
+            // told busy holds none).
+            if !places.client || !self.worker.shared.repay_overdraft() {
+                conn.restore_places(places);
+                if places.client {
+                    // A client left meanwhile: nothing is over the limit any more, and this
+                    // one keeps its turn as the next to give its place.
+                    self.admission.keep_first(victim);
+                    return;
+                }
+                continue;
+            }
+            // Its place went with the repayment: its close must not give it back again.
+            conn.restore_places(Places {
+                client: false,
+                ..places
+            });
+            self.close(victim, CloseReason::Evicted);
+        }
+    }
+
     /// A connection dropped right after `accept` (its socket closes as it goes): its open and
     /// close lines all the same.
     fn log_refused_at_once(&mut self, peer: SocketAddr, reason: CloseReason, why: Option<&str>) {

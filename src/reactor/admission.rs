@@ -39,6 +39,8 @@ pub enum Verdict {
 
 pub struct Admission {
     shared: Arc<Shared>,
+    /// This worker's index (places over the limit are asked of the others).
+    worker: usize,
     /// `--proxy-protocol`: who may send the header; `None` when no header is expected.
     proxy_from: Option<ProxyFrom>,
     busy_replies: usize,
@@ -54,9 +56,10 @@ pub struct Admission {
 const MIN_COMPACT: usize = 1024;
 
 impl Admission {
-    pub fn new(shared: Arc<Shared>, proxy_from: Option<ProxyFrom>) -> Admission {
+    pub fn new(shared: Arc<Shared>, worker: usize, proxy_from: Option<ProxyFrom>) -> Admission {
         Admission {
             shared,
+            worker,
             proxy_from,
             busy_replies: 0,
             scrapes: 0,
@@ -102,7 +105,10 @@ impl Admission {
             if !evicting && !self.handshaking.is_empty() {
                 return Verdict::Full;
             }
-            return self.refuse(Refusal::Busy);
+            // None to evict here: another worker may give a place back (`Shared::admit_over`).
+            if evicting || !self.shared.admit_over(self.worker) {
+                return self.refuse(Refusal::Busy);
+            }
         }
         if !proxied && !self.shared.admit_ip(peer) {
             self.shared.depart();
@@ -179,6 +185,25 @@ impl Admission {
         }
     }
 
+    /// How many connections may still be handshaking (an upper bound: ids behind the front
+    /// that finished are only dropped when the queue is compacted), after dropping finished
+    /// ones at the front.
+    pub fn handshaking(&mut self, still_handshaking: impl Fn(ConnId) -> bool) -> usize {
+        while self
+            .handshaking
+            .front()
+            .is_some_and(|&front| !still_handshaking(front))
+        {
+            self.handshaking.pop_front();
+        }
+        self.handshaking.len()
+    }
+
+    /// `id`, just taken by `longest_handshaking` but not evicted, is again the first in line.
+    pub fn keep_first(&mut self, id: ConnId) {
+        self.handshaking.push_front(id);
+    }
+
     /// The connection that has waited longest without finishing its handshake, as judged by
     /// `still_handshaking`; ids that finished or went are forgotten on the way.
     pub fn longest_handshaking(
@@ -212,7 +237,7 @@ mod tests {
     #[test]
     fn a_full_server_refuses_with_a_busy_reply_and_frees_the_place_at_session_end() {
         let shared = Shared::configured(1, 1, None, false);
-        let mut admission = Admission::new(shared, None);
+        let mut admission = Admission::new(shared, 0, None);
         let first = places_of(admission.admit(ip("10.0.0.1"), false, false));
         assert!(first.client);
         match admission.admit(ip("10.0.0.2"), false, false) {
@@ -229,7 +254,7 @@ mod tests {
     #[test]
     fn per_address_places_are_counted_and_given_back() {
         let shared = Shared::configured(1, 100, Some(1), false);
-        let mut admission = Admission::new(shared, None);
+        let mut admission = Admission::new(shared, 0, None);
         let first = places_of(admission.admit(ip("10.0.0.1"), false, false));
         assert!(matches!(
             admission.admit(ip("10.0.0.1"), false, false),
@@ -245,7 +270,7 @@ mod tests {
     #[test]
     fn scrapes_take_no_client_place_and_are_bounded() {
         let shared = Shared::configured(1, 1, None, true);
-        let mut admission = Admission::new(shared, None);
+        let mut admission = Admission::new(shared, 0, None);
         for _ in 0..MAX_SCRAPES {
             assert!(!places_of(admission.admit(ip("10.0.0.1"), true, false)).client);
         }
@@ -260,7 +285,7 @@ mod tests {
     #[test]
     fn a_full_server_with_a_handshaking_connection_offers_its_place() {
         let shared = Shared::configured(1, 1, None, false);
-        let mut admission = Admission::new(shared, None);
+        let mut admission = Admission::new(shared, 0, None);
         let stalled = ConnId::new(1, 0);
         let held = places_of(admission.admit(ip("10.0.0.1"), false, false));
         admission.note_handshaking(stalled, |_| true);
@@ -273,7 +298,7 @@ mod tests {
     #[test]
     fn too_many_refusals_at_once_are_dropped_without_a_reply() {
         let shared = Shared::configured(1, 0, None, false);
-        let mut admission = Admission::new(shared, None);
+        let mut admission = Admission::new(shared, 0, None);
         for _ in 0..MAX_BUSY_REPLIES {
             assert!(places_of(admission.admit(ip("10.0.0.1"), false, false)).busy_reply);
         }

@@ -161,7 +161,7 @@ impl Reactor {
             poll,
             listeners,
             signals,
-            admission: Admission::new(Arc::clone(&shared), config.proxy_from.clone()),
+            admission: Admission::new(Arc::clone(&shared), index, config.proxy_from.clone()),
             room: Room::new(index, Arc::clone(&shared), redis),
             worker: Worker {
                 index,
@@ -250,6 +250,16 @@ impl Reactor {
         self.redis_turn();
         self.room.end_of_turn();
         self.flush_dirty();
+        if self.worker.shared.workers() > 1 {
+            // What this worker could evict, for a full worker with nothing of its own to evict.
+            let conns = &self.conns;
+            let handshaking = self
+                .admission
+                .handshaking(|id| conns.get(id).is_some_and(crate::conn::Conn::is_handshaking));
+            self.worker
+                .shared
+                .publish_handshaking(self.worker.index, handshaking);
+        }
         if self.worker.shared.metrics_on() {
             let conns = &self.conns;
             let counters = self.meter.snapshot(
@@ -280,6 +290,7 @@ impl Reactor {
                     self.room.delivered_from_workers(&lines);
                 }
                 WorkerMsg::RoomCalm => self.review_fanout(),
+                WorkerMsg::Evict => self.repay_overdraft(),
                 WorkerMsg::Shutdown => self.begin_shutdown(),
                 // Only new connections get it; open ones keep the set-up they began with.
                 WorkerMsg::Tls(config) => self.settings.tls = Some(config),
