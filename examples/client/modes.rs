@@ -136,10 +136,13 @@ impl Talk {
 
     /// The server went away without a `BYE`: the next servers of the list are tried in turn,
     /// once round at most; the first that answers takes over, and the conversation logs in
-    /// again where it had. `lost` is the error when no other server answers.
+    /// again where it had. A single server is tried once more: behind a balancer's one address
+    /// (HAProxy in front of several instances) that reaches a live instance. `lost` is the
+    /// error when no server answers.
     fn fail_over(&mut self, lost: ClientError) -> Result<Heard, ClientError> {
         let count = self.servers.len();
-        for step in 1..count {
+        let tries = count.max(2) - 1;
+        for step in 1..=tries {
             let index = (self.current + step) % count;
             let (host, port) = self.servers[index].clone();
             let name = server_name(&host, port);
