@@ -339,24 +339,25 @@ impl Presence {
             }
             _ => {}
         }
-        let first_heard = !self.others.contains_key(message.from);
-        let instance = self
-            .others
-            .entry(message.from.to_string())
-            .or_insert_with(|| Instance {
+        // Expected next: this line, or the one after the last a message of another kind names.
+        let expected = match message.is_line() {
+            true => message.number,
+            false => message.number + 1,
+        };
+        if !self.others.contains_key(message.from) {
+            // Its lines from the first we hear on (a name allocated per instance, not per line).
+            let instance = Instance {
                 names: Vec::new(),
                 last_heard: now,
-                // Its lines from the first we hear on; the others carry its last number.
-                next: 0,
+                next: expected,
                 asked_at: None,
-            });
-        instance.last_heard = now;
-        if first_heard {
-            instance.next = match message.is_line() {
-                true => message.number,
-                false => message.number + 1,
             };
+            self.others.insert(message.from.to_string(), instance);
         }
+        let Some(instance) = self.others.get_mut(message.from) else {
+            return;
+        };
+        instance.last_heard = now;
         if message.kind == "SKIP" {
             if let Ok(oldest) = message.rest.parse::<u64>()
                 && oldest > instance.next
@@ -367,10 +368,6 @@ impl Presence {
             return;
         }
         // Numbered lines in sequence only; the others only once we have every line before.
-        let expected = match message.is_line() {
-            true => message.number,
-            false => message.number + 1,
-        };
         if expected < instance.next {
             return; // had it already (a resend for another instance, or twice)
         }
