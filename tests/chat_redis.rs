@@ -149,29 +149,6 @@ fn until(session: &mut Session, wanted: &str) {
     }
 }
 
-/// Until every `who` in `sessions` answers `wanted`.
-fn until_who(sessions: &mut [&mut Session], wanted: &str) {
-    let start = Instant::now();
-    for session in sessions {
-        loop {
-            // `who` gets its reply in order after any room lines already queued.
-            session.send_line("who").unwrap();
-            let mut answer = next(session);
-            while !answer.starts_with("OK ") {
-                answer = next(session);
-            }
-            if answer == wanted {
-                break;
-            }
-            assert!(
-                start.elapsed() < WAIT,
-                "who said {answer:?}, not {wanted:?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
 #[test]
 fn a_password_an_acl_user_and_the_environment_variable_each_join_the_room() {
     if !common::require_program("redis-server", "redis-server") {
@@ -207,9 +184,9 @@ fn a_password_an_acl_user_and_the_environment_variable_each_join_the_room() {
     let mut alice = member(&a, "alice");
     let mut bob = member(&b, "bob");
     let mut carol = member(&c, "carol");
-    until_who(
+    until_who_lists(
         &mut [&mut alice, &mut bob, &mut carol],
-        "OK alice bob carol",
+        &["alice", "bob", "carol"],
     );
     carol.send_line("hi from C").unwrap();
     until(&mut alice, "MSG carol hi from C");
@@ -273,7 +250,7 @@ fn a_stalled_redis_is_bus_down_within_five_seconds_and_nobody_is_announced_left(
     b.wait_for_log("event=bus-up");
     let mut alice = member(&a, "alice");
     let mut bob = member(&b, "bob");
-    until_who(&mut [&mut alice, &mut bob], "OK alice bob");
+    until_who_lists(&mut [&mut alice, &mut bob], &["alice", "bob"]);
     redis.signal(libc::SIGSTOP);
     let stopped = Instant::now();
     a.wait_for_log("event=bus-down");
@@ -295,7 +272,7 @@ fn a_stalled_redis_is_bus_down_within_five_seconds_and_nobody_is_announced_left(
     }
     assert_eq!(next(&mut alice), "MSG bob after the stall");
     a.wait_for_log_count("event=bus-up", 2);
-    until_who(&mut [&mut alice, &mut bob], "OK alice bob");
+    until_who_lists(&mut [&mut alice, &mut bob], &["alice", "bob"]);
     std::thread::sleep(Duration::from_secs(5)); // past any silence limit
     bob.send_line("still here").unwrap();
     assert_eq!(next(&mut alice), "MSG bob still here");
@@ -341,7 +318,7 @@ fn redis_killed_and_restarted_during_a_stream_loses_duplicates_and_reorders_noth
     b.wait_for_log("event=bus-up");
     let mut alice = member(&a, "alice");
     let mut bob = member(&b, "bob");
-    until_who(&mut [&mut alice, &mut bob], "OK alice bob");
+    until_who_lists(&mut [&mut alice, &mut bob], &["alice", "bob"]);
     // 300 lines each way over 3 s; Redis killed after 1 s and started again 2.5 s later.
     let mut back = None;
     stream_both_ways(&alice, &bob, 300, Duration::from_millis(10), |i| {
@@ -360,7 +337,7 @@ fn redis_killed_and_restarted_during_a_stream_loses_duplicates_and_reorders_noth
     // Nothing more (no duplicate) once both are surely through.
     alice.send_line("end").unwrap();
     assert_eq!(next(&mut bob), "MSG alice end");
-    until_who(&mut [&mut alice, &mut bob], "OK alice bob");
+    until_who_lists(&mut [&mut alice, &mut bob], &["alice", "bob"]);
     assert!(a.log().matches("event=bus-up").count() >= 2);
 }
 
@@ -376,7 +353,7 @@ fn a_restarted_instances_member_is_heard_at_once() {
     b.wait_for_log("event=bus-up");
     let mut alice = member(&a, "alice");
     let mut bob = member(&b, "bob");
-    until_who(&mut [&mut alice, &mut bob], "OK alice bob");
+    until_who_lists(&mut [&mut alice, &mut bob], &["alice", "bob"]);
     // B dies without a word and is started again at once; bob logs in again and talks.
     b.signal(libc::SIGKILL);
     let _ = b.wait_exit(WAIT);
@@ -398,7 +375,7 @@ fn a_restarted_instances_member_is_heard_at_once() {
         assert_eq!(line, format!("MSG bob back {got}"));
         got += 1;
     }
-    until_who(&mut [&mut alice], "OK alice bob");
+    until_who_lists(&mut [&mut alice], &["alice", "bob"]);
 }
 
 /// Until `who` on every session lists the names of `wanted` (in any order: each instance
@@ -527,7 +504,7 @@ fn rediss_speaks_tls_to_redis_verified_against_redis_ca() {
     b.wait_for_log("event=bus-up");
     let mut alice = member(&a, "alice");
     let mut bob = member(&b, "bob");
-    until_who(&mut [&mut alice, &mut bob], "OK alice bob");
+    until_who_lists(&mut [&mut alice, &mut bob], &["alice", "bob"]);
     for i in 0..100 {
         bob.send_line(&format!("over TLS {i}")).unwrap();
     }
