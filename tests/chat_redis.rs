@@ -542,3 +542,34 @@ fn an_acl_user_without_the_channel_is_bus_down_with_noperm() {
     let mut alice = member(&a, "alice");
     assert_eq!(alice.request("who").unwrap(), "OK alice");
 }
+
+#[test]
+fn a_ten_second_redis_outage_with_talk_both_ways_loses_nothing_and_nobody_leaves() {
+    if !common::require_program("redis-server", "redis-server") {
+        return;
+    }
+    let mut redis = Redis::start(&[], None);
+    let a = instance(&redis.url(""), None, &[]);
+    let b = instance(&redis.url(""), Some(&a), &[]);
+    a.wait_for_log("event=bus-up");
+    b.wait_for_log("event=bus-up");
+    let mut alice = member(&a, "alice");
+    let mut bob = member(&b, "bob");
+    until_who_lists(&mut [&mut alice, &mut bob], &["alice", "bob"]);
+    // 260 lines each way over 13 s; Redis away for 10 s from the first second.
+    let mut back = None;
+    stream_both_ways(&alice, &bob, 260, Duration::from_millis(50), |i| {
+        if i == 20 {
+            redis.kill();
+            let (port, args) = (redis.port, redis.args.clone());
+            back = Some(std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_secs(10));
+                Redis::start_on(port, args, None)
+            }));
+        }
+    });
+    let _redis = back.unwrap().join().unwrap();
+    receive_in_order(&mut alice, "bob", "b", 260);
+    receive_in_order(&mut bob, "alice", "a", 260);
+    until_who_lists(&mut [&mut alice, &mut bob], &["alice", "bob"]);
+}
