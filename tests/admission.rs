@@ -281,3 +281,31 @@ fn with_two_workers_a_silent_socket_on_either_gives_its_place() {
     }
     drop(silent);
 }
+
+#[test]
+fn out_of_descriptors_the_longest_handshaking_socket_makes_room_too() {
+    // The descriptor limit (64 here) runs out long before --max-clients (10000): a flood of
+    // silent sockets fills it, and the server can accept nothing more. Then, as when every
+    // place is taken, the socket that has waited longest without handshaking gives way.
+    let server = Server::start_limited(
+        common::TestDir::new("fd-flood"),
+        &["127.0.0.1", "0"],
+        &["--handshake-timeout", "60"],
+        1,
+        Some(64),
+    );
+    let silent: Vec<TcpStream> = (0..100).map(|_| common::raw_tcp(server.addr())).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    for i in 0..5 {
+        let started = Instant::now();
+        let mut client = greeted(&server)
+            .unwrap_or_else(|e| panic!("real client {i} not served out of descriptors: {e}"));
+        assert_eq!(client.request("+ 2 3").unwrap(), "OK 5");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "real client {i} waited {:?}",
+            started.elapsed()
+        );
+    }
+    drop(silent);
+}

@@ -92,6 +92,18 @@ impl Reactor {
                     if failures < MAX_ACCEPT_FAILURES_IN_A_ROW && one_connection_failed(&e) {
                         continue;
                     }
+                    // Out of descriptors is every place taken, as far as a newcomer can tell:
+                    // the connection that has waited longest without handshaking gives way
+                    // (its descriptor is freed at once), so a flood of silent sockets cannot
+                    // keep real clients out below --max-clients either. Only for a newcomer
+                    // that is there: Linux says EMFILE before it looks at the backlog.
+                    if failures < MAX_ACCEPT_FAILURES_IN_A_ROW
+                        && out_of_descriptors(&e)
+                        && connection_waiting(listener)
+                        && self.evict_longest_handshaking()
+                    {
+                        continue;
+                    }
                     self.log.line(format_args!(
                         "event=accept-paused error={}",
                         Value(e.to_string().as_bytes())
@@ -109,13 +121,7 @@ impl Reactor {
         if verdict == Verdict::Full {
             // Every place is taken: the connection that has waited longest without finishing
             // its handshake gives its place to this one.
-            let conns = &self.conns;
-            let victim = self
-                .admission
-                .longest_handshaking(|id| conns.get(id).is_some_and(Conn::is_handshaking));
-            if let Some(victim) = victim {
-                self.close(victim, CloseReason::Evicted);
-            }
+            self.evict_longest_handshaking();
             verdict = self.admission.admit(peer.ip(), scrape, true);
         }
         match verdict {
@@ -126,6 +132,22 @@ impl Reactor {
             }
             Verdict::DropAtOnce(reason, why) => self.log_refused_at_once(peer, reason, why),
             Verdict::Full => self.log_refused_at_once(peer, CloseReason::Busy, None),
+        }
+    }
+
+    /// Closes the connection that has waited longest without finishing its handshake
+    /// (`reason=evicted`); false when there is none.
+    fn evict_longest_handshaking(&mut self) -> bool {
+        let conns = &self.conns;
+        let victim = self
+            .admission
+            .longest_handshaking(|id| conns.get(id).is_some_and(Conn::is_handshaking));
+        match victim {
+            Some(victim) => {
+                self.close(victim, CloseReason::Evicted);
+                true
+            }
+            None => false,
         }
     }
 
@@ -262,6 +284,25 @@ impl Reactor {
 
 /// Failed accepts in one call before accepting pauses, whatever the error.
 const MAX_ACCEPT_FAILURES_IN_A_ROW: usize = 64;
+
+/// Whether a connection waits in `listener`'s backlog (a poll that does not wait; the
+/// reactor's own poll is edge-triggered and says nothing about what is still there).
+fn connection_waiting(listener: &TcpListener) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut probe = libc::pollfd {
+        fd: listener.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one pollfd we own, for a descriptor the listener keeps open; no waiting.
+    let ready = unsafe { libc::poll(&mut probe, 1, 0) };
+    ready > 0 && probe.revents & libc::POLLIN != 0
+}
+
+/// EMFILE, ENFILE: no descriptor for the next connection (the process's or the system's).
+fn out_of_descriptors(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+}
 
 /// Errors that `accept` reports for one connection that failed while it waited in the backlog
 /// (ECONNABORTED; for TCP, accept(2) lists the network errors passed on this way).
