@@ -309,3 +309,107 @@ fn out_of_descriptors_the_longest_handshaking_socket_makes_room_too() {
     }
     drop(silent);
 }
+
+/// A socket from 127.0.0.`host` that says nothing (to count under another address).
+fn silent_from(host: u8, server: SocketAddr) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let local: SocketAddr = format!("127.0.0.{host}:0").parse().unwrap();
+    socket.bind(&local.into()).unwrap();
+    socket.connect(&server.into()).unwrap();
+    let stream: TcpStream = socket.into();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    stream
+}
+
+/// True when the socket is still open: a read waits instead of seeing EOF or a reset.
+fn still_open(stream: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 64];
+    match stream.read(&mut buf) {
+        Err(e) => matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        // Anything from the server (a TLS alert) or EOF: it was closed.
+        Ok(_n) => false,
+    }
+}
+
+#[test]
+fn connections_told_busy_are_no_victims_a_silent_place_holder_is() {
+    // Both places taken by real clients; ten more sockets are told busy (they hold no place).
+    let server = Server::start(&["--max-clients", "2"]);
+    let a = greeted(&server).expect("first client");
+    let _b = greeted(&server).expect("second client");
+    let refused: Vec<TcpStream> = (0..10).map(|_| common::raw_tcp(server.addr())).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    // One client leaves; a silent socket takes its place.
+    drop(a);
+    std::thread::sleep(Duration::from_millis(200));
+    let _holder = common::raw_tcp(server.addr());
+    std::thread::sleep(Duration::from_millis(200));
+    // The silent place holder gives its place, not one of the refused.
+    let mut client =
+        greeted(&server).unwrap_or_else(|e| panic!("not served: {e}\n{}", server.log()));
+    assert_eq!(client.request("+ 1 1").unwrap(), "OK 2");
+    drop(refused);
+}
+
+#[test]
+fn a_newcomer_over_its_address_limit_evicts_nobody() {
+    let server = Server::start(&["--max-clients", "2", "--max-per-ip", "1"]);
+    let _a = greeted(&server).expect("the client from 127.0.0.1");
+    let mut other = silent_from(2, server.addr());
+    std::thread::sleep(Duration::from_millis(200));
+    // The server is full and 127.0.0.1 is at its limit: this one is refused for its address,
+    // and the handshake from 127.0.0.2 goes on.
+    match greeted(&server) {
+        Err(e) => assert!(e.contains("too many connections"), "{e}"),
+        Ok(_) => panic!("a second connection from one address under --max-per-ip 1"),
+    }
+    assert!(
+        still_open(&mut other),
+        "another address's handshake was evicted"
+    );
+    assert!(!server.log().contains("reason=evicted"), "{}", server.log());
+}
+
+#[test]
+fn a_socket_that_spoke_is_evicted_only_after_the_silent_ones() {
+    let server = Server::start(&["--max-clients", "3", "--handshake-timeout", "30"]);
+    // A client whose handshake has begun (half a ClientHello) and is slow to go on.
+    let mut begun = common::raw_tcp(server.addr());
+    begun
+        .write_all(&[0x16, 0x03, 0x01, 0x00, 0x40, 0x01, 0x00])
+        .unwrap();
+    begun
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    // A flood of silent sockets, far more than the places: they evict each other.
+    let silent: Vec<TcpStream> = (0..30).map(|_| common::raw_tcp(server.addr())).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    server.wait_for_log_count("reason=evicted", 25);
+    assert!(
+        still_open(&mut begun),
+        "the begun handshake was evicted before silent sockets"
+    );
+    drop(silent);
+}
+
+#[test]
+fn a_proxy_header_cut_short_by_the_peers_close_ends_at_once() {
+    let server = Server::start(&["--proxy-protocol", "--handshake-timeout", "30"]);
+    let mut stream = common::raw_tcp(server.addr());
+    stream.write_all(b"PROXY TCP4 1.2.3.4").unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let started = Instant::now();
+    let (_, _) = common::read_to_end_timed(&mut stream);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "closed after {:?}",
+        started.elapsed()
+    );
+    server.wait_for_log("reason=proxy-error");
+}

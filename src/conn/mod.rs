@@ -81,6 +81,11 @@ pub struct Conn<T> {
     out_sent: usize,
     /// The peer's FIN (or close_notify) was seen.
     peer_closed: bool,
+    /// Some byte has come from the peer (eviction spares those that spoke).
+    spoke: bool,
+    /// The poll said the peer closed its side while we waited for a PROXY header: peeking
+    /// shows the same bytes again and again, so this is the only sign of the end.
+    fin_before_header: bool,
     pauses: Pauses,
     /// `--rate-limit` (or the chat's default pace): the tokens for its request lines.
     bucket: Option<Box<TokenBucket>>,
@@ -133,6 +138,8 @@ impl<T: Transport> Conn<T> {
             out: Vec::new(),
             out_sent: 0,
             peer_closed: false,
+            spoke: false,
+            fin_before_header: false,
             pauses: Pauses::default(),
             bucket: match kind {
                 Kind::Client => setup.rate_limit.map(|n| Box::new(TokenBucket::new(n, now))),
@@ -196,6 +203,11 @@ impl<T: Transport> Conn<T> {
     /// told when it goes. Orderly closes start only from `Open`, so a closing client was greeted.
     pub fn was_greeted(&self) -> bool {
         self.kind == Kind::Client && !self.is_handshaking()
+    }
+
+    /// Whether any byte has come from the peer yet.
+    pub fn has_spoken(&self) -> bool {
+        self.spoke
     }
 
     /// Whether the reactor may read now: while handshaking, open and not paused, or lingering
@@ -295,6 +307,7 @@ impl<T: Transport> Conn<T> {
                     }
                     Ok(n) => {
                         traffic.received += n as u64;
+                        self.spoke = true;
                         ReadEvent::Data(n)
                     }
                     Err(e) if would_block(&e) => ReadEvent::WouldBlock,
@@ -317,7 +330,10 @@ impl<T: Transport> Conn<T> {
             }
             match tls.read_tls(&mut self.transport) {
                 Ok(0) => self.peer_closed = true,
-                Ok(n) => traffic.received += n as u64,
+                Ok(n) => {
+                    traffic.received += n as u64;
+                    self.spoke = true;
+                }
                 Err(e) if would_block(&e) => return ReadEvent::WouldBlock,
                 Err(e) if interrupted(&e) => continue,
                 Err(_) => return ReadEvent::Closed(CloseReason::Reset),
@@ -342,14 +358,21 @@ impl<T: Transport> Conn<T> {
         let seen = loop {
             match self.transport.peek(&mut buf[..window]) {
                 Ok(0) => return self.refuse_proxy("the connection ended before a PROXY header"),
-                Ok(n) => break n,
+                Ok(n) => {
+                    self.spoke = true;
+                    break n;
+                }
                 Err(e) if would_block(&e) => return ReadEvent::WouldBlock,
                 Err(e) if interrupted(&e) => continue,
                 Err(_) => return ReadEvent::Closed(CloseReason::Reset),
             }
         };
         let (len, client, local) = match crate::proxy::parse(&buf[..seen]) {
-            // More will come (a new readiness edge), or the handshake timeout ends the wait.
+            // More will come (a new readiness edge), or the handshake timeout ends the wait;
+            // unless the peer has closed its side, and nothing more can come.
+            Parsed::Incomplete if self.fin_before_header => {
+                return self.refuse_proxy("the connection ended inside its PROXY header");
+            }
             Parsed::Incomplete => return ReadEvent::WouldBlock,
             Parsed::Invalid(why) => return self.refuse_proxy(why),
             Parsed::Header { len, client, local } => (len, client, local),
@@ -393,6 +416,14 @@ impl<T: Transport> Conn<T> {
         self.peer_closed = true;
         // Done, for the reason we began closing.
         ReadEvent::Closed(reason)
+    }
+
+    /// The poll reported the peer's side closed (`is_read_closed`). Only a connection waiting
+    /// for its PROXY header needs telling: everywhere else a read sees the FIN itself.
+    pub fn note_read_closed(&mut self) {
+        if self.phase == Phase::AwaitingProxy {
+            self.fin_before_header = true;
+        }
     }
 
     /// The PROXY header named the client, and admission over its address refused it.

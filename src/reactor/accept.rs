@@ -10,7 +10,8 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 
 use super::Reactor;
-use super::admission::Verdict;
+use super::admission::{Candidate, Verdict};
+use super::slots::Slots;
 use crate::conn::{CloseReason, Conn, Kind, Places, Setup};
 use crate::log::Value;
 
@@ -141,7 +142,7 @@ impl Reactor {
         let conns = &self.conns;
         let victim = self
             .admission
-            .longest_handshaking(|id| conns.get(id).is_some_and(Conn::is_handshaking));
+            .longest_handshaking(|id| candidate(conns, id));
         match victim {
             Some(victim) => {
                 self.close(victim, CloseReason::Evicted);
@@ -158,7 +159,7 @@ impl Reactor {
             let conns = &self.conns;
             let Some(victim) = self
                 .admission
-                .longest_handshaking(|id| conns.get(id).is_some_and(Conn::is_handshaking))
+                .longest_handshaking(|id| candidate(conns, id))
             else {
                 return;
             };
@@ -251,7 +252,7 @@ impl Reactor {
             // The handshake timeout covers the wait for a PROXY header too.
             let conns = &self.conns;
             self.admission
-                .note_handshaking(id, |id| conns.get(id).is_some_and(Conn::is_handshaking));
+                .note_handshaking(id, |id| candidate(conns, id));
             if let Some(timeout) = self.settings.timeouts.handshake {
                 self.clock.note_deadline(self.clock.now + timeout);
             }
@@ -279,6 +280,21 @@ impl Reactor {
         if !conn.is_handshaking() {
             self.on_ready(id);
         }
+    }
+}
+
+/// What a connection is to eviction (see `admission`): only a client holding its place and still
+/// handshaking can give that place to a newcomer; one that has sent nothing goes first.
+pub(super) fn candidate(conns: &Slots, id: crate::outbox::ConnId) -> Candidate {
+    match conns.get(id) {
+        Some(conn) if conn.kind() == Kind::Client && conn.is_handshaking() => {
+            if conn.has_spoken() {
+                Candidate::Spoken
+            } else {
+                Candidate::Silent
+            }
+        }
+        _ => Candidate::Gone,
     }
 }
 

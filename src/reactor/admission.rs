@@ -48,6 +48,10 @@ pub struct Admission {
     /// Connections in the order they were accepted while handshaking (some may have finished
     /// or gone since: looked up when a victim is needed).
     handshaking: VecDeque<ConnId>,
+    /// Handshaking connections found, when looking for a victim, to have sent something (a
+    /// ClientHello, part of a PROXY header): evicted only once no silent one is left, so a
+    /// flood of sockets that never send cannot push out real clients mid-handshake.
+    spoken: VecDeque<ConnId>,
     /// `handshaking` is cleared of finished ids once it grows past this.
     compact_at: usize,
 }
@@ -64,6 +68,7 @@ impl Admission {
             busy_replies: 0,
             scrapes: 0,
             handshaking: VecDeque::new(),
+            spoken: VecDeque::new(),
             compact_at: MIN_COMPACT,
         }
     }
@@ -101,18 +106,28 @@ impl Admission {
                 Some("connection from an address not in --proxy-from"),
             );
         }
-        if !self.shared.admit() {
-            if !evicting && !self.handshaking.is_empty() {
-                return Verdict::Full;
-            }
-            // None to evict here: another worker may give a place back (`Shared::admit_over`).
-            if evicting || !self.shared.admit_over(self.worker) {
-                return self.refuse(Refusal::Busy);
-            }
-        }
+        // The address's own limit first: a newcomer refused for its address must not make
+        // anyone else give up a place.
         if !proxied && !self.shared.admit_ip(peer) {
-            self.shared.depart();
             return self.refuse(Refusal::PerIp);
+        }
+        if !self.shared.admit() {
+            let waiting = !self.handshaking.is_empty() || !self.spoken.is_empty();
+            let full = if !evicting && waiting {
+                Some(Verdict::Full)
+            } else if evicting || !self.shared.admit_over(self.worker) {
+                // None to evict here: another worker may give a place back
+                // (`Shared::admit_over`); else it is told busy.
+                Some(self.refuse(Refusal::Busy))
+            } else {
+                None
+            };
+            if let Some(verdict) = full {
+                if !proxied {
+                    self.shared.depart_ip(peer);
+                }
+                return verdict;
+            }
         }
         let places = Places {
             client: true,
@@ -169,7 +184,8 @@ impl Admission {
     /// A connection that must finish its handshake (or PROXY header) before it is ready.
     /// Ids at the front that `still_handshaking` no longer holds are forgotten on the way, so
     /// the queue stays as long as the handshakes now in progress, not all that ever were.
-    pub fn note_handshaking(&mut self, id: ConnId, still_handshaking: impl Fn(ConnId) -> bool) {
+    pub fn note_handshaking(&mut self, id: ConnId, candidate: impl Fn(ConnId) -> Candidate) {
+        let still_handshaking = |id| candidate(id) != Candidate::Gone;
         while self
             .handshaking
             .front()
@@ -188,7 +204,8 @@ impl Admission {
     /// How many connections may still be handshaking (an upper bound: ids behind the front
     /// that finished are only dropped when the queue is compacted), after dropping finished
     /// ones at the front.
-    pub fn handshaking(&mut self, still_handshaking: impl Fn(ConnId) -> bool) -> usize {
+    pub fn handshaking(&mut self, candidate: impl Fn(ConnId) -> Candidate) -> usize {
+        let still_handshaking = |id| candidate(id) != Candidate::Gone;
         while self
             .handshaking
             .front()
@@ -196,7 +213,7 @@ impl Admission {
         {
             self.handshaking.pop_front();
         }
-        self.handshaking.len()
+        self.handshaking.len() + self.spoken.len()
     }
 
     /// `id`, just taken by `longest_handshaking` but not evicted, is again the first in line.
@@ -204,19 +221,39 @@ impl Admission {
         self.handshaking.push_front(id);
     }
 
-    /// The connection that has waited longest without finishing its handshake, as judged by
-    /// `still_handshaking`; ids that finished or went are forgotten on the way.
+    /// The victim when every place is taken: the connection that has waited longest without
+    /// finishing its handshake and without sending anything, else the one that has waited
+    /// longest of those that sent something; `candidate` says which a connection is now. Ids
+    /// that finished or went are forgotten on the way.
     pub fn longest_handshaking(
         &mut self,
-        still_handshaking: impl Fn(ConnId) -> bool,
+        candidate: impl Fn(ConnId) -> Candidate,
     ) -> Option<ConnId> {
         while let Some(id) = self.handshaking.pop_front() {
-            if still_handshaking(id) {
+            match candidate(id) {
+                Candidate::Silent => return Some(id),
+                Candidate::Spoken => self.spoken.push_back(id),
+                Candidate::Gone => {}
+            }
+        }
+        while let Some(id) = self.spoken.pop_front() {
+            if candidate(id) != Candidate::Gone {
                 return Some(id);
             }
         }
         None
     }
+}
+
+/// What a connection in the eviction queues is now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Candidate {
+    /// Finished its handshake, went, or holds no client place (a refused one): not a victim.
+    Gone,
+    /// Handshaking, holding a client place, and has sent nothing yet: the first victims.
+    Silent,
+    /// Handshaking and holding a client place, but it has sent something.
+    Spoken,
 }
 
 #[cfg(test)]
@@ -288,9 +325,12 @@ mod tests {
         let mut admission = Admission::new(shared, 0, None);
         let stalled = ConnId::new(1, 0);
         let held = places_of(admission.admit(ip("10.0.0.1"), false, false));
-        admission.note_handshaking(stalled, |_| true);
+        admission.note_handshaking(stalled, |_| Candidate::Silent);
         assert_eq!(admission.admit(ip("10.0.0.2"), false, false), Verdict::Full);
-        assert_eq!(admission.longest_handshaking(|_| true), Some(stalled));
+        assert_eq!(
+            admission.longest_handshaking(|_| Candidate::Silent),
+            Some(stalled)
+        );
         admission.release(held);
         assert!(places_of(admission.admit(ip("10.0.0.2"), false, true)).client);
     }
@@ -306,5 +346,23 @@ mod tests {
             admission.admit(ip("10.0.0.1"), false, false),
             Verdict::DropAtOnce(CloseReason::Busy, None)
         );
+    }
+
+    #[test]
+    fn silent_connections_are_evicted_before_those_that_spoke() {
+        let shared = Shared::configured(1, 10, None, false);
+        let mut admission = Admission::new(shared, 0, None);
+        let (spoke, silent, gone) = (ConnId::new(1, 0), ConnId::new(2, 1), ConnId::new(3, 2));
+        let state = |id: ConnId| match id {
+            id if id == spoke => Candidate::Spoken,
+            id if id == silent => Candidate::Silent,
+            _ => Candidate::Gone,
+        };
+        for id in [spoke, gone, silent] {
+            admission.note_handshaking(id, |_| Candidate::Silent);
+        }
+        assert_eq!(admission.longest_handshaking(state), Some(silent));
+        assert_eq!(admission.longest_handshaking(state), Some(spoke));
+        assert_eq!(admission.longest_handshaking(state), None);
     }
 }

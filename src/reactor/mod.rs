@@ -227,6 +227,11 @@ impl Reactor {
                         if event.is_writable() {
                             self.conns.mark_dirty(id);
                         }
+                        if event.is_read_closed()
+                            && let Some(conn) = self.conns.get_mut(id)
+                        {
+                            conn.note_read_closed();
+                        }
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
                             self.read_from(id);
                         }
@@ -255,7 +260,7 @@ impl Reactor {
             let conns = &self.conns;
             let handshaking = self
                 .admission
-                .handshaking(|id| conns.get(id).is_some_and(crate::conn::Conn::is_handshaking));
+                .handshaking(|id| accept::candidate(conns, id));
             self.worker
                 .shared
                 .publish_handshaking(self.worker.index, handshaking);
