@@ -5,95 +5,15 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::redis::Redis;
 use common::{Server, TestDir};
 use securetcp::client::Session;
 
 const WAIT: Duration = Duration::from_secs(15);
-
-/// A `redis-server` of the test's own, with extra configuration lines, ended with the test.
-struct Redis {
-    child: Child,
-    port: u16,
-    args: Vec<String>,
-    /// What `answers` sends first (`AUTH ...`), if Redis needs it.
-    auth: Option<String>,
-}
-
-impl Redis {
-    fn start(args: &[&str], auth: Option<&str>) -> Redis {
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let args = args.iter().map(|a| a.to_string()).collect();
-        Redis::start_on(port, args, auth.map(str::to_string))
-    }
-
-    fn start_on(port: u16, args: Vec<String>, auth: Option<String>) -> Redis {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .args(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server runs (Debian package redis-server)");
-        let redis = Redis {
-            child,
-            port,
-            args,
-            auth,
-        };
-        let start = Instant::now();
-        while redis.ask("PING").as_deref() != Some("+PONG") {
-            assert!(start.elapsed() < WAIT, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        redis
-    }
-
-    /// One command (inline form), after AUTH if needed; Redis's one-line answer.
-    fn ask(&self, command: &str) -> Option<String> {
-        let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
-        let mut reader = BufReader::new(stream.try_clone().ok()?);
-        let mut line = String::new();
-        if let Some(auth) = &self.auth {
-            stream.write_all(format!("{auth}\r\n").as_bytes()).ok()?;
-            reader.read_line(&mut line).ok()?;
-            line.clear();
-        }
-        stream.write_all(format!("{command}\r\n").as_bytes()).ok()?;
-        reader.read_line(&mut line).ok()?;
-        Some(line.trim_end().to_string())
-    }
-
-    fn url(&self, credentials: &str) -> String {
-        format!("redis://{credentials}127.0.0.1:{}", self.port)
-    }
-
-    fn signal(&self, signal: i32) {
-        // SAFETY: kill() sends a signal to the redis-server this test started.
-        unsafe { libc::kill(self.child.id() as i32, signal) };
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 /// An instance of the chat on `url`, in a directory of its own with `certs`' certificates;
 /// `env` is set for it.
@@ -122,6 +42,22 @@ fn instance_with(url: &str, certs: Option<&Server>, env: &[(&str, &str)], more: 
     let mut args = vec!["--service", "chat", "--chat-redis", url];
     args.extend_from_slice(more);
     Server::launch(command, dir, &["127.0.0.1", "0"], &args, 1, None)
+}
+
+/// Two instances A and B on `redis`, both with their bus up, with `names[0]` a member on A and
+/// `names[1]` on B, each seeing both in `who`.
+fn two_instances_in_one_room(
+    redis: &Redis,
+    names: [&str; 2],
+) -> (Server, Server, Session, Session) {
+    let a = instance(&redis.url(""), None, &[]);
+    let b = instance(&redis.url(""), Some(&a), &[]);
+    a.wait_for_log("event=bus-up");
+    b.wait_for_log("event=bus-up");
+    let mut first = member(&a, names[0]);
+    let mut second = member(&b, names[1]);
+    until_who_lists(&mut [&mut first, &mut second], &names);
+    (a, b, first, second)
 }
 
 fn member(server: &Server, name: &str) -> Session {
@@ -244,13 +180,7 @@ fn a_stalled_redis_is_bus_down_within_five_seconds_and_nobody_is_announced_left(
         return;
     }
     let redis = Redis::start(&[], None);
-    let a = instance(&redis.url(""), None, &[]);
-    let b = instance(&redis.url(""), Some(&a), &[]);
-    a.wait_for_log("event=bus-up");
-    b.wait_for_log("event=bus-up");
-    let mut alice = member(&a, "alice");
-    let mut bob = member(&b, "bob");
-    until_who_lists(&mut [&mut alice, &mut bob], &["alice", "bob"]);
+    let (a, _b, mut alice, mut bob) = two_instances_in_one_room(&redis, ["alice", "bob"]);
     redis.signal(libc::SIGSTOP);
     let stopped = Instant::now();
     a.wait_for_log("event=bus-down");
@@ -312,23 +242,12 @@ fn redis_killed_and_restarted_during_a_stream_loses_duplicates_and_reorders_noth
         return;
     }
     let mut redis = Redis::start(&[], None);
-    let a = instance(&redis.url(""), None, &[]);
-    let b = instance(&redis.url(""), Some(&a), &[]);
-    a.wait_for_log("event=bus-up");
-    b.wait_for_log("event=bus-up");
-    let mut alice = member(&a, "alice");
-    let mut bob = member(&b, "bob");
-    until_who_lists(&mut [&mut alice, &mut bob], &["alice", "bob"]);
+    let (a, _b, mut alice, mut bob) = two_instances_in_one_room(&redis, ["alice", "bob"]);
     // 300 lines each way over 3 s; Redis killed after 1 s and started again 2.5 s later.
     let mut back = None;
     stream_both_ways(&alice, &bob, 300, Duration::from_millis(10), |i| {
         if i == 100 {
-            redis.kill();
-            let (port, args) = (redis.port, redis.args.clone());
-            back = Some(std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(2500));
-                Redis::start_on(port, args, None)
-            }));
+            back = Some(redis.kill_and_restart_after(Duration::from_millis(2500)));
         }
     });
     let _redis = back.unwrap().join().unwrap();
@@ -347,13 +266,7 @@ fn a_restarted_instances_member_is_heard_at_once() {
         return;
     }
     let redis = Redis::start(&[], None);
-    let a = instance(&redis.url(""), None, &[]);
-    let mut b = instance(&redis.url(""), Some(&a), &[]);
-    a.wait_for_log("event=bus-up");
-    b.wait_for_log("event=bus-up");
-    let mut alice = member(&a, "alice");
-    let mut bob = member(&b, "bob");
-    until_who_lists(&mut [&mut alice, &mut bob], &["alice", "bob"]);
+    let (a, mut b, mut alice, _bob) = two_instances_in_one_room(&redis, ["alice", "bob"]);
     // B dies without a word and is started again at once; bob logs in again and talks.
     b.signal(libc::SIGKILL);
     let _ = b.wait_exit(WAIT);
@@ -411,13 +324,7 @@ fn a_name_taken_on_two_instances_while_apart_stays_with_who_took_it_first() {
         return;
     }
     let mut redis = Redis::start(&[], None);
-    let a = instance(&redis.url(""), None, &[]);
-    let b = instance(&redis.url(""), Some(&a), &[]);
-    a.wait_for_log("event=bus-up");
-    b.wait_for_log("event=bus-up");
-    let mut alice = member(&a, "alice");
-    let mut carol = member(&b, "carol");
-    until_who_lists(&mut [&mut alice, &mut carol], &["alice", "carol"]);
+    let (a, b, mut alice, mut carol) = two_instances_in_one_room(&redis, ["alice", "carol"]);
     // Redis goes away; bob logs in on B, then another bob on A (neither hears of the other).
     redis.kill();
     a.wait_for_log("event=bus-down");
@@ -482,12 +389,7 @@ fn rediss_speaks_tls_to_redis_verified_against_redis_ca() {
         .spawn()
         .expect("redis-server runs");
     // Ended with the test, whatever happens (Drop).
-    let _redis = Redis {
-        child,
-        port,
-        args: Vec::new(),
-        auth: None,
-    };
+    let _redis = Redis::adopt(child, port);
     let start = Instant::now();
     while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
         assert!(
@@ -549,23 +451,12 @@ fn a_ten_second_redis_outage_with_talk_both_ways_loses_nothing_and_nobody_leaves
         return;
     }
     let mut redis = Redis::start(&[], None);
-    let a = instance(&redis.url(""), None, &[]);
-    let b = instance(&redis.url(""), Some(&a), &[]);
-    a.wait_for_log("event=bus-up");
-    b.wait_for_log("event=bus-up");
-    let mut alice = member(&a, "alice");
-    let mut bob = member(&b, "bob");
-    until_who_lists(&mut [&mut alice, &mut bob], &["alice", "bob"]);
+    let (_a, _b, mut alice, mut bob) = two_instances_in_one_room(&redis, ["alice", "bob"]);
     // 260 lines each way over 13 s; Redis away for 10 s from the first second.
     let mut back = None;
     stream_both_ways(&alice, &bob, 260, Duration::from_millis(50), |i| {
         if i == 20 {
-            redis.kill();
-            let (port, args) = (redis.port, redis.args.clone());
-            back = Some(std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_secs(10));
-                Redis::start_on(port, args, None)
-            }));
+            back = Some(redis.kill_and_restart_after(Duration::from_secs(10)));
         }
     });
     let _redis = back.unwrap().join().unwrap();

@@ -5,75 +5,13 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::redis::Redis;
 use common::{Server, TestDir};
 use securetcp::client::Session;
 
 const WAIT: Duration = Duration::from_secs(15);
-
-/// A `redis-server` of the test's own, ended with the test.
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    fn start_on(port: u16) -> Redis {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server runs (Debian package redis-server; .ci/run installs it)");
-        let redis = Redis { child, port };
-        let start = Instant::now();
-        while !redis.answers() {
-            assert!(start.elapsed() < WAIT, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        redis
-    }
-
-    fn start() -> Redis {
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Redis::start_on(port)
-    }
-
-    fn answers(&self) -> bool {
-        let Ok(mut stream) = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)) else {
-            return false;
-        };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-        let mut pong = [0u8; 7];
-        stream.write_all(b"PING\r\n").is_ok()
-            && stream.read_exact(&mut pong).is_ok()
-            && &pong == b"+PONG\r\n"
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 fn member(server: &Server, name: &str) -> Session {
     let mut session = server.connect();
@@ -110,7 +48,7 @@ fn two_instances(redis: &Redis) -> (Server, Server) {
         "--rate-limit",
         "0",
         "--chat-redis",
-        &redis.url(),
+        &redis.url(""),
     ]);
     a.wait_for_log("event=bus-up");
     // B writes its own log in its own directory, with A's certificates.
@@ -132,7 +70,7 @@ fn two_instances(redis: &Redis) -> (Server, Server) {
             "--rate-limit",
             "0",
             "--chat-redis",
-            &redis.url(),
+            &redis.url(""),
         ],
         1,
     );
@@ -145,7 +83,7 @@ fn one_room_across_two_instances() {
     if !common::require_program("redis-server", "redis-server") {
         return;
     }
-    let redis = Redis::start();
+    let redis = Redis::start(&[], None);
     let (a, b) = two_instances(&redis);
     let mut alice = member(&a, "alice");
     let mut bob = b.connect();
@@ -184,7 +122,7 @@ fn a_look_alike_of_a_member_on_the_other_instance_is_taken() {
     if !common::require_program("redis-server", "redis-server") {
         return;
     }
-    let redis = Redis::start();
+    let redis = Redis::start(&[], None);
     let (a, b) = two_instances(&redis);
     let _alice = member(&a, "alice");
     let mut bob = member(&b, "bob");
@@ -211,7 +149,7 @@ fn a_killed_instance_has_its_members_leave_within_five_seconds() {
     if !common::require_program("redis-server", "redis-server") {
         return;
     }
-    let redis = Redis::start();
+    let redis = Redis::start(&[], None);
     let (a, mut b) = two_instances(&redis);
     let mut alice = member(&a, "alice");
     let _bob = member(&b, "bob");
@@ -228,7 +166,7 @@ fn without_redis_the_local_room_goes_on_and_joins_again_when_it_is_back() {
     if !common::require_program("redis-server", "redis-server") {
         return;
     }
-    let mut redis = Redis::start();
+    let mut redis = Redis::start(&[], None);
     let port = redis.port;
     let (a, b) = two_instances(&redis);
     let mut alice = member(&a, "alice");
@@ -248,7 +186,7 @@ fn without_redis_the_local_room_goes_on_and_joins_again_when_it_is_back() {
     assert_eq!(alice.request("who").unwrap(), "OK alice carol bob");
 
     // Redis is back: the buses come up again, and the rooms join again.
-    let _redis = Redis::start_on(port);
+    let _redis = Redis::start_on(port, Vec::new(), None);
     a.wait_for_log_count("event=bus-up", 2);
     b.wait_for_log_count("event=bus-up", 2);
     carol.send_line("welcome back").unwrap();
@@ -263,14 +201,13 @@ fn a_stalled_redis_never_holds_up_the_local_room() {
     if !common::require_program("redis-server", "redis-server") {
         return;
     }
-    let redis = Redis::start();
+    let redis = Redis::start(&[], None);
     let (a, _b) = two_instances(&redis);
     let mut alice = member(&a, "alice");
     let carol = member(&a, "carol");
     assert_eq!(next(&mut alice), "JOIN carol");
     // Redis stops reading and answering (SIGSTOP): its socket buffers fill up.
-    // SAFETY: kill() sends a signal to the redis-server this test started.
-    unsafe { libc::kill(redis.child.id() as i32, libc::SIGSTOP) };
+    redis.signal(libc::SIGSTOP);
     let text = "x".repeat(1000);
     let start = Instant::now();
     for i in 0..3000 {
@@ -284,8 +221,7 @@ fn a_stalled_redis_never_holds_up_the_local_room() {
         took < Duration::from_secs(5),
         "3 MB to a local member took {took:?}"
     );
-    // SAFETY: as above.
-    unsafe { libc::kill(redis.child.id() as i32, libc::SIGCONT) };
+    redis.signal(libc::SIGCONT);
 }
 
 #[test]
@@ -293,14 +229,14 @@ fn an_instance_with_two_workers_is_one_part_of_the_room() {
     if !common::require_program("redis-server", "redis-server") {
         return;
     }
-    let redis = Redis::start();
+    let redis = Redis::start(&[], None);
     let a = Server::start(&[
         "--service",
         "chat",
         "--workers",
         "2",
         "--chat-redis",
-        &redis.url(),
+        &redis.url(""),
     ]);
     a.wait_for_log("event=bus-up");
     let b = Server::start_in(
@@ -310,7 +246,7 @@ fn an_instance_with_two_workers_is_one_part_of_the_room() {
             "--service",
             "chat",
             "--chat-redis",
-            &redis.url(),
+            &redis.url(""),
             "--log",
             "b.log",
         ],

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test file uses a different part of this module
 
 pub mod pty;
+pub mod redis;
 mod require;
 
 #[allow(unused_imports)] // only the tests that drive an outside program use it
