@@ -5,7 +5,6 @@
 mod common;
 
 use common::{Server, TestDir, run_client, run_server};
-use securetcp::tls::generate_dev_certs;
 
 #[test]
 fn a_port_alone_is_a_usage_error_that_says_the_host_comes_first() {
@@ -91,17 +90,7 @@ fn a_development_certificate_for_other_hosts_is_said_with_its_fix() {
 
 #[test]
 fn a_missing_client_certificate_says_which_options_to_give() {
-    let dir = TestDir::new("needs-client-cert");
-    let files = generate_dev_certs(&dir.0.join("certs"), &[]).unwrap();
-    let args = [
-        "--cert",
-        files.cert.to_str().unwrap(),
-        "--key",
-        files.key.to_str().unwrap(),
-        "--client-ca",
-        files.ca.to_str().unwrap(),
-    ];
-    let server = Server::start_in(dir, &["127.0.0.1", "0"], &args, 1);
+    let (server, _files) = common::mtls::mtls_server("needs-client-cert");
     let port = server.addr().port().to_string();
     let (status, _, stderr) = run_client(&server.dir.0, &["127.0.0.1", &port, "-e", "6 * 7"], None);
     assert_eq!(status.code(), Some(1));

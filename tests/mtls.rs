@@ -9,18 +9,7 @@ use securetcp::tls::{DevCerts, generate_dev_certs};
 
 /// A server requiring client certificates from its own development CA.
 fn mtls_server() -> (Server, DevCerts) {
-    let dir = TestDir::new("mtls");
-    let files = generate_dev_certs(&dir.0.join("certs"), &[]).unwrap();
-    let args = [
-        "--cert",
-        files.cert.to_str().unwrap(),
-        "--key",
-        files.key.to_str().unwrap(),
-        "--client-ca",
-        files.ca.to_str().unwrap(),
-    ];
-    let server = Server::start_in(dir, &["127.0.0.1", "0"], &args, 1);
-    (server, files)
+    common::mtls::mtls_server("mtls")
 }
 
 fn connect(server: &Server, options: &ClientOptions) -> Result<Session, String> {
@@ -95,20 +84,8 @@ fn a_certificate_from_another_ca_is_refused() {
 fn the_client_binary_presents_its_certificate() {
     let (server, files) = mtls_server();
     let port = server.addr().port().to_string();
-    let (status, stdout, stderr) = common::run_client(
-        &server.dir.0,
-        &[
-            "127.0.0.1",
-            &port,
-            "--cert",
-            files.client_cert.to_str().unwrap(),
-            "--key",
-            files.client_key.to_str().unwrap(),
-            "-e",
-            "6 * 7",
-        ],
-        None,
-    );
+    let (status, stdout, stderr) =
+        common::mtls::run_client_with_cert(&server.dir.0, &port, &files, "6 * 7");
     assert!(status.success(), "{stderr}");
     assert_eq!(stdout, "42\nSession ended\n");
     let (status, _, stderr) =

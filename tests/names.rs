@@ -237,20 +237,8 @@ fn the_terminal_client_given_a_certificate_logs_in_under_its_name() {
     ];
     let server = Server::start_in(TestDir::borrowed(&dir.0), &["127.0.0.1", "0"], &args, 1);
     let port = server.addr().port().to_string();
-    let (status, stdout, stderr) = common::run_client(
-        &dir.0,
-        &[
-            "127.0.0.1",
-            &port,
-            "--cert",
-            files.client_cert.to_str().unwrap(),
-            "--key",
-            files.client_key.to_str().unwrap(),
-            "-e",
-            "hello",
-        ],
-        None,
-    );
+    let (status, stdout, stderr) =
+        common::mtls::run_client_with_cert(&dir.0, &port, &files, "hello");
     assert!(status.success(), "{stdout}{stderr}");
     assert!(stdout.contains("Welcome dev-client, 1 online"), "{stdout}");
 }
