@@ -359,23 +359,47 @@ fn default_name(o: &ClientOptions, valid: fn(&str) -> bool) -> String {
         .unwrap_or_else(|| "client".to_string())
 }
 
+/// What was typed at a sum or quiz prompt.
+enum Answer {
+    /// A line to act on, trimmed.
+    Line(String),
+    /// An empty line at a terminal: ask again.
+    Blank,
+    /// End of input or a quit word: leave politely.
+    Leave,
+    /// The server ended the session meanwhile.
+    ServerEnded,
+}
+
+/// Asks `prompt` (shown even when piped) and sorts out what was typed.
+fn answer_typed(talk: &mut Talk, prompt: &str) -> Result<Answer, ClientError> {
+    let line = match talk.typed(prompt, true)? {
+        Typed::Line(line) => line,
+        Typed::End => return Ok(Answer::Leave),
+        Typed::ServerEnded => return Ok(Answer::ServerEnded),
+    };
+    let line = line.trim();
+    if is_quit(line) {
+        return Ok(Answer::Leave);
+    }
+    if line.is_empty() && talk.console.is_interactive() {
+        return Ok(Answer::Blank);
+    }
+    Ok(Answer::Line(line.to_string()))
+}
+
 const SUM_PROMPT: &str = "Please enter an integer between 1 and 100:";
 
 fn sum(talk: &mut Talk, o: &ClientOptions) -> Result<(), ClientError> {
     let name = default_name(o, |n| check_exchange_name(n).is_ok());
     loop {
-        let line = match talk.typed(&format!("{SUM_PROMPT} "), true)? {
-            Typed::Line(line) => line,
-            Typed::End => break,
-            Typed::ServerEnded => return Ok(()),
+        let line = match answer_typed(talk, &format!("{SUM_PROMPT} "))? {
+            Answer::Line(line) => line,
+            Answer::Blank => continue,
+            Answer::Leave => break,
+            Answer::ServerEnded => return Ok(()),
         };
-        let line = line.trim();
-        if is_quit(line) {
-            break;
-        }
-        if line.is_empty() && talk.console.is_interactive() {
-            continue;
-        }
+        let line = line.as_str();
         // `help` and `name` are the server's to answer, as in every mode.
         if common_command(line).is_some() {
             if let Err(why) = local_check(ServiceKind::Sum, line) {
@@ -434,18 +458,13 @@ fn quiz(talk: &mut Talk, o: &ClientOptions) -> Result<(), ClientError> {
         }
     }
     loop {
-        let line = match talk.typed(&format!("What is {question}? "), true)? {
-            Typed::Line(line) => line,
-            Typed::End => break,
-            Typed::ServerEnded => return Ok(()),
+        let line = match answer_typed(talk, &format!("What is {question}? "))? {
+            Answer::Line(line) => line,
+            Answer::Blank => continue,
+            Answer::Leave => break,
+            Answer::ServerEnded => return Ok(()),
         };
-        let line = line.trim();
-        if is_quit(line) {
-            break;
-        }
-        if line.is_empty() && talk.console.is_interactive() {
-            continue;
-        }
+        let line = line.as_str();
         if let Err(why) = local_check(ServiceKind::Quiz, line) {
             talk.refuse(&why);
             continue;
