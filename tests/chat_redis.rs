@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::redis::Redis;
+use common::room::{member, next, until};
 use common::{Server, TestDir};
 use securetcp::client::Session;
 
@@ -58,31 +59,6 @@ fn two_instances_in_one_room(
     let mut second = member(&b, names[1]);
     until_who_lists(&mut [&mut first, &mut second], &names);
     (a, b, first, second)
-}
-
-fn member(server: &Server, name: &str) -> Session {
-    let mut session = server.connect();
-    let welcome = session.request(&format!("name {name}")).unwrap();
-    assert!(
-        welcome.starts_with(&format!("OK welcome {name}")),
-        "{welcome}"
-    );
-    session
-}
-
-fn next(session: &mut Session) -> String {
-    session.read_line().unwrap().expect("the session goes on")
-}
-
-/// Reads until `wanted`, skipping other room lines.
-fn until(session: &mut Session, wanted: &str) {
-    let start = Instant::now();
-    loop {
-        if next(session) == wanted {
-            return;
-        }
-        assert!(start.elapsed() < WAIT, "never got {wanted:?}");
-    }
 }
 
 #[test]

@@ -8,36 +8,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::redis::Redis;
+use common::room::{member, next, until};
 use common::{Server, TestDir};
-use securetcp::client::Session;
 
 const WAIT: Duration = Duration::from_secs(15);
-
-fn member(server: &Server, name: &str) -> Session {
-    let mut session = server.connect();
-    let welcome = session.request(&format!("name {name}")).unwrap();
-    assert!(
-        welcome.starts_with(&format!("OK welcome {name}")),
-        "{welcome}"
-    );
-    session
-}
-
-fn next(session: &mut Session) -> String {
-    session.read_line().unwrap().expect("the session goes on")
-}
-
-/// Reads until `wanted` (skipping other room lines); returns how long it took.
-fn until(session: &mut Session, wanted: &str) -> Duration {
-    let start = Instant::now();
-    loop {
-        let line = next(session);
-        if line == wanted {
-            return start.elapsed();
-        }
-        assert!(start.elapsed() < WAIT, "never got {wanted:?}");
-    }
-}
 
 /// Two instances A and B on one Redis, both with their bus up; unpaced (`--rate-limit 0`):
 /// these tests send megabytes through the bus, not at a member's pace.

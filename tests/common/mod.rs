@@ -6,6 +6,7 @@ pub mod mtls;
 pub mod pty;
 pub mod redis;
 mod require;
+pub mod room;
 
 #[allow(unused_imports)] // only the tests that drive an outside program use it
 pub use require::require_program;

@@ -1,0 +1,39 @@
+//! Steps in the chat room shared by the tests across instances (tests/cluster.rs,
+//! tests/chat_redis.rs): log in as a member, read the next room line, read until a line.
+
+use std::time::{Duration, Instant};
+
+use securetcp::client::Session;
+
+use super::Server;
+
+/// How long a room line may take to arrive across instances.
+const ROOM_WAIT: Duration = Duration::from_secs(15);
+
+/// A session on `server` logged in as `name` (the welcome checked).
+pub fn member(server: &Server, name: &str) -> Session {
+    let mut session = server.connect();
+    let welcome = session.request(&format!("name {name}")).unwrap();
+    assert!(
+        welcome.starts_with(&format!("OK welcome {name}")),
+        "{welcome}"
+    );
+    session
+}
+
+/// The next room line; the session must go on.
+pub fn next(session: &mut Session) -> String {
+    session.read_line().unwrap().expect("the session goes on")
+}
+
+/// Reads until `wanted` (skipping other room lines); returns how long it took.
+pub fn until(session: &mut Session, wanted: &str) -> Duration {
+    let start = Instant::now();
+    loop {
+        let line = next(session);
+        if line == wanted {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < ROOM_WAIT, "never got {wanted:?}");
+    }
+}
