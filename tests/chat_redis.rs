@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::redis::Redis;
-use common::room::{member, next, until};
+use common::room::{copy_certs, member, next, until};
 use common::{Server, TestDir};
 use securetcp::client::Session;
 
@@ -26,14 +26,7 @@ fn instance(url: &str, certs: Option<&Server>, env: &[(&str, &str)]) -> Server {
 fn instance_with(url: &str, certs: Option<&Server>, env: &[(&str, &str)], more: &[&str]) -> Server {
     let dir = TestDir::new("instance");
     if let Some(first) = certs {
-        std::fs::create_dir_all(dir.0.join("certs")).unwrap();
-        for file in ["ca.pem", "server.pem", "server.key"] {
-            std::fs::copy(
-                first.dir.0.join("certs").join(file),
-                dir.0.join("certs").join(file),
-            )
-            .unwrap();
-        }
+        copy_certs(first, &dir);
     }
     let mut command = Command::new(env!("CARGO_BIN_EXE_securetcp"));
     command.env_remove("SECURETCP_REDIS_PASSWORD");

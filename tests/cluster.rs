@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::redis::Redis;
-use common::room::{member, next, until};
+use common::room::{copy_certs, member, next, until};
 use common::{Server, TestDir};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -27,14 +27,7 @@ fn two_instances(redis: &Redis) -> (Server, Server) {
     a.wait_for_log("event=bus-up");
     // B writes its own log in its own directory, with A's certificates.
     let b_dir = TestDir::new("instance-b");
-    std::fs::create_dir_all(b_dir.0.join("certs")).unwrap();
-    for file in ["ca.pem", "server.pem", "server.key"] {
-        std::fs::copy(
-            a.dir.0.join("certs").join(file),
-            b_dir.0.join("certs").join(file),
-        )
-        .unwrap();
-    }
+    copy_certs(&a, &b_dir);
     let b = Server::start_in(
         b_dir,
         &["127.0.0.1", "0"],

@@ -1,14 +1,28 @@
 //! Steps in the chat room shared by the tests across instances (tests/cluster.rs,
-//! tests/chat_redis.rs): log in as a member, read the next room line, read until a line.
+//! tests/chat_redis.rs): give another instance the first one's certificates, log in as a
+//! member, read the next room line, read until a line.
 
 use std::time::{Duration, Instant};
 
 use securetcp::client::Session;
 
-use super::Server;
+use super::{Server, TestDir};
 
 /// How long a room line may take to arrive across instances.
 const ROOM_WAIT: Duration = Duration::from_secs(15);
+
+/// Copies `first`'s certificates (CA, server certificate and key) into `dir`'s `certs/`, so
+/// that clients trusting one instance trust the other.
+pub fn copy_certs(first: &Server, dir: &TestDir) {
+    std::fs::create_dir_all(dir.0.join("certs")).unwrap();
+    for file in ["ca.pem", "server.pem", "server.key"] {
+        std::fs::copy(
+            first.dir.0.join("certs").join(file),
+            dir.0.join("certs").join(file),
+        )
+        .unwrap();
+    }
+}
 
 /// A session on `server` logged in as `name` (the welcome checked).
 pub fn member(server: &Server, name: &str) -> Session {
