@@ -6,7 +6,7 @@
 //!   in it (so a name is unique in the whole room, exactly, even when two workers log the same
 //!   name in at once), a departure releases it. Logins and `who` are rare; messages never touch it.
 //! - **room lines**: every `JOIN`, `MSG` and `LEFT` a member causes is written once by the chat
-//!   service as a line for its local members and published (`Outbox::publish`); the reactor hands
+//!   service as a line for its local members and published (`Outbox::send_room`, which records a `Publish` action); the reactor hands
 //!   published lines to the other workers at the end of its loop turn, and each worker's chat
 //!   service gives the lines it receives to its own members (`Service::on_room_line`). One
 //!   sender's lines travel one FIFO channel, so they arrive in the order sent.
@@ -15,7 +15,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::name::NameKey;
+use crate::proto::name::NameKey;
 
 /// A line for every member of the room on another reactor (`MSG alice hi\n`), shared by all
 /// receivers: one allocation per published line, however many workers there are.

@@ -482,7 +482,7 @@ impl Presence {
     }
 
     /// `from` lists `name`, logged in at `since`: when one of our members holds it (by
-    /// [`crate::name::NameKey`]) and logged in later (ties: the instance name that sorts
+    /// [`crate::proto::name::NameKey`]) and logged in later (ties: the instance name that sorts
     /// first keeps it), the name ours holds, for it to go.
     fn ours_goes(&self, from: &str, since: u64, name: &str) -> Option<Box<str>> {
         let (held, our_since) = self.room.holder(name)?;

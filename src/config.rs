@@ -345,7 +345,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, UsageError> {
         c.line_timeout = parse_timeout("--line-timeout", &s)?;
     }
     if let Some(name) = m.opt_str("name") {
-        crate::service::sum::check_exchange_name(&name)
+        crate::proto::exchange::check_exchange_name(&name)
             .map_err(|why| UsageError(format!("--name: {why}")))?;
         c.name = name;
     }
@@ -423,25 +423,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, UsageError> {
     Ok(Command::Run(Box::new(c)))
 }
 
-/// A command-line mistake as a person reads it: `unknown option --bogus`, not getopts's
-/// `Unrecognized option: 'bogus'`. Shared with the client.
-pub fn explain_getopts(fail: &getopts::Fail) -> String {
-    use getopts::Fail;
-    let dashed = |name: &str| {
-        if name.chars().count() == 1 {
-            format!("-{name}")
-        } else {
-            format!("--{name}")
-        }
-    };
-    match fail {
-        Fail::UnrecognizedOption(name) => format!("unknown option {}", dashed(name)),
-        Fail::ArgumentMissing(name) => format!("option {} needs a value", dashed(name)),
-        Fail::OptionDuplicated(name) => format!("option {} given more than once", dashed(name)),
-        Fail::OptionMissing(name) => format!("option {} is required", dashed(name)),
-        Fail::UnexpectedArgument(name) => format!("option {} takes no value", dashed(name)),
-    }
-}
+pub use crate::cli::explain_getopts;
 
 /// More reactor threads than this is a typo, not a machine.
 pub const MAX_WORKERS: usize = 1024;

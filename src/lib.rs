@@ -6,6 +6,7 @@
 
 pub mod addr;
 pub mod bus;
+pub mod cli;
 pub mod client;
 pub mod cluster;
 pub mod config;
@@ -17,7 +18,6 @@ pub mod line;
 pub mod listen;
 pub mod log;
 pub mod metrics;
-pub mod name;
 pub mod outbox;
 pub mod peer;
 pub mod procstat;

@@ -4,7 +4,8 @@
 //! empty line that ends the head (which arrives as `BadLine::Empty`). `GET /metrics` gets `200`
 //! and the text format; any other path `404`; another method `405`; anything that is not an HTTP
 //! request line (or a line that is not UTF-8 or too long) `400`. Every answer closes the
-//! connection, so a scrape costs one connection, bounded by the same limits as any other.
+//! connection. A scrape takes no client place: the metrics listener holds at most 16 at once, each
+//! for at most 10 s (`reactor::admission`, `conn::SCRAPE_LIFETIME`).
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -102,7 +102,7 @@ pub fn server_config(
     let ticketer = rustls::crypto::aws_lc_rs::Ticketer::new();
     config.ticketer = ticketer.map_err(|e| format!("cannot set up session tickets: {e}"))?;
     // One ticket per handshake, not rustls's default two: each is encrypted and written at the
-    // end of every full handshake, and a client resumes with one (paired A/B in the README).
+    // end of every full handshake, and a client resumes with one (paired A/B in docs/performance.md).
     config.send_tls13_tickets = 1;
     Ok(Arc::new(config))
 }
@@ -393,7 +393,7 @@ pub fn subject(cert: &[u8]) -> Option<String> {
 /// The name a client certificate gives its holder (mutual TLS): the subject's first CN, else its
 /// first DNS or e-mail subject alternative name, as text; `None` when it has none that reads as
 /// text (UTF8String, PrintableString, IA5String or BMPString) or the certificate cannot be read.
-/// Whether the name is a valid name is for [`crate::name::check`] to say. The server reads the
+/// Whether the name is a valid name is for [`crate::proto::name::check`] to say. The server reads the
 /// certificate the client presented (verified by rustls), the clients their `--cert`.
 pub fn certificate_name(cert: &[u8]) -> Option<String> {
     let fields = tbs_fields(cert)?;
@@ -583,7 +583,7 @@ mod tests {
             certificate_name(&client[0]).as_deref(),
             Some(DEV_CLIENT_NAME)
         );
-        assert_eq!(crate::name::check(DEV_CLIENT_NAME), Ok(()));
+        assert_eq!(crate::proto::name::check(DEV_CLIENT_NAME), Ok(()));
         let server = load_certs(&files.cert).unwrap();
         assert_eq!(
             subject(&server[0]).as_deref(),

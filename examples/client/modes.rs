@@ -23,8 +23,9 @@ use securetcp::client::{
 use securetcp::proto::{Reply, ServiceKind};
 
 use crate::console::{Console, Event};
-use securetcp::service::sum::check_exchange_name;
-use securetcp::service::{Common, check_name, common_command, sum};
+use securetcp::proto::exchange::{self as sum, check_exchange_name};
+use securetcp::proto::name::check as check_name;
+use securetcp::proto::{Common, common_command};
 
 /// Runs the conversation the greeting asked for, with `servers[current]`, moving to the next
 /// server when this one goes away; returns how many lines failed.

@@ -4,7 +4,8 @@
 
 use crate::expr;
 use crate::proto::ServiceKind;
-use crate::service::{Common, check_name, common_command};
+use crate::proto::name::check as check_name;
+use crate::proto::{Common, common_command};
 
 /// The check a line passes before it is sent: nothing empty, a valid name for `name`, and for
 /// calc nothing that is not an expression (a division by zero is sent: that answer is the server's).

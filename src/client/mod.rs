@@ -99,7 +99,7 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<ClientCommand, String> {
     let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
     let m = options()
         .parse(&args)
-        .map_err(|e| crate::config::explain_getopts(&e))?;
+        .map_err(|e| crate::cli::explain_getopts(&e))?;
     if m.opt_present("help") {
         return Ok(ClientCommand::Help);
     }
@@ -130,7 +130,7 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<ClientCommand, String> {
     if let Some(name) = &o.name {
         // The widest rule (sum's, spaces allowed); `name NAME` in the other services checks
         // the login rule when it is sent.
-        crate::service::sum::check_exchange_name(name).map_err(|why| format!("--name: {why}"))?;
+        crate::proto::exchange::check_exchange_name(name).map_err(|why| format!("--name: {why}"))?;
     }
     o.exec = m.opt_strs("exec");
     for text in m.opt_strs("server") {

@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 /// Text with every control character made visible: C0 and DEL in caret notation (`^[`, `^?`),
-/// C1 as `\u{9b}`; and every invisible or format character (`crate::name::is_invisible`: ZWSP,
+/// C1 as `\u{9b}`; and every invisible or format character (`crate::proto::name::is_invisible`: ZWSP,
 /// ZWJ, bidi overrides, the BOM...) and the line and paragraph separators as `\u{200b}`.
 /// Nothing that came from the network can drive the terminal or hide in plain sight.
 pub fn visible(text: &str) -> Cow<'_, str> {
@@ -29,7 +29,7 @@ pub fn visible(text: &str) -> Cow<'_, str> {
 
 /// Shows nothing, or changes how the text around it shows, or ends a line for some readers.
 fn is_hidden(c: char) -> bool {
-    !c.is_ascii() && (crate::name::is_invisible(c) || c == '\u{2028}' || c == '\u{2029}')
+    !c.is_ascii() && (crate::proto::name::is_invisible(c) || c == '\u{2028}' || c == '\u{2029}')
 }
 
 /// `welcome ann` -> `Welcome ann`: a reply's words as the start of a sentence.

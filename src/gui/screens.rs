@@ -10,7 +10,8 @@ use std::collections::VecDeque;
 
 use crate::client::{capitalise, local_check, visible};
 use crate::proto::{Reply, ServiceKind};
-use crate::service::{check_name, sum};
+use crate::proto::exchange as sum;
+use crate::proto::name::check as check_name;
 
 /// The screen of the service the greeting named.
 #[derive(Debug)]

@@ -9,7 +9,7 @@ use super::net::Ending;
 use super::screens::{Calc, Chat, ChatKind, Quiz, Screen, Sum, SumResult, Verdict};
 use super::session::{Action, Session};
 use crate::proto::Reply;
-use crate::service::common_command;
+use crate::proto::common_command;
 
 const ERROR_RED: Color32 = Color32::from_rgb(0xd0, 0x40, 0x40);
 const RIGHT_GREEN: Color32 = Color32::from_rgb(0x30, 0xa0, 0x50);

@@ -66,7 +66,7 @@ impl Chat {
             // A look-alike of a member is taken, whatever else is wrong with it (`аlice`, with a
             // Cyrillic `а`, mixes scripts too; what matters to its sender is that alice is here).
             let look_alike = certificate.is_none()
-                && crate::name::check_form(name).is_ok()
+                && crate::proto::name::check_form(name).is_ok()
                 && self.room.is_taken(name);
             return match look_alike {
                 true => out.send(id, "ERR name taken"),

@@ -17,12 +17,13 @@ use crate::bus::Directory;
 pub use crate::line::BadLine;
 
 pub use crate::outbox::{ConnId, Outbox};
+pub use crate::proto::{Common, common_command};
 
 /// The version in the greeting (`HELLO calc securetcp/0.1.0`).
 pub use crate::proto::VERSION;
 use crate::proto::{Reply, ServiceKind};
 
-pub use crate::name::MAX_NAME_CHARS;
+pub use crate::proto::name::MAX_NAME_CHARS;
 
 pub trait Service: Send {
     /// The name in the greeting and on the ready line: `calc`, `chat`, `sum`, `quiz`.
@@ -108,7 +109,7 @@ pub fn check_requested_name(name: &str, certificate: Option<&str>) -> Result<(),
 /// A certificate's name as it goes into a reply: escaped when it holds a control, invisible or
 /// format character (a certificate may hold anything, a newline too), else as it is.
 pub fn shown_certificate_name(name: &str) -> String {
-    let hidden = |c: char| c.is_control() || crate::name::is_invisible(c) || c.is_whitespace();
+    let hidden = |c: char| c.is_control() || crate::proto::name::is_invisible(c) || c.is_whitespace();
     if name.chars().any(|c| hidden(c) && c != ' ') {
         name.escape_debug().to_string()
     } else {
@@ -132,32 +133,10 @@ pub fn create(
     }
 }
 
-/// The commands every service understands.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Common<'a> {
-    /// `name NAME`; the name is not checked yet (see [`check_name`]).
-    Name(&'a str),
-    Help,
-    Quit,
-}
-
-/// Recognises `name NAME`, `help`, `q` and `quit` (surrounding spaces ignored).
-pub fn common_command(line: &str) -> Option<Common<'_>> {
-    let line = line.trim();
-    match line {
-        "help" => Some(Common::Help),
-        "q" | "quit" => Some(Common::Quit),
-        "name" => Some(Common::Name("")),
-        _ => line
-            .strip_prefix("name ")
-            .map(|rest| Common::Name(rest.trim())),
-    }
-}
-
-/// The rule for names in every service (see [`crate::name::check`]): 1-32 characters, no
+/// The rule for names in every service (see [`crate::proto::name::check`]): 1-32 characters, no
 /// whitespace, control, invisible or format characters, no letters of scripts no language mixes.
-pub fn check_name(name: &str) -> Result<(), crate::name::NameError> {
-    crate::name::check(name)
+pub fn check_name(name: &str) -> Result<(), crate::proto::name::NameError> {
+    crate::proto::name::check(name)
 }
 
 /// The usual answers to `name`, `help` and `q`, for services with nothing special to add;
