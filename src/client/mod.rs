@@ -130,7 +130,8 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<ClientCommand, String> {
     if let Some(name) = &o.name {
         // The widest rule (sum's, spaces allowed); `name NAME` in the other services checks
         // the login rule when it is sent.
-        crate::proto::exchange::check_exchange_name(name).map_err(|why| format!("--name: {why}"))?;
+        crate::proto::exchange::check_exchange_name(name)
+            .map_err(|why| format!("--name: {why}"))?;
     }
     o.exec = m.opt_strs("exec");
     for text in m.opt_strs("server") {

@@ -9,9 +9,9 @@
 use std::collections::VecDeque;
 
 use crate::client::{capitalise, local_check, visible};
-use crate::proto::{Reply, ServiceKind};
 use crate::proto::exchange as sum;
 use crate::proto::name::check as check_name;
+use crate::proto::{Reply, ServiceKind};
 
 /// The screen of the service the greeting named.
 #[derive(Debug)]

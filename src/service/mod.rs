@@ -109,7 +109,8 @@ pub fn check_requested_name(name: &str, certificate: Option<&str>) -> Result<(),
 /// A certificate's name as it goes into a reply: escaped when it holds a control, invisible or
 /// format character (a certificate may hold anything, a newline too), else as it is.
 pub fn shown_certificate_name(name: &str) -> String {
-    let hidden = |c: char| c.is_control() || crate::proto::name::is_invisible(c) || c.is_whitespace();
+    let hidden =
+        |c: char| c.is_control() || crate::proto::name::is_invisible(c) || c.is_whitespace();
     if name.chars().any(|c| hidden(c) && c != ' ') {
         name.escape_debug().to_string()
     } else {

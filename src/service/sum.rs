@@ -9,7 +9,6 @@ pub use crate::proto::exchange::{check_exchange_name, parse_number};
 
 pub const HELP: &str = "commands: Client of <NAME>;<N> with N from 1 to 100 | name NAME | help | q";
 
-
 pub struct Sum {
     server_name: String,
     number: i64,
