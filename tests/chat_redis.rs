@@ -433,3 +433,87 @@ fn a_ten_second_redis_outage_with_talk_both_ways_loses_nothing_and_nobody_leaves
     receive_in_order(&mut bob, "alice", "a", 260);
     until_who_lists(&mut [&mut alice, &mut bob], &["alice", "bob"]);
 }
+
+/// The worker of `server` that `session` landed on (`worker=` on the log's open line for its
+/// client port).
+fn worker_of(server: &Server, session: &Session) -> usize {
+    let port = format!("peer=127.0.0.1:{}", session.local_addr().unwrap().port());
+    let start = Instant::now();
+    loop {
+        let log = server.log();
+        let open = log
+            .lines()
+            .filter(|l| l.contains("event=open"))
+            .find(|l| l.split(' ').any(|field| field == port));
+        if let Some(worker) = open.and_then(|l| {
+            l.split(' ')
+                .find_map(|field| field.strip_prefix("worker="))
+                .and_then(|w| w.parse().ok())
+        }) {
+            return worker;
+        }
+        assert!(start.elapsed() < WAIT, "no open line with {port}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Sessions on `server`, one on each of workers 0 and 1 (the kernel spreads connections over
+/// the workers' sockets: connect until both have one).
+fn one_on_each_worker(server: &Server) -> [Session; 2] {
+    let mut found: [Option<Session>; 2] = [None, None];
+    for _ in 0..64 {
+        let session = server.connect();
+        let worker = worker_of(server, &session);
+        if found[worker].is_none() {
+            found[worker] = Some(session);
+        }
+        if let [Some(_), Some(_)] = &found {
+            return found.map(Option::unwrap);
+        }
+    }
+    panic!("64 connections and the kernel never used both workers");
+}
+
+#[test]
+fn a_name_taken_elsewhere_is_refused_also_on_a_worker_other_than_the_first() {
+    if !common::require_program("redis-server", "redis-server") {
+        return;
+    }
+    // A has two workers; its Redis link is on worker 0, its bob sits on worker 1.
+    let mut redis = Redis::start(&[], None);
+    let b = instance(&redis.url(""), None, &[]);
+    let a = instance_with(&redis.url(""), Some(&b), &[], &["--workers", "2"]);
+    a.wait_for_log("event=bus-up");
+    b.wait_for_log("event=bus-up");
+    let [mut alice, mut bob_a] = one_on_each_worker(&a);
+    assert_eq!(worker_of(&a, &bob_a), 1);
+    let welcome = alice.request("name alice").unwrap();
+    assert!(welcome.starts_with("OK welcome alice"), "{welcome}");
+    let mut carol = member(&b, "carol");
+    until_who_lists(&mut [&mut alice, &mut carol], &["alice", "carol"]);
+    // Apart: bob logs in on B, then another bob on A's worker 1.
+    redis.kill();
+    a.wait_for_log("event=bus-down");
+    b.wait_for_log("event=bus-down");
+    let mut bob_b = member(&b, "bob");
+    std::thread::sleep(Duration::from_millis(50));
+    let welcome = bob_a.request("name bob").unwrap();
+    assert!(welcome.starts_with("OK welcome bob"), "{welcome}");
+    until(&mut alice, "JOIN bob");
+    let _redis = Redis::start_on(redis.port, Vec::new(), None);
+    // Together again: B's bob was first, so A's is told on its worker, and leaves everywhere.
+    until(&mut bob_a, "BYE name taken elsewhere");
+    until(&mut alice, "LEFT bob");
+    until(&mut alice, "JOIN bob");
+    until_who_lists(
+        &mut [&mut alice, &mut carol, &mut bob_b],
+        &["alice", "bob", "carol"],
+    );
+    bob_b.send_line("the one bob").unwrap();
+    until(&mut alice, "MSG bob the one bob");
+    until(&mut carol, "MSG bob the one bob");
+    // Taken while together: refused at once, on either worker of A.
+    for mut session in one_on_each_worker(&a) {
+        assert_eq!(session.request("name bob").unwrap(), "ERR name taken");
+    }
+}
