@@ -261,18 +261,25 @@ impl RedisBus {
         if let Err(why) = side.pump() {
             return self.down(&why, registry, now, log);
         }
-        // Everything that came: subscription confirmations, messages, PUBLISH counts.
+        // Everything that came: subscription confirmations, messages, PUBLISH counts. Decoded
+        // where they lie and taken off the buffer once, at the end: taking each frame off the
+        // front moved the rest of the buffer once per frame, and after an outage the buffer holds
+        // megabytes of resent lines (a reactor busy for minutes: the room stood still).
+        let mut decoded = 0;
         loop {
             let Some(side) = self.side(token) else { return };
-            let frame = match decode(&side.input) {
+            let frame = match decode(&side.input[decoded..]) {
                 Ok(Some((frame, used))) => {
-                    side.input.drain(..used);
+                    decoded += used;
                     frame
                 }
-                Ok(None) if side.input.len() > MAX_FRAME => {
-                    return self.down("a reply from Redis too long", registry, now, log);
+                Ok(None) => {
+                    side.input.drain(..decoded);
+                    if side.input.len() > MAX_FRAME {
+                        return self.down("a reply from Redis too long", registry, now, log);
+                    }
+                    return;
                 }
-                Ok(None) => return,
                 Err(_) => {
                     return self.down("Redis sent something that is not RESP", registry, now, log);
                 }
