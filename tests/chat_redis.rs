@@ -517,3 +517,43 @@ fn a_name_taken_elsewhere_is_refused_also_on_a_worker_other_than_the_first() {
         assert_eq!(session.request("name bob").unwrap(), "ERR name taken");
     }
 }
+
+#[test]
+fn megabytes_of_lines_kept_through_an_outage_cross_once_redis_is_back() {
+    if !common::require_program("redis-server", "redis-server") {
+        return;
+    }
+    // Unpaced members (`--rate-limit 0`), so that bob's lines pile up quickly while Redis is
+    // away: once it is back, B publishes them all at once, and A reads megabytes of them in
+    // one go (and B as many of Redis's answers).
+    let mut redis = Redis::start(&[], None);
+    let unpaced = ["--rate-limit", "0"];
+    let a = instance_with(&redis.url(""), None, &[], &unpaced);
+    let b = instance_with(&redis.url(""), Some(&a), &[], &unpaced);
+    a.wait_for_log("event=bus-up");
+    b.wait_for_log("event=bus-up");
+    let mut alice = member(&a, "alice");
+    let mut bob = member(&b, "bob");
+    until_who_lists(&mut [&mut alice, &mut bob], &["alice", "bob"]);
+    redis.kill();
+    a.wait_for_log("event=bus-down");
+    b.wait_for_log("event=bus-down");
+    // 30,000 lines of 300 bytes: 9 MB.
+    const LINES: usize = 30_000;
+    let padding = "x".repeat(290);
+    for chunk in (0..LINES).step_by(1000) {
+        let lines: String = (chunk..chunk + 1000)
+            .map(|i| format!("kept {i} {padding}\n"))
+            .collect();
+        bob.transport.write_all(lines.as_bytes()).unwrap();
+    }
+    // B has read them all once it answers what bob sent after them.
+    bob.send_line("who").unwrap();
+    while !next(&mut bob).starts_with("OK ") {}
+    let _redis = Redis::start_on(redis.port, Vec::new(), None);
+    for i in 0..LINES {
+        assert_eq!(next(&mut alice), format!("MSG bob kept {i} {padding}"));
+    }
+    bob.send_line("after").unwrap();
+    assert_eq!(next(&mut alice), "MSG bob after");
+}

@@ -310,32 +310,38 @@ impl Reactor {
 
     /// `--chat-redis`: the link's timers and this turn's lines out; theirs in to our members.
     fn redis_turn(&mut self) {
-        let (arrived, next) =
-            self.room
-                .redis_turn(self.poll.registry(), self.clock.now, &mut self.log);
+        let next = self
+            .room
+            .redis_turn(self.poll.registry(), self.clock.now, &mut self.log);
         if let Some(at) = next {
             self.clock.note_deadline(at);
         }
-        self.deliver_from_other_instances(arrived);
+        self.deliver_from_other_instances();
     }
 
     fn on_redis(&mut self, token: mio::Token) {
-        let arrived =
-            self.room
-                .on_redis_event(token, self.poll.registry(), self.clock.now, &mut self.log);
-        self.deliver_from_other_instances(arrived);
+        self.room
+            .on_redis_event(token, self.poll.registry(), self.clock.now, &mut self.log);
+        self.deliver_from_other_instances();
     }
 
-    /// Room lines from the other instances: to our members, and to the other workers' members.
-    fn deliver_from_other_instances(&mut self, lines: Vec<crate::bus::RoomLine>) {
-        if lines.is_empty() {
-            return;
+    /// Room lines from the other instances: to our members, and to the other workers' members,
+    /// as far as the room's flow control lets them go now (`Room::take_from_instances`).
+    fn deliver_from_other_instances(&mut self) {
+        loop {
+            let lines = self.room.take_from_instances();
+            if lines.is_empty() {
+                break;
+            }
+            for line in &lines {
+                self.service.on_room_line(line, &mut self.outbox);
+            }
+            self.settle(None);
+            self.room.delivered_from_instances(lines);
         }
-        for line in &lines {
-            self.service.on_room_line(line, &mut self.outbox);
+        if let Some(at) = self.room.from_instances_due(self.clock.now) {
+            self.clock.note_deadline(at);
         }
-        self.settle(None);
-        self.room.delivered_from_instances(lines);
     }
 
     /// Worker 0's signals (`signals`): SIGINT/SIGTERM shut every worker down; SIGHUP reloads

@@ -10,12 +10,17 @@
 //! the senders back, here or, through a flag in `Shared`, on another worker; a sender is paused
 //! after the line that found it so and goes on once receivers caught up or stalled
 //! (STALLED_AFTER). A receiver that stalls runs into MAX_PENDING_OUTPUT and is cut off.
+//! The other instances cannot be held back: their lines wait here instead, and are handed to
+//! the members only while none of them is far behind, at most FANOUT_SOFT bytes a loop turn
+//! (after an outage of Redis a whole backlog arrives at once; given out in one go it cut every
+//! member off as a slow reader).
 //!
 //! It knows no protocol: lines are bytes, delivered through `Service::on_room_line`.
 
 mod history;
 pub mod redis;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,6 +40,11 @@ pub const FANOUT_SOFT: usize = 256 * 1024;
 /// back any more. It then runs into MAX_PENDING_OUTPUT and is cut off as a slow reader.
 pub const STALLED_AFTER: Duration = Duration::from_millis(250);
 
+/// Lines from the other instances waiting for members here past this many bytes no longer wait
+/// for members far behind: those are cut off as slow readers rather than the room waiting for
+/// them without bound (the other instances are not held back).
+const FROM_INSTANCES_MAX: usize = 32 << 20;
+
 pub struct Room {
     worker: usize,
     shared: Arc<Shared>,
@@ -44,6 +54,11 @@ pub struct Room {
     /// lines of this turn for them.
     redis: Option<redis::RedisBus>,
     to_redis: Vec<RoomLine>,
+    /// Lines from the other instances not yet handed to the members here, and their bytes.
+    from_instances: VecDeque<RoomLine>,
+    from_instances_bytes: usize,
+    /// Bytes of them handed out this loop turn (at most FANOUT_SOFT).
+    handed_this_turn: usize,
     /// This worker's congested flag as last published in `shared`.
     flagged_congested: bool,
     /// Receivers of fan-out that are over FANOUT_SOFT and still draining.
@@ -69,6 +84,9 @@ impl Room {
             to_workers: Vec::new(),
             redis,
             to_redis: Vec::new(),
+            from_instances: VecDeque::new(),
+            from_instances_bytes: 0,
+            handed_this_turn: 0,
             flagged_congested: false,
             congested: Vec::new(),
             paused: Vec::new(),
@@ -108,6 +126,44 @@ impl Room {
         if !self.congested.is_empty() && !self.flagged_congested {
             self.flagged_congested = true;
             self.shared.set_congested(self.worker, true);
+        }
+    }
+
+    /// The next lines from the other instances for the members here, in order: none while
+    /// members here or on another worker are far behind (unless FROM_INSTANCES_MAX bytes
+    /// wait), none past FANOUT_SOFT bytes this turn. Hand them to the members, then to
+    /// [`Self::delivered_from_instances`].
+    pub fn take_from_instances(&mut self) -> Vec<RoomLine> {
+        let overfull = self.from_instances_bytes > FROM_INSTANCES_MAX;
+        if self.from_instances.is_empty()
+            || self.handed_this_turn >= FANOUT_SOFT
+            || (self.holds_back() && !overfull)
+        {
+            return Vec::new();
+        }
+        // Small batches, so that a member falling behind is noticed before much more is queued
+        // for it.
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        while bytes < FANOUT_SOFT / 8 {
+            let Some(line) = self.from_instances.pop_front() else {
+                break;
+            };
+            bytes += line.len();
+            batch.push(line);
+        }
+        self.from_instances_bytes -= bytes;
+        self.handed_this_turn += bytes;
+        batch
+    }
+
+    /// While lines from the other instances wait: when to look again (at once for the next
+    /// turn's share, or once members far behind may have caught up or stalled).
+    pub fn from_instances_due(&self, now: Instant) -> Option<Instant> {
+        match self.from_instances.is_empty() {
+            true => None,
+            false if self.holds_back() => Some(now + STALLED_AFTER),
+            false => Some(now),
         }
     }
 
@@ -195,6 +251,7 @@ impl Room {
 
     /// The end of the turn: this turn's lines to the other workers, in one message each.
     pub fn end_of_turn(&mut self) {
+        self.handed_this_turn = 0;
         if !self.to_workers.is_empty() {
             self.shared.send_room(self.worker, &self.to_workers);
             self.to_workers.clear();
@@ -210,39 +267,45 @@ impl Room {
         self.redis.is_some()
     }
 
-    /// A readiness event on the Redis link: the other instances' lines that arrived.
+    /// A readiness event on the Redis link: the other instances' lines that arrived wait for
+    /// [`Self::take_from_instances`].
     pub fn on_redis_event(
         &mut self,
         token: Token,
         registry: &Registry,
         now: Instant,
         log: &mut Log,
-    ) -> Vec<RoomLine> {
+    ) {
         let mut arrived = Vec::new();
         if let Some(bus) = self.redis.as_mut() {
             bus.on_event(token, registry, now, log, &mut arrived);
         }
-        arrived
+        self.queue_from_instances(arrived);
     }
 
-    /// The Redis link's turn: its timers, this turn's lines out to the other instances; the
-    /// lines that arrived, and when it wants to be called again.
+    /// The Redis link's turn: its timers, this turn's lines out to the other instances (the
+    /// lines that arrived wait for [`Self::take_from_instances`]); when it wants to be called
+    /// again.
     pub fn redis_turn(
         &mut self,
         registry: &Registry,
         now: Instant,
         log: &mut Log,
-    ) -> (Vec<RoomLine>, Option<Instant>) {
-        let Some(bus) = self.redis.as_mut() else {
-            return (Vec::new(), None);
-        };
+    ) -> Option<Instant> {
+        let bus = self.redis.as_mut()?;
         let mut arrived = Vec::new();
         let next = bus.tick(registry, now, log, &mut arrived);
         for line in self.to_redis.drain(..) {
             bus.publish(&line, registry, now, log);
         }
         bus.flush(registry, now, log);
-        (arrived, Some(next))
+        self.queue_from_instances(arrived);
+        Some(next)
+    }
+
+    fn queue_from_instances(&mut self, lines: Vec<RoomLine>) {
+        self.from_instances_bytes += lines.iter().map(|l| l.len()).sum::<usize>();
+        self.from_instances.extend(lines);
     }
 
     /// At shutdown: the last lines out, and a farewell so the other instances announce our
@@ -254,5 +317,42 @@ impl Room {
             }
             bus.farewell(registry, now, log);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_from_other_instances_go_out_in_order_a_share_per_turn() {
+        let mut room = Room::new(0, Shared::new(1, 100), None);
+        // A backlog of 1 MB arrives at once (after an outage of Redis).
+        let lines: Vec<RoomLine> = (0..16_384)
+            .map(|i| RoomLine::from(format!("MSG bob {i:056}\n").into_bytes()))
+            .collect();
+        room.queue_from_instances(lines.clone());
+        let now = Instant::now();
+        let mut handed = Vec::new();
+        let mut turns = 0;
+        while room.from_instances_due(now).is_some() {
+            let mut this_turn = 0;
+            loop {
+                let batch = room.take_from_instances();
+                if batch.is_empty() {
+                    break;
+                }
+                this_turn += batch.iter().map(|l| l.len()).sum::<usize>();
+                handed.extend(batch);
+            }
+            // A share, and at most the batch that went past it.
+            let most = FANOUT_SOFT + FANOUT_SOFT / 8 + 65;
+            assert!(this_turn <= most, "{this_turn} bytes in one turn");
+            room.end_of_turn();
+            turns += 1;
+        }
+        assert_eq!(handed, lines);
+        let total: usize = lines.iter().map(|l| l.len()).sum();
+        assert_eq!(turns, total.div_ceil(FANOUT_SOFT));
     }
 }
