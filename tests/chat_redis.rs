@@ -557,3 +557,28 @@ fn megabytes_of_lines_kept_through_an_outage_cross_once_redis_is_back() {
     bob.send_line("after").unwrap();
     assert_eq!(next(&mut alice), "MSG bob after");
 }
+
+#[test]
+fn chatbench_chaos_restarts_redis_mid_run_and_counts_nothing_lost() {
+    if !common::require_program("redis-server", "redis-server") {
+        return;
+    }
+    // The bench's own cluster (its Redis, two instances of this build), Redis killed 1 s in
+    // and started again 2 s later; it exits 1 on anything lost, duplicated or reordered.
+    let output = Command::new(common::example_bin("chatbench"))
+        .args(["--chaos", "--secs", "5", "--rate", "400", "--kill-at", "1"])
+        .args(["--outage", "2", "--server", env!("CARGO_BIN_EXE_securetcp")])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("chaos: Redis killed at 1."), "{stdout}");
+    assert!(
+        stdout.contains("delivered; lost 0, duplicated 0, reordered 0"),
+        "{stdout}"
+    );
+    // Two instances with two members each: eight pairs across instances.
+    assert_eq!(stdout.matches(" -> ").count(), 8, "{stdout}");
+}
