@@ -1,5 +1,7 @@
 //! The example client driven as a person or a script would: `--exec`, a stdin pipe, and each
-//! way of failing with one clear line and exit code 1.
+//! way of failing with one clear line and exit code 1. Here stdout is always a pipe, so status
+//! lines (`Session ended`, the reply to `--name`, the chat's welcome) are on stderr and stdout
+//! holds the replies alone; on a terminal they stay on stdout (tests/client_tty.rs).
 
 mod common;
 
@@ -18,6 +20,8 @@ fn args<'a>(base: &'a [String], extra: &[&'a str]) -> Vec<&'a str> {
         .collect()
 }
 
+/// Issue 21, friction 9: `x=$(client -e '+ 3 4' 2>/dev/null)` is `7`, not `7` and
+/// `Session ended` (the old code printed both on stdout).
 #[test]
 fn exec_prints_results_and_ends_the_session() {
     let server = Server::start(&[]);
@@ -29,7 +33,8 @@ fn exec_prints_results_and_ends_the_session() {
         None,
     );
     assert!(status.success(), "{stderr}");
-    assert_eq!(stdout, "7\n54\nSession ended\n");
+    assert_eq!(stdout, "7\n54\n");
+    assert_eq!(stderr, "Session ended\n");
 }
 
 #[test]
@@ -43,8 +48,8 @@ fn exec_exits_one_when_a_line_gets_err() {
     );
     assert_eq!(status.code(), Some(1));
     // Replies on stdout, errors on stderr.
-    assert_eq!(stdout, "2\nSession ended\n");
-    assert_eq!(stderr, "error: division by zero\n");
+    assert_eq!(stdout, "2\n");
+    assert_eq!(stderr, "error: division by zero\nSession ended\n");
 }
 
 #[test]
@@ -57,7 +62,8 @@ fn nonsense_is_refused_locally_with_a_warning_and_counts_as_err() {
         None,
     );
     assert_eq!(status.code(), Some(1));
-    assert_eq!(stdout, "Session ended\n");
+    assert_eq!(stdout, "");
+    assert!(stderr.ends_with("\nSession ended\n"), "{stderr}");
     assert!(
         stderr.starts_with("warning: not sent: unknown word 'hello'"),
         "{stderr}"
@@ -75,30 +81,36 @@ fn piped_stdin_is_sent_line_by_line() {
     let input = "+ 3 4\nname bob\n(1 + 2) * 3\nq\n+ 5 5\n";
     let (status, stdout, stderr) = run_client(&server.dir.0, &args(&base, &[]), Some(input));
     assert!(status.success(), "{stderr}");
-    assert_eq!(stdout, "7\nhello bob\n9\nSession ended\n");
+    // `hello bob` answers a line of the script: a reply, on stdout.
+    assert_eq!(stdout, "7\nhello bob\n9\n");
+    assert_eq!(stderr, "Session ended\n");
 }
 
 #[test]
 fn end_of_stdin_quits_politely() {
     let server = Server::start(&[]);
     let base = port_args(&server);
-    let (status, stdout, _) = run_client(&server.dir.0, &args(&base, &[]), Some("2 ^ 10\n"));
+    let (status, stdout, stderr) = run_client(&server.dir.0, &args(&base, &[]), Some("2 ^ 10\n"));
     assert!(status.success());
-    assert_eq!(stdout, "1024\nSession ended\n");
+    assert_eq!(stdout, "1024\n");
+    assert_eq!(stderr, "Session ended\n");
     server.wait_for_log("reason=quit");
 }
 
+/// Issue 21, friction 9: the reply to `--name` is status, not a reply of the script's (the old
+/// code printed `hello carol` on stdout).
 #[test]
 fn name_option_is_sent_first() {
     let server = Server::start(&[]);
     let base = port_args(&server);
-    let (status, stdout, _) = run_client(
+    let (status, stdout, stderr) = run_client(
         &server.dir.0,
         &args(&base, &["--name", "carol", "-e", "+ 1 2"]),
         None,
     );
     assert!(status.success());
-    assert_eq!(stdout, "hello carol\n3\nSession ended\n");
+    assert_eq!(stdout, "3\n");
+    assert_eq!(stderr, "hello carol\nSession ended\n");
     server.wait_for_log("name=carol req=\"+ 1 2\"");
 }
 
@@ -114,7 +126,7 @@ fn ca_option_points_at_the_server_ca() {
         None,
     );
     assert!(status.success(), "{stderr}");
-    assert_eq!(stdout, "7\nSession ended\n");
+    assert_eq!(stdout, "7\n");
 }
 
 #[test]
@@ -165,7 +177,7 @@ fn no_tls_client_talks_to_a_no_tls_server() {
     let (status, stdout, stderr) =
         run_client(&dir.0, &args(&base, &["--no-tls", "-e", "6 * 7"]), None);
     assert!(status.success(), "{stderr}");
-    assert_eq!(stdout, "42\nSession ended\n");
+    assert_eq!(stdout, "42\n");
 }
 
 #[test]
@@ -199,15 +211,15 @@ fn sum_mode_asks_for_a_number_and_prints_the_sum() {
     );
     assert_eq!(
         stderr,
-        "warning: not sent: please enter an integer between 1 and 100 (not \"0\")\n"
+        "warning: not sent: please enter an integer between 1 and 100 (not \"0\")\n\
+         Session ended\n"
     );
-    assert!(stdout.ends_with("Session ended\n"), "{stdout}");
     server.wait_for_log("sum=\"25 (client) + 50 (server) = 75\"");
     let (status, stdout, _) = run_client(&server.dir.0, &args(&base, &["-e", "7"]), None);
     assert!(status.success());
     assert_eq!(
         stdout,
-        "Server of securetcp answered 50\n7 (client) + 50 (server) = 57\nSession ended\n"
+        "Server of securetcp answered 50\n7 (client) + 50 (server) = 57\n"
     );
 }
 
@@ -224,10 +236,14 @@ fn quiz_mode_shows_questions_and_verdicts() {
         stdout.contains("wrong, ") && stdout.contains("score 0/1") && stdout.contains("score 0/2"),
         "{stdout}"
     );
-    assert_eq!(stderr, "warning: not sent: answer with a whole number\n");
-    assert!(stdout.ends_with("Session ended\n"), "{stdout}");
+    assert_eq!(
+        stderr,
+        "warning: not sent: answer with a whole number\nSession ended\n"
+    );
 }
 
+/// Issue 21, friction 9: a piped chat without `--name` takes its first line as the name, as
+/// the chat asks for one, but says so on stderr (the old code did it silently).
 #[test]
 fn chat_mode_asks_for_a_name_and_talks() {
     let server = Server::start(&["--service", "chat"]);
@@ -241,9 +257,12 @@ fn chat_mode_asks_for_a_name_and_talks() {
     let (status, stdout, stderr) =
         run_client(&server.dir.0, &args(&base, &[]), Some("dave\nhello bob\n"));
     assert!(status.success(), "{stderr}");
-    assert!(stdout.contains("Your name:"), "{stdout}");
-    assert!(stdout.contains("Welcome dave, 2 online"), "{stdout}");
-    assert!(stdout.ends_with("Session ended\n"), "{stdout}");
+    assert_eq!(stdout, "Your name:\n");
+    assert_eq!(
+        stderr,
+        "note: no --name given, so the first line of input, \"dave\", is the name\n\
+         Welcome dave, 2 online\nSession ended\n"
+    );
     assert_eq!(bob.read_line().unwrap().unwrap(), "JOIN dave");
     assert_eq!(bob.read_line().unwrap().unwrap(), "MSG dave hello bob");
     assert_eq!(bob.read_line().unwrap().unwrap(), "LEFT dave");
@@ -266,7 +285,7 @@ fn chat_mode_prints_messages_as_they_arrive() {
         .current_dir(&server.dir.0)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -280,7 +299,6 @@ fn chat_mode_prints_messages_as_they_arrive() {
         rx.recv_timeout(common::WAIT)
             .expect("alice printed nothing")
     };
-    assert_eq!(next(), "Welcome alice, 2 online");
     assert_eq!(bob.read_line().unwrap().unwrap(), "JOIN alice");
     // Alice has typed nothing; bob's message still shows up at once.
     bob.send_line("hi alice").unwrap();
@@ -291,8 +309,11 @@ fn chat_mode_prints_messages_as_they_arrive() {
     drop(bob);
     assert_eq!(next(), "* bob left");
     drop(stdin); // end of input: the client says q
-    assert_eq!(next(), "Session ended");
+    let mut status_lines = String::new();
+    std::io::Read::read_to_string(&mut alice.stderr.take().unwrap(), &mut status_lines).unwrap();
+    assert_eq!(status_lines, "Welcome alice, 2 online\nSession ended\n");
     assert!(alice.wait().unwrap().success());
+    assert!(rx.recv_timeout(common::WAIT).is_err(), "more on stdout");
 }
 
 #[test]
@@ -301,13 +322,14 @@ fn chat_exec_sends_then_quits() {
     let mut bob = server.connect();
     assert!(bob.request("name bob").unwrap().starts_with("OK"));
     let base = port_args(&server);
-    let (status, stdout, _) = run_client(
+    let (status, stdout, stderr) = run_client(
         &server.dir.0,
         &args(&base, &["--name", "carol", "-e", "one", "-e", "two"]),
         None,
     );
     assert!(status.success());
-    assert_eq!(stdout, "Welcome carol, 2 online\nSession ended\n");
+    assert_eq!(stdout, "");
+    assert_eq!(stderr, "Welcome carol, 2 online\nSession ended\n");
     assert_eq!(bob.read_line().unwrap().unwrap(), "JOIN carol");
     assert_eq!(bob.read_line().unwrap().unwrap(), "MSG carol one");
     assert_eq!(bob.read_line().unwrap().unwrap(), "MSG carol two");
@@ -374,7 +396,11 @@ fn a_taken_name_is_never_replaced_by_a_later_line() {
     // Without --name, the first piped line is the name; taken, it is not retried either.
     let (status, _, stderr) = run_client(&server.dir.0, &args(&base, &[]), Some("alice\nbob\n"));
     assert_eq!(status.code(), Some(1));
-    assert_eq!(stderr, "error: name taken\n");
+    assert_eq!(
+        stderr,
+        "note: no --name given, so the first line of input, \"alice\", is the name\n\
+         error: name taken\n"
+    );
 }
 
 #[test]
@@ -442,7 +468,7 @@ fn addresses_as_people_write_them() {
     let (status, stdout, stderr) =
         run_client(&server.dir.0, &["[::1]", &port, "-e", "+ 3 4"], None);
     assert!(status.success(), "{stderr}");
-    assert_eq!(stdout, "7\nSession ended\n");
+    assert_eq!(stdout, "7\n");
 }
 
 #[test]
@@ -465,7 +491,7 @@ fn sum_shows_the_server_by_name_and_passes_help_on() {
     assert_eq!(
         stdout,
         "commands: Client of <NAME>;<N> with N from 1 to 100 | name NAME | help | q\n\
-         Server of John Q. Smith answered 9\n3 (client) + 9 (server) = 12\nSession ended\n"
+         Server of John Q. Smith answered 9\n3 (client) + 9 (server) = 12\n"
     );
     server.wait_for_log("name=\"Ann Lee\" event=sum");
 }
@@ -492,8 +518,9 @@ fn the_server_shutting_down_ends_the_client_with_zero() {
     let out = rx
         .recv_timeout(common::WAIT)
         .expect("the client did not exit by itself");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
         "Session ended: server shutting down\n"
     );
     assert_eq!(out.status.code(), Some(0));
@@ -505,7 +532,46 @@ fn quiz_passes_help_on_and_asks_the_same_question_again() {
     let base = port_args(&server);
     let (status, stdout, stderr) = run_client(&server.dir.0, &args(&base, &["-e", "help"]), None);
     assert!(status.success(), "{stderr}");
-    assert!(stdout.starts_with("commands: "), "{stdout}");
-    assert!(stdout.ends_with("Session ended\n"), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(
+        lines[0].starts_with("What is ") && lines[0].ends_with("? help"),
+        "{stdout}"
+    );
+    assert!(lines[1].starts_with("commands: "), "{stdout}");
+    assert_eq!(stderr, "Session ended\n");
     server.wait_for_log("req=help");
+}
+
+/// Issue 21, friction 9: `--exec` answers in the quiz print the question each answered, with
+/// the answer, as a person sees it on a terminal (the old code printed only the verdicts).
+#[test]
+fn quiz_exec_prints_each_question_with_its_answer() {
+    let server = Server::start(&["--service", "quiz"]);
+    let base = port_args(&server);
+    let (status, stdout, stderr) =
+        run_client(&server.dir.0, &args(&base, &["-e", "5", "-e", "7"]), None);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{stdout}");
+    let mut right = 0;
+    for (turn, (answer, pair)) in ["5", "7"].iter().zip(lines.chunks(2)).enumerate() {
+        // `What is a + b? 5`, then the verdict on that very question.
+        let question = pair[0]
+            .strip_prefix("What is ")
+            .and_then(|rest| rest.strip_suffix(&format!("? {answer}")))
+            .unwrap_or_else(|| panic!("no question with its answer: {stdout}"));
+        let (a, b) = question.split_once(" + ").unwrap();
+        let sum: i64 = a.parse::<i64>().unwrap() + b.parse::<i64>().unwrap();
+        let asked = turn + 1;
+        let verdict = if sum.to_string() == *answer {
+            right += 1;
+            format!("correct, score {right}/{asked}")
+        } else {
+            format!("wrong, {question} = {sum}, score {right}/{asked}")
+        };
+        assert_eq!(pair[1], verdict, "{stdout}");
+    }
+    // A wrong answer counts as an `ERR` for the exit code.
+    assert_eq!(status.code(), Some(if right == 2 { 0 } else { 1 }));
+    assert_eq!(stderr, "Session ended\n");
 }

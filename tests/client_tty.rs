@@ -1,11 +1,12 @@
 //! The interactive client on a real (pseudo-)terminal, driven by keystrokes as a person would:
 //! the address prompts, the line editor (history, Ctrl-D), a chat where messages arrive above the
-//! line being typed without breaking it, and a server that shuts down while the editor waits.
+//! line being typed without breaking it, and a server that shuts down while the editor waits;
+//! and where output goes when one of the client's streams is a pipe instead of the terminal.
 
 mod common;
 
 use common::Server;
-use common::pty::Pty;
+use common::pty::{Captured, Pty};
 
 fn client_on_terminal(server: &Server, args: &[&str]) -> Pty {
     Pty::spawn(&common::client_bin(), args, &server.dir.0)
@@ -219,4 +220,55 @@ fn keys_typed_while_a_reply_is_awaited_are_kept() {
         let status = client.wait_exit();
         assert!(status.success(), "{name} typed ahead: {status:?}");
     }
+}
+
+/// Issue 21, friction 9: a person typing at a terminal whose output is captured (`x=$(client)`)
+/// still sees the address questions and the status lines, on stderr, and the capture holds the
+/// replies alone. The old code asked on stdout, where nobody could see the question, and put
+/// `hello carol` and `Session ended` into the capture.
+#[test]
+fn with_stdout_captured_the_person_still_sees_the_questions_and_the_status() {
+    let server = Server::start(&[]);
+    let port = server.addr().port().to_string();
+    let mut client = Pty::spawn_capturing(
+        &common::client_bin(),
+        &["--name", "carol"],
+        &server.dir.0,
+        Captured::Stdout,
+    );
+    client.expect("Server IP address [127.0.0.1]: ");
+    client.type_text("\r");
+    client.expect("Port [5000]: ");
+    client.type_text(&format!("{port}\r"));
+    client.expect("hello carol");
+    client.type_text("+ 3 4\rq\r");
+    client.expect("Session ended");
+    assert!(client.wait_exit().success());
+    assert_eq!(client.captured(), "7\n");
+}
+
+/// The seeds printed `Session ended` on stdout, and on a terminal it stays there, with the
+/// reply to `--name`: with stderr captured, the terminal shows both and the capture neither.
+#[test]
+fn on_a_terminal_the_status_lines_stay_on_stdout() {
+    let server = Server::start(&[]);
+    let port = server.addr().port().to_string();
+    let mut client = Pty::spawn_capturing(
+        &common::client_bin(),
+        &["127.0.0.1", &port, "--name", "carol"],
+        &server.dir.0,
+        Captured::Stderr,
+    );
+    client.expect("hello carol");
+    client.expect("> ");
+    client.type_text("+ 3 4\r");
+    client.expect("7");
+    client.type_text("\x04");
+    client.expect("Session ended");
+    assert!(client.wait_exit().success());
+    let captured = client.captured();
+    assert!(
+        !captured.contains("hello carol") && !captured.contains("Session ended"),
+        "status lines on stderr: {captured:?}"
+    );
 }

@@ -115,10 +115,12 @@ fn the_first_server_that_answers_serves() {
         None,
     );
     assert!(status.success(), "{err}");
-    assert_eq!(out, "7\nSession ended\n");
+    assert_eq!(out, "7\n");
     assert_eq!(
         err,
-        format!("note: {dead}: connection refused by {dead}: is the server running?\n")
+        format!(
+            "note: {dead}: connection refused by {dead}: is the server running?\nSession ended\n"
+        )
     );
     // Nobody answers: exit 1 with the last reason.
     let (status, _, err) = run_client(&live.dir.0, &["--ca", &ca, &dead_arg], None);
@@ -136,7 +138,7 @@ fn the_first_server_that_answers_serves() {
 fn an_unanswered_line_goes_again_to_the_next_server() {
     let (mut a, b) = two_servers(&[]);
     let mut client = Piped::with_two_servers(&a, &b, "ann");
-    expect(&client.out, "hello ann");
+    expect(&client.err, "hello ann");
     client.say("+ 1 1");
     expect(&client.out, "2");
     // A stops answering (SIGSTOP), takes the next line, then dies: that line had no answer.
@@ -164,7 +166,7 @@ fn the_chat_logs_in_again_on_the_next_server() {
             .starts_with("OK welcome bob")
     );
     let mut alice = Piped::with_two_servers(&a, &b, "alice");
-    expect(&alice.out, "Welcome alice, 1 online");
+    expect(&alice.err, "Welcome alice, 1 online");
     a.signal(libc::SIGKILL);
     expect(&alice.err, &format!("reconnected to {}", b.addr()));
     assert_eq!(bob.read_line().unwrap().as_deref(), Some("JOIN alice"));

@@ -43,7 +43,7 @@ fn an_empty_ca_means_the_public_roots_only() {
         status.success(),
         "the default trusts certs/ca.pem: {stderr}"
     );
-    assert_eq!(stdout, "7\nSession ended\n");
+    assert_eq!(stdout, "7\n");
     let (status, stdout, stderr) = run_client(
         &server.dir.0,
         &["127.0.0.1", &port, "--ca", "", "-e", "+ 3 4"],

@@ -240,5 +240,5 @@ fn the_terminal_client_given_a_certificate_logs_in_under_its_name() {
     let (status, stdout, stderr) =
         common::mtls::run_client_with_cert(&dir.0, &port, &files, "hello");
     assert!(status.success(), "{stdout}{stderr}");
-    assert!(stdout.contains("Welcome dev-client, 1 online"), "{stdout}");
+    assert!(stderr.contains("Welcome dev-client, 1 online"), "{stderr}");
 }

@@ -6,9 +6,12 @@
 //!   the input line and redraws the line, which is never broken.
 //! - Every typed line and every server line arrives as an [`Event`] on one channel, so a
 //!   conversation is a single loop that waits on one thing.
-//! - Output: replies and pushes on stdout; `error:`, `warning:` and notes on stderr. Everything
-//!   printed passes through [`visible`]: text from the network (or an echo of what was typed) can
-//!   never move the cursor, clear the screen or retitle the terminal.
+//! - Output: replies and pushes on stdout; `error:`, `warning:` and notes on stderr. Status
+//!   lines ([`Console::status`]: `Session ended`, the reply to `--name`, the chat's welcome) are
+//!   on stdout when it is a terminal, where they always were, and on stderr when it is not, so
+//!   `x=$(client -e '+ 3 4')` holds the reply alone. Everything printed passes through
+//!   [`visible`]: text from the network (or an echo of what was typed) can never move the cursor,
+//!   clear the screen or retitle the terminal.
 
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -24,6 +27,19 @@ pub(crate) enum Event {
     Typed(Option<String>),
     /// A line from the server; `Ok(None)` when the connection ended.
     Server(io::Result<Option<String>>),
+}
+
+/// How a prompt shows when there is no line editor to put it in front of the typing.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Prompt {
+    /// Only on a terminal (calc's `> `, the chat's `NAME> `).
+    EditorOnly,
+    /// Also on a line of its own for a pipe, so the output reads as a conversation (sum's
+    /// number prompt, the chat's `Your name: `).
+    Piped,
+    /// Server text the answer belongs to (the quiz's question): for a pipe as [`Prompt::Piped`],
+    /// and with `--exec` followed by the line given, so a script's output says what it answered.
+    Question,
 }
 
 /// Where typed lines come from.
@@ -45,6 +61,9 @@ pub(crate) struct Console {
     saved_terminal: Option<libc::termios>,
     /// The editor is inside `readline` (asked, no answer yet): printing goes through it.
     reading: bool,
+    /// stdout is not a terminal: status lines go to stderr, and so do the prompts of a person
+    /// typing at a terminal whose output is captured (`x=$(client)`).
+    stdout_captured: bool,
 }
 
 impl Console {
@@ -58,6 +77,7 @@ impl Console {
             printer: None,
             saved_terminal: None,
             reading: false,
+            stdout_captured: !io::stdout().is_terminal(),
         };
         console.source = if !exec.is_empty() {
             Source::Exec(exec.into_iter())
@@ -142,18 +162,23 @@ impl Console {
     }
 
     /// Asks for the next line; it arrives as [`Event::Typed`]. A terminal shows `prompt` in
-    /// front of the line being edited; a pipe gets `prompt` on a line of its own when `show` is
-    /// set (so piped output still reads as a conversation); `--exec` shows nothing.
-    pub(crate) fn ask(&mut self, prompt: &str, show_when_piped: bool) {
+    /// front of the line being edited; without the editor, `shown` says (see [`Prompt`]). A
+    /// person typing at a terminal whose stdout is captured sees the prompt on stderr.
+    pub(crate) fn ask(&mut self, prompt: &str, shown: Prompt) {
         match &mut self.source {
             Source::Exec(lines) => {
-                let _ = self.events.send(Event::Typed(lines.next()));
-            }
-            Source::Pipe => {
-                if show_when_piped {
-                    self.say(prompt.trim_end());
+                let line = lines.next();
+                if let (Prompt::Question, Some(answer)) = (shown, &line) {
+                    let echo = format!("{prompt}{answer}");
+                    self.say(&echo);
                 }
+                let _ = self.events.send(Event::Typed(line));
             }
+            Source::Pipe if shown == Prompt::EditorOnly => {}
+            Source::Pipe if self.stdout_captured && io::stdin().is_terminal() => {
+                eprint!("{}", visible(prompt));
+            }
+            Source::Pipe => self.say(prompt.trim_end()),
             Source::Editor(prompts) => {
                 self.reading = prompts.send(prompt.to_string()).is_ok();
             }
@@ -166,11 +191,11 @@ impl Console {
     }
 
     /// The last words of a session that ends while the person may be typing: the editor is
-    /// left (its half-typed line erased, the terminal as it was) and `text` is printed directly,
-    /// because the client exits before the editor thread would show it.
+    /// left (its half-typed line erased, the terminal as it was) and `text` is printed directly
+    /// as a status line, because the client exits before the editor thread would show it.
     pub(crate) fn farewell(&mut self, text: &str) {
         self.leave_editor();
-        self.say(text);
+        self.status(text);
     }
 
     fn leave_editor(&mut self) {
@@ -200,6 +225,17 @@ impl Console {
                 let _ = writeln!(out, "{text}");
                 let _ = out.flush();
             }
+        }
+    }
+
+    /// A status line for the person, not a reply a script reads (`Session ended`, `hello bob`
+    /// after `--name`, `Welcome bob, 2 online`): on stdout when it is a terminal (where it has
+    /// always been), else on stderr.
+    pub(crate) fn status(&mut self, text: &str) {
+        if self.stdout_captured {
+            self.tell(text);
+        } else {
+            self.say(text);
         }
     }
 

@@ -40,10 +40,16 @@ fn main() -> ExitCode {
 }
 
 /// Asks for a missing host or port when stdin is a terminal (the seeds' prompts); `None` at
-/// the end of input.
+/// the end of input. With stdout captured (`x=$(client)`), the question goes to stderr, where
+/// the person is.
 fn ask(prompt: &str, default: &str) -> Option<String> {
-    print!("{prompt} [{default}]: ");
-    let _ = io::stdout().flush();
+    let question = format!("{prompt} [{default}]: ");
+    if io::stdout().is_terminal() {
+        print!("{question}");
+        let _ = io::stdout().flush();
+    } else {
+        eprint!("{question}");
+    }
     let mut answer = String::new();
     match io::stdin().lock().read_line(&mut answer) {
         Ok(0) | Err(_) => None,

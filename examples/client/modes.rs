@@ -22,7 +22,7 @@ use securetcp::client::{
 };
 use securetcp::proto::{Reply, ServiceKind};
 
-use crate::console::{Console, Event};
+use super::console::{Console, Event, Prompt};
 use securetcp::proto::exchange::{self as sum, check_exchange_name};
 use securetcp::proto::name::check as check_name;
 use securetcp::proto::{Common, common_command};
@@ -173,8 +173,8 @@ impl Talk {
     }
 
     /// The next typed line. What the server sends meanwhile is shown; a `BYE` ends the wait.
-    fn typed(&mut self, prompt: &str, show_when_piped: bool) -> Result<Typed, ClientError> {
-        self.console.ask(prompt, show_when_piped);
+    fn typed(&mut self, prompt: &str, shown: Prompt) -> Result<Typed, ClientError> {
+        self.console.ask(prompt, shown);
         loop {
             if let Some(typed) = self.typed_ahead.pop_front() {
                 return Ok(typed.map_or(Typed::End, Typed::Line));
@@ -274,6 +274,19 @@ impl Talk {
         }
     }
 
+    /// Sends `q` and waits for the `BYE` without a word: for a session that never began (a
+    /// script's chat login refused), whose one line saying why follows.
+    fn leave_quietly(&mut self) -> Result<(), ClientError> {
+        self.send("q")?;
+        loop {
+            match self.server_line()? {
+                Heard::Line(line) if is_bye(&line) => return Ok(()),
+                Heard::Line(_) => {}
+                Heard::Moved => self.send("q")?,
+            }
+        }
+    }
+
     /// A line refused before sending: a warning, counted as an `ERR`.
     fn refuse(&mut self, why: &str) {
         self.console.warning(&format!("not sent: {why}"));
@@ -291,6 +304,7 @@ fn is_quit(line: &str) -> bool {
 }
 
 /// `--name` sent as `name NAME` (calc and quiz): a name the server would refuse is not sent.
+/// Its `OK` (`hello bob`) is a status line, not one of the script's replies.
 fn send_name(talk: &mut Talk, o: &ClientOptions) -> Result<bool, ClientError> {
     let Some(name) = &o.name else {
         return Ok(true);
@@ -301,7 +315,10 @@ fn send_name(talk: &mut Talk, o: &ClientOptions) -> Result<bool, ClientError> {
     }
     match talk.request(&format!("name {name}"))? {
         Some(reply) => {
-            talk.show_reply(&reply);
+            match Reply::parse(&reply) {
+                Some(Reply::Ok(greeting)) => talk.console.status(greeting),
+                _ => talk.show_reply(&reply),
+            }
             // calc remembers the name on the next server too (a quiz there starts afresh).
             if talk.service != ServiceKind::Quiz
                 && matches!(Reply::parse(&reply), Some(Reply::Ok(_)))
@@ -327,7 +344,7 @@ fn request_reply(talk: &mut Talk, o: &ClientOptions) -> Result<(), ClientError> 
         return Ok(());
     }
     loop {
-        let line = match talk.typed("> ", false)? {
+        let line = match talk.typed("> ", Prompt::EditorOnly)? {
             Typed::Line(line) => line,
             Typed::End => break,
             Typed::ServerEnded => return Ok(()),
@@ -372,9 +389,9 @@ enum Answer {
     ServerEnded,
 }
 
-/// Asks `prompt` (shown even when piped) and sorts out what was typed.
-fn answer_typed(talk: &mut Talk, prompt: &str) -> Result<Answer, ClientError> {
-    let line = match talk.typed(prompt, true)? {
+/// Asks `prompt` and sorts out what was typed.
+fn answer_typed(talk: &mut Talk, prompt: &str, shown: Prompt) -> Result<Answer, ClientError> {
+    let line = match talk.typed(prompt, shown)? {
         Typed::Line(line) => line,
         Typed::End => return Ok(Answer::Leave),
         Typed::ServerEnded => return Ok(Answer::ServerEnded),
@@ -394,7 +411,7 @@ const SUM_PROMPT: &str = "Please enter an integer between 1 and 100:";
 fn sum(talk: &mut Talk, o: &ClientOptions) -> Result<(), ClientError> {
     let name = default_name(o, |n| check_exchange_name(n).is_ok());
     loop {
-        let line = match answer_typed(talk, &format!("{SUM_PROMPT} "))? {
+        let line = match answer_typed(talk, &format!("{SUM_PROMPT} "), Prompt::Piped)? {
             Answer::Line(line) => line,
             Answer::Blank => continue,
             Answer::Leave => break,
@@ -459,7 +476,7 @@ fn quiz(talk: &mut Talk, o: &ClientOptions) -> Result<(), ClientError> {
         }
     }
     loop {
-        let line = match answer_typed(talk, &format!("What is {question}? "))? {
+        let line = match answer_typed(talk, &format!("What is {question}? "), Prompt::Question)? {
             Answer::Line(line) => line,
             Answer::Blank => continue,
             Answer::Leave => break,
@@ -515,7 +532,17 @@ fn chat(talk: &mut Talk, o: &ClientOptions) -> Result<(), ClientError> {
         let name = match candidate.take() {
             Some(name) => name,
             None if talk.console.is_exec() => default_name(o, |n| check_name(n).is_ok()),
-            None => match talk.typed("Your name: ", true)? {
+            None => match talk.typed("Your name: ", Prompt::Piped)? {
+                // A pipe answers the question with its first line: said on stderr, so a
+                // script that meant it as a message learns why it was not sent.
+                Typed::Line(name) if !talk.console.is_interactive() => {
+                    let name = name.trim().to_string();
+                    talk.console.tell(&format!(
+                        "note: no --name given, so the first line of input, {}, is the name",
+                        quote(&name)
+                    ));
+                    name
+                }
                 Typed::Line(name) => name.trim().to_string(),
                 Typed::End => return talk.leave(),
                 Typed::ServerEnded => return Ok(()),
@@ -527,7 +554,7 @@ fn chat(talk: &mut Talk, o: &ClientOptions) -> Result<(), ClientError> {
                 None => return Ok(()),
                 Some(reply) => match Reply::parse(&reply) {
                     Some(Reply::Ok(welcome)) => {
-                        talk.console.say(&capitalise(welcome));
+                        talk.console.status(&capitalise(welcome));
                         talk.relogin = Some(format!("name {name}"));
                         break name;
                     }
@@ -538,7 +565,7 @@ fn chat(talk: &mut Talk, o: &ClientOptions) -> Result<(), ClientError> {
         };
         // A person is asked again; a script is never logged in under a later line.
         if !talk.console.is_interactive() {
-            talk.leave()?;
+            talk.leave_quietly()?;
             return Err(ClientError::Login(refusal));
         }
         talk.console.error(&refusal);
@@ -546,7 +573,7 @@ fn chat(talk: &mut Talk, o: &ClientOptions) -> Result<(), ClientError> {
 
     let prompt = format!("{name}> ");
     loop {
-        match talk.typed(&prompt, false)? {
+        match talk.typed(&prompt, Prompt::EditorOnly)? {
             Typed::Line(line) => {
                 let line = line.trim_end();
                 if line.trim().is_empty() {

@@ -17,11 +17,29 @@ pub struct Pty {
     master: File,
     child: Child,
     screen: Arc<Mutex<Vec<u8>>>,
+    /// What the program wrote to the stream that is a pipe instead of the terminal, if any.
+    piped: Arc<Mutex<Vec<u8>>>,
+    /// The thread reading that pipe, joined once the program exits (it has read everything).
+    pipe_reader: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Which of the program's output streams is a pipe rather than the terminal (as in
+/// `x=$(client)`, where a person types at the terminal and stdout is captured).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Captured {
+    Nothing,
+    Stdout,
+    Stderr,
 }
 
 impl Pty {
     /// Starts `program ARGS` in `dir` with a terminal of 120 x 40 as stdin, stdout and stderr.
     pub fn spawn(program: &Path, args: &[&str], dir: &Path) -> Pty {
+        Pty::spawn_capturing(program, args, dir, Captured::Nothing)
+    }
+
+    /// As [`Pty::spawn`], with the `captured` stream a pipe the test reads ([`Pty::captured`]).
+    pub fn spawn_capturing(program: &Path, args: &[&str], dir: &Path, captured: Captured) -> Pty {
         let (mut master, mut slave) = (0, 0);
         let size = libc::winsize {
             ws_row: 40,
@@ -48,8 +66,14 @@ impl Pty {
             .current_dir(dir)
             .env("TERM", "xterm")
             .stdin(Stdio::from(slave.try_clone().unwrap()))
-            .stdout(Stdio::from(slave.try_clone().unwrap()))
-            .stderr(Stdio::from(slave));
+            .stdout(match captured {
+                Captured::Stdout => Stdio::piped(),
+                _ => Stdio::from(slave.try_clone().unwrap()),
+            })
+            .stderr(match captured {
+                Captured::Stderr => Stdio::piped(),
+                _ => Stdio::from(slave),
+            });
         use std::os::unix::process::CommandExt;
         // SAFETY: between fork and exec only setsid and ioctl run (async-signal-safe): the
         // terminal becomes the child's controlling terminal, as a login shell's would.
@@ -61,8 +85,26 @@ impl Pty {
                 Ok(())
             });
         }
-        let child = command.spawn().expect("start the program on a terminal");
+        let mut child = command.spawn().expect("start the program on a terminal");
         drop(command); // closes our copies of the terminal's slave side
+        let piped = Arc::new(Mutex::new(Vec::new()));
+        let pipe: Option<Box<dyn Read + Send>> = match captured {
+            Captured::Stdout => Some(Box::new(child.stdout.take().unwrap())),
+            Captured::Stderr => Some(Box::new(child.stderr.take().unwrap())),
+            Captured::Nothing => None,
+        };
+        let pipe_reader = pipe.map(|mut pipe| {
+            let sink = Arc::clone(&piped);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = pipe.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    sink.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+            })
+        });
         let screen = Arc::new(Mutex::new(Vec::new()));
         let mut reader = master.try_clone().unwrap();
         let sink = Arc::clone(&screen);
@@ -80,7 +122,15 @@ impl Pty {
             master,
             child,
             screen,
+            piped,
+            pipe_reader,
         }
+    }
+
+    /// What the program wrote to its captured stream: so far, or all of it after
+    /// [`Pty::wait_exit`] (see [`Pty::spawn_capturing`]).
+    pub fn captured(&self) -> String {
+        String::from_utf8_lossy(&self.piped.lock().unwrap()).into_owned()
     }
 
     /// Types `text` (use `\r` for Enter, `\x04` for Ctrl-D, `\x1b[A` for the up arrow).
@@ -121,13 +171,18 @@ impl Pty {
     /// Waits for the program to exit by itself.
     pub fn wait_exit(&mut self) -> ExitStatus {
         let screen = std::sync::Arc::clone(&self.screen);
-        super::wait_for_exit(&mut self.child, WAIT, move || {
+        let status = super::wait_for_exit(&mut self.child, WAIT, move || {
             let raw = String::from_utf8_lossy(&screen.lock().unwrap()).into_owned();
             format!(
                 "the program did not exit; the terminal shows:\n{}",
                 render(&raw).join("\n")
             )
-        })
+        });
+        // The program is gone, so its end of the pipe is closed: the reader is at its end.
+        if let Some(reader) = self.pipe_reader.take() {
+            reader.join().unwrap();
+        }
+        status
     }
 
     /// The terminal's line discipline now: (canonical mode, echo), both on for a shell prompt.
