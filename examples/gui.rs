@@ -5,7 +5,7 @@
 use securetcp::client::{ClientCommand, USAGE_LINE, parse_args, usage};
 use securetcp::gui::{ConnectForm, run};
 
-fn main() {
+pub fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let form = match parse_args(&args) {
         Ok(ClientCommand::Run(options)) => ConnectForm::from_options(&options),

@@ -575,3 +575,50 @@ fn quiz_exec_prints_each_question_with_its_answer() {
     assert_eq!(status.code(), Some(if right == 2 { 0 } else { 1 }));
     assert_eq!(stderr, "Session ended\n");
 }
+
+/// Issue 21, friction 11: the terminal client is also the package's binary `securetcp-client`,
+/// behind the feature `client`, so the server's own build has no line editor. This builds it
+/// the way `cargo install --path . --features client` does (the same target, here in debug)
+/// and talks to the server with it; `cargo tree` shows rustyline only with the feature.
+#[test]
+fn the_client_is_also_the_binary_securetcp_client() {
+    let profile = common::cargo(&[
+        "build",
+        "--quiet",
+        "--features",
+        "client",
+        "--bin",
+        "securetcp-client",
+    ]);
+    let installed = profile.join("securetcp-client");
+    let server = Server::start(&[]);
+    let port = server.addr().port().to_string();
+    let out = std::process::Command::new(&installed)
+        .args(["127.0.0.1", &port, "-e", "+ 3 4"])
+        .current_dir(&server.dir.0)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "7\n");
+    let version = std::process::Command::new(&installed)
+        .arg("-V")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout),
+        format!("securetcp-client {}\n", env!("CARGO_PKG_VERSION"))
+    );
+
+    let tree = |features: &[&str]| {
+        let out = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()))
+            .args(["tree", "--offline", "-e", "normal", "--prefix", "none"])
+            .args(features)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(!tree(&[]).contains("rustyline"), "the server's build");
+    assert!(tree(&["--features", "client"]).contains("rustyline"));
+}

@@ -1,4 +1,6 @@
 //! The blocking securetcp client: `cargo run --release --example client -- [OPTIONS] [HOST [PORT]]`.
+//! The same source is the installable binary `securetcp-client` (cargo feature `client`:
+//! `cargo install --path . --features client`), which names itself so in its usage and version.
 //!
 //! The terminal front end lives here: the address prompts, the console (rustyline on a
 //! terminal, a pipe, or `--exec`) and one conversation per service. The connection, the
@@ -16,27 +18,40 @@ use securetcp::client::{
 };
 use securetcp::proto::{DEFAULT_HOST, DEFAULT_PORT};
 
-fn main() -> ExitCode {
+pub fn main() -> ExitCode {
+    let program = program_name();
+    // The usage's own word for the program is `client`, the example's name.
+    let named = |text: &str| text.replacen("client", &program, 1);
     let args: Vec<String> = std::env::args().skip(1).collect();
     let code = match client::parse_args(&args) {
         Ok(ClientCommand::Run(options)) => run(options),
         Ok(ClientCommand::Help) => {
-            println!("{}", client::usage());
+            println!("{}", named(&client::usage()));
             0
         }
         Ok(ClientCommand::Version) => {
-            println!("client {}", securetcp::proto::VERSION);
+            println!("{program} {}", securetcp::proto::VERSION);
             0
         }
         Err(message) => {
             eprintln!(
                 "error: {message}\n{}; try --help for the options",
-                client::USAGE_LINE
+                named(client::USAGE_LINE)
             );
             2
         }
     };
     ExitCode::from(code as u8)
+}
+
+/// `client` as an example, `securetcp-client` installed: the name it was started by.
+fn program_name() -> String {
+    std::env::args()
+        .next()
+        .as_deref()
+        .map(std::path::Path::new)
+        .and_then(|path| path.file_name()?.to_str().map(str::to_string))
+        .unwrap_or_else(|| "client".to_string())
 }
 
 /// Asks for a missing host or port when stdin is a terminal (the seeds' prompts); `None` at

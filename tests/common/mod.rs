@@ -344,41 +344,47 @@ pub fn client_bin() -> PathBuf {
 pub fn example_bin(name: &str) -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     let examples = BUILT.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        let dir = exe.parent().unwrap().parent().unwrap();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut command = Command::new(cargo);
-        // Cargo sets these for the test binary; a nested build that sees them thinks the
-        // environment changed and rebuilds dependencies (ring watches CARGO_MANIFEST_DIR).
-        for (key, _) in std::env::vars() {
-            let set_for_tests = [
-                "CARGO_PKG_",
-                "CARGO_MANIFEST_",
-                "CARGO_CRATE_",
-                "CARGO_BIN_",
-                "CARGO_PRIMARY_",
-                "CARGO_TARGET_TMPDIR",
-            ];
-            if set_for_tests.iter().any(|prefix| key.starts_with(prefix)) || key == "OUT_DIR" {
-                command.env_remove(key);
-            }
-        }
-        let status = command
-            .args(["build", "--quiet", "--examples"])
-            // With the `gui` feature on (the GUI tests), the GUI example is built too.
-            .args(
-                cfg!(feature = "gui")
-                    .then_some(["--features", "gui"])
-                    .into_iter()
-                    .flatten(),
-            )
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("build the examples");
-        assert!(status.success());
-        dir.join("examples")
+        // With the `gui` feature on (the GUI tests), the GUI example is built too.
+        let gui: &[&str] = if cfg!(feature = "gui") {
+            &["--features", "gui"]
+        } else {
+            &[]
+        };
+        cargo(&[&["build", "--quiet", "--examples"], gui].concat()).join("examples")
     });
     examples.join(name)
+}
+
+/// Runs `cargo ARGS` on this package as a person would (a nested build, in the test's own
+/// target directory); panics unless it succeeds. Returns the profile's directory
+/// (`target/debug`).
+pub fn cargo(args: &[&str]) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(cargo);
+    // Cargo sets these for the test binary; a nested build that sees them thinks the
+    // environment changed and rebuilds dependencies (ring watches CARGO_MANIFEST_DIR).
+    for (key, _) in std::env::vars() {
+        let set_for_tests = [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+            "CARGO_PRIMARY_",
+            "CARGO_TARGET_TMPDIR",
+        ];
+        if set_for_tests.iter().any(|prefix| key.starts_with(prefix)) || key == "OUT_DIR" {
+            command.env_remove(key);
+        }
+    }
+    let status = command
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("run cargo");
+    assert!(status.success(), "cargo {args:?} failed");
+    dir
 }
 
 /// Runs the client with `args` and `stdin`, in `dir`; returns (status, stdout, stderr).
