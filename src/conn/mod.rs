@@ -42,7 +42,7 @@ use crate::rate::TokenBucket;
 pub use parts::{Kind, Pauses, Peer, Phase, Places, ReadEvent, Session, Setup, Timeouts, Traffic};
 pub use reason::{CloseReason, Refusal};
 pub use transport::Transport;
-use transport::{interrupted, would_block};
+use transport::{Readiness, interrupted, would_block};
 
 /// Reply bytes queued beyond this (not yet taken by the kernel) stop the reading of more
 /// requests from the same client until they drain: a client that pipelines without reading
@@ -86,6 +86,8 @@ pub struct Conn<T> {
     /// The poll said the peer closed its side while we waited for a PROXY header: peeking
     /// shows the same bytes again and again, so this is the only sign of the end.
     fin_before_header: bool,
+    /// What the reads since the last readiness event tell of the socket (see [`Readiness`]).
+    readiness: Readiness,
     pauses: Pauses,
     /// `--rate-limit` (or the chat's default pace): the tokens for its request lines.
     bucket: Option<Box<TokenBucket>>,
@@ -140,6 +142,7 @@ impl<T: Transport> Conn<T> {
             peer_closed: false,
             spoke: false,
             fin_before_header: false,
+            readiness: Readiness::default(),
             pauses: Pauses::default(),
             bucket: match kind {
                 Kind::Client => setup.rate_limit.map(|n| Box::new(TokenBucket::new(n, now))),
@@ -300,7 +303,7 @@ impl<T: Transport> Conn<T> {
     fn read_plaintext(&mut self, buf: &mut [u8], traffic: &mut Traffic) -> ReadEvent {
         loop {
             let Some(tls) = &mut self.tls else {
-                return match self.transport.read(buf) {
+                return match self.readiness.read(&mut self.transport, buf) {
                     Ok(0) => {
                         self.peer_closed = true;
                         ReadEvent::Closed(CloseReason::Eof)
@@ -328,7 +331,9 @@ impl<T: Transport> Conn<T> {
             if self.peer_closed {
                 return ReadEvent::Closed(CloseReason::Eof);
             }
-            match tls.read_tls(&mut self.transport) {
+            // Through `readiness`: after a short read this is `WouldBlock` with no syscall. Still
+            // called, not skipped: with its buffer empty, `read_tls` also shrinks it back to 4 KiB.
+            match tls.read_tls(&mut self.readiness.reader(&mut self.transport)) {
                 Ok(0) => self.peer_closed = true,
                 Ok(n) => {
                     traffic.received += n as u64;
@@ -418,10 +423,15 @@ impl<T: Transport> Conn<T> {
         ReadEvent::Closed(reason)
     }
 
-    /// The poll reported the peer's side closed (`is_read_closed`). Only a connection waiting
-    /// for its PROXY header needs telling: everywhere else a read sees the FIN itself.
-    pub fn note_read_closed(&mut self) {
-        if self.phase == Phase::AwaitingProxy {
+    /// The poll reported this socket readable (`read_closed`: the peer's side closed, or an
+    /// error). A new edge: whatever a short read concluded before is out of date. Call it for
+    /// every readiness event, also while the connection is paused, or a resumed connection would
+    /// wait for data that already came.
+    pub fn on_readable(&mut self, read_closed: bool) {
+        self.readiness.on_event(read_closed);
+        // A connection waiting for its PROXY header must be told of a FIN: peeking shows the
+        // same bytes again and again. Everywhere else a read sees the FIN itself.
+        if read_closed && self.phase == Phase::AwaitingProxy {
             self.fin_before_header = true;
         }
     }

@@ -27,10 +27,13 @@ struct Pipe {
     server_fin: bool,
     /// How many more bytes the kernel takes from the server (`None`: any number).
     room: Option<usize>,
+    /// `read` calls made, `EAGAIN` included (each a `recvfrom` on a real socket).
+    reads: usize,
 }
 
 impl Read for Pipe {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.reads += 1;
         if self.incoming.is_empty() {
             return match self.client_fin {
                 true => Ok(0),
@@ -173,7 +176,7 @@ impl Pair {
         while self.client.wants_write() {
             self.client.write_tls(&mut wire).unwrap();
         }
-        self.server.transport.incoming.extend(wire);
+        arrive(&mut self.server, &wire);
     }
 
     /// The server reads until it would block; the events it reported and the plaintext.
@@ -249,6 +252,18 @@ fn open_pair() -> Pair {
 }
 
 /// A `--no-tls` connection: open from the start.
+/// The peer's bytes reach the kernel's buffer, and the poll raises a readiness edge.
+fn arrive(conn: &mut Conn<Pipe>, bytes: &[u8]) {
+    conn.transport.incoming.extend(bytes);
+    conn.on_readable(false);
+}
+
+/// The peer's FIN, and the poll's `read_closed` event.
+fn peer_fin(conn: &mut Conn<Pipe>) {
+    conn.transport.client_fin = true;
+    conn.on_readable(true);
+}
+
 fn plain_conn(rate: Option<u32>) -> Conn<Pipe> {
     conn(None, false, rate)
 }
@@ -313,7 +328,7 @@ fn the_peers_close_notify_reads_as_eof() {
 #[test]
 fn a_fin_without_close_notify_reads_as_eof_too() {
     let mut pair = open_pair();
-    pair.server.transport.client_fin = true;
+    peer_fin(&mut pair.server);
     let (events, _) = pair.server_reads();
     assert_eq!(events.last(), Some(&ReadEvent::Closed(CloseReason::Eof)));
 }
@@ -334,11 +349,11 @@ fn an_orderly_close_sends_the_replies_then_close_notify_then_fin_then_lingers() 
     assert_eq!(pair.client.reader().read_to_end(&mut rest).unwrap(), 0);
     // Lingering: late bytes are thrown away until the peer's FIN.
     assert!(pair.server.may_read());
-    pair.server.transport.incoming.extend(b"late bytes");
+    arrive(&mut pair.server, b"late bytes");
     let (events, _) = pair.server_reads();
     assert_eq!(events, [ReadEvent::WouldBlock]);
     assert!(!pair.server.is_finished());
-    pair.server.transport.client_fin = true;
+    peer_fin(&mut pair.server);
     let (events, _) = pair.server_reads();
     assert_eq!(events, [ReadEvent::Closed(CloseReason::Quit)]);
     assert!(pair.server.is_finished());
@@ -513,10 +528,10 @@ fn a_proxy_header_split_across_reads_is_taken_off_exactly() {
     let mut pair = Pair::new(true);
     assert_eq!(pair.server.phase(), Phase::AwaitingProxy);
     let header = b"PROXY TCP4 203.0.113.7 10.0.0.1 51234 5000\r\n";
-    pair.server.transport.incoming.extend(&header[..20]);
+    arrive(&mut pair.server, &header[..20]);
     let (events, _) = pair.server_reads();
     assert_eq!(events, [ReadEvent::WouldBlock]);
-    pair.server.transport.incoming.extend(&header[20..]);
+    arrive(&mut pair.server, &header[20..]);
     // The client's hello comes in the same segment as the header's end.
     pair.client_sends();
     let (events, _) = pair.server_reads();
@@ -533,7 +548,7 @@ fn a_proxy_header_split_across_reads_is_taken_off_exactly() {
 #[test]
 fn a_malformed_proxy_header_is_refused_with_its_reason() {
     let mut conn = conn(None, true, None);
-    conn.transport.incoming.extend(b"GET / HTTP/1.1\r\n\r\n");
+    arrive(&mut conn, b"GET / HTTP/1.1\r\n\r\n");
     let mut buf = [0u8; 256];
     let event = conn.read(&mut buf, t0(), &mut Traffic::default());
     assert_eq!(event, ReadEvent::Closed(CloseReason::ProxyError));
@@ -544,7 +559,7 @@ fn a_malformed_proxy_header_is_refused_with_its_reason() {
 fn plain_text_on_a_tls_port_gets_one_plain_line_before_the_drop() {
     let (server, _) = tls_configs();
     let mut conn = conn(Some(&server), false, None);
-    conn.transport.incoming.extend(b"+ 3 4\n");
+    arrive(&mut conn, b"+ 3 4\n");
     let mut buf = [0u8; 256];
     let event = conn.read(&mut buf, t0(), &mut Traffic::default());
     assert_eq!(event, ReadEvent::Closed(CloseReason::TlsError));
@@ -625,4 +640,65 @@ fn a_scrape_lives_ten_seconds_whatever_it_does() {
         conn.deadline(&timeouts),
         Some((t0() + SCRAPE_LIFETIME, CloseReason::IdleTimeout))
     );
+}
+
+#[test]
+fn a_short_read_ends_reading_until_the_next_readiness_event() {
+    let mut pair = open_pair();
+    pair.client_writes(b"+ 3 4\n");
+    let reads = pair.server.transport.reads;
+    let (events, data) = pair.server_reads();
+    assert_eq!(
+        (events.as_slice(), data.as_slice()),
+        ([ReadEvent::WouldBlock].as_slice(), b"+ 3 4\n".as_slice())
+    );
+    assert_eq!(
+        pair.server.transport.reads - reads,
+        1,
+        "no read that could only say EAGAIN"
+    );
+    // Bytes with no event yet are left for the event that follows them.
+    pair.client.writer().write_all(b"+ 1 1\n").unwrap();
+    let mut wire = Vec::new();
+    pair.client.write_tls(&mut wire).unwrap();
+    pair.server.transport.incoming.extend(&wire);
+    assert_eq!(pair.server_reads().1, b"");
+    pair.server.on_readable(false);
+    assert_eq!(pair.server_reads().1, b"+ 1 1\n");
+    // Without TLS the same.
+    let mut plain = plain_conn(None);
+    arrive(&mut plain, b"+ 2 2\n");
+    let mut buf = [0u8; 64];
+    assert_eq!(
+        plain.read(&mut buf, t0(), &mut Traffic::default()),
+        ReadEvent::Data(6)
+    );
+    assert_eq!(
+        plain.read(&mut buf, t0(), &mut Traffic::default()),
+        ReadEvent::WouldBlock
+    );
+    assert_eq!(plain.transport.reads, 1);
+}
+
+#[test]
+fn a_full_read_or_a_reported_fin_reads_on_to_the_end() {
+    // A read that filled the buffer proves nothing: the next read is made.
+    let mut plain = plain_conn(None);
+    arrive(&mut plain, b"+ 2 2\n+ 3 3\n");
+    let mut buf = [0u8; 6];
+    assert_eq!(
+        plain.read(&mut buf, t0(), &mut Traffic::default()),
+        ReadEvent::Data(6)
+    );
+    assert_eq!(
+        plain.read(&mut buf, t0(), &mut Traffic::default()),
+        ReadEvent::Data(6)
+    );
+    // Data and FIN in one event: no further event comes, so the short read does not stop it.
+    let mut pair = open_pair();
+    pair.client_writes(b"last line\n");
+    peer_fin(&mut pair.server);
+    let (events, data) = pair.server_reads();
+    assert_eq!(data, b"last line\n");
+    assert_eq!(events.last(), Some(&ReadEvent::Closed(CloseReason::Eof)));
 }

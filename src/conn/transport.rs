@@ -29,6 +29,79 @@ impl Transport for mio::net::TcpStream {
     }
 }
 
+/// Whether a short read proves the socket drained: true where mio's readiness is edge-triggered
+/// (epoll, kqueue), false where it may be level-triggered or emulated.
+const SHORT_READ_DRAINS: bool = cfg!(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly",
+    target_os = "macos",
+    target_os = "ios",
+));
+
+/// What the reads since the socket's last readiness event tell of it.
+///
+/// Readiness is edge-triggered: a read that returns fewer bytes than it asked for has emptied
+/// the kernel's receive buffer at that moment, and every byte that arrives after it raises a new
+/// event (epoll(7), "Questions and answers", 9). So the read after a short one, which could only
+/// return `EAGAIN`, is not made: it answers `WouldBlock` itself. tokio does the same (`PollEvented::poll_read` clears readiness
+/// on a short read), and so does netty's epoll transport. mio itself promises a new event only
+/// after `WouldBlock`; this relies on the kernel's behaviour beneath it, on the systems above.
+///
+/// Not once the peer's FIN (or an error) was reported: that event is not raised again, so from
+/// then on reading goes on until `WouldBlock` or the end of the stream.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Readiness {
+    /// The last read since the last event came back short.
+    drained: bool,
+    /// The poll reported the peer's side closed: no further event will come.
+    read_closed: bool,
+}
+
+impl Readiness {
+    /// A readiness event arrived for the socket.
+    pub(crate) fn on_event(&mut self, read_closed: bool) {
+        self.drained = false;
+        self.read_closed |= read_closed;
+    }
+
+    /// Reads from `transport`, noting whether the read came back short. After a short read, and
+    /// until the next event, it is `WouldBlock` at once: the read that could only say `EAGAIN`
+    /// (a `recvfrom` per request) is not made.
+    pub(crate) fn read<T: Read>(&mut self, transport: &mut T, buf: &mut [u8]) -> io::Result<usize> {
+        if self.drained {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = transport.read(buf)?;
+        self.drained = SHORT_READ_DRAINS && !self.read_closed && 0 < n && n < buf.len();
+        Ok(n)
+    }
+
+    /// `transport` as a reader that notes short reads (for rustls's `read_tls`, which reads once
+    /// per call, at most 4 KiB beyond what it holds).
+    pub(crate) fn reader<'a, T: Read>(&'a mut self, transport: &'a mut T) -> ShortReads<'a, T> {
+        ShortReads {
+            readiness: self,
+            transport,
+        }
+    }
+}
+
+/// A transport read through [`Readiness::read`].
+pub(crate) struct ShortReads<'a, T> {
+    readiness: &'a mut Readiness,
+    transport: &'a mut T,
+}
+
+impl<T: Read> Read for ShortReads<'_, T> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.readiness.read(self.transport, buf)
+    }
+}
+
 pub(crate) fn would_block(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::WouldBlock
 }

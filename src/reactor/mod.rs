@@ -227,12 +227,11 @@ impl Reactor {
                         if event.is_writable() {
                             self.conns.mark_dirty(id);
                         }
-                        if event.is_read_closed()
-                            && let Some(conn) = self.conns.get_mut(id)
-                        {
-                            conn.note_read_closed();
-                        }
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            let closed = event.is_read_closed() || event.is_error();
+                            if let Some(conn) = self.conns.get_mut(id) {
+                                conn.on_readable(closed);
+                            }
                             self.read_from(id);
                         }
                     }
