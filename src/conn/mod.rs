@@ -408,7 +408,7 @@ impl<T: Transport> Conn<T> {
         let Phase::Lingering { reason, .. } = self.phase else {
             return ReadEvent::WouldBlock;
         };
-        loop {
+        while !self.peer_closed {
             match self.transport.read(buf) {
                 Ok(0) => break,
                 Ok(_) => continue,
@@ -699,8 +699,15 @@ impl<T: Transport> Conn<T> {
         } = self.phase
             && !self.wants_write()
         {
-            // Everything is out: send FIN, then wait for the peer's.
-            let _ = self.transport.shutdown_write();
+            if self.peer_closed || self.readiness.only_fin_left() {
+                // The peer has closed its side and nothing of its is unread: dropping the
+                // socket sends our FIN after the close_notify. No `shutdown`, and no read to
+                // wait for a FIN that is here (two syscalls per connection a client ends).
+                self.peer_closed = true;
+            } else {
+                // Everything is out: send FIN, then wait for the peer's.
+                let _ = self.transport.shutdown_write();
+            }
             self.phase = Phase::Lingering { reason, deadline };
         }
         let resumed =

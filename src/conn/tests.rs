@@ -702,3 +702,26 @@ fn a_full_read_or_a_reported_fin_reads_on_to_the_end() {
     assert_eq!(data, b"last line\n");
     assert_eq!(events.last(), Some(&ReadEvent::Closed(CloseReason::Eof)));
 }
+
+#[test]
+fn a_peer_that_closed_first_gets_close_notify_and_the_socket_is_dropped_without_shutdown() {
+    let mut pair = open_pair();
+    pair.client.send_close_notify();
+    pair.client_sends();
+    peer_fin(&mut pair.server);
+    let (events, _) = pair.server_reads();
+    assert_eq!(events.last(), Some(&ReadEvent::Closed(CloseReason::Eof)));
+    let deadline = pair.now + Duration::from_secs(2);
+    assert!(pair.server.begin_close(CloseReason::Eof, deadline));
+    let reads = pair.server.transport.reads;
+    // Our close_notify goes out; dropping the socket sends the FIN (no unread byte: no reset).
+    assert_eq!(pair.client_receives(), b"");
+    assert!(!pair.server.transport.server_fin, "no shutdown(SHUT_WR)");
+    assert!(pair.server.is_finished());
+    let (events, _) = pair.server_reads();
+    assert_eq!(events, [ReadEvent::Closed(CloseReason::Eof)]);
+    assert_eq!(
+        pair.server.transport.reads, reads,
+        "no read to wait for the FIN that is here"
+    );
+}

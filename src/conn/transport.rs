@@ -56,7 +56,7 @@ const SHORT_READ_DRAINS: bool = cfg!(any(
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Readiness {
     /// The last read since the last event came back short.
-    drained: bool,
+    short: bool,
     /// The poll reported the peer's side closed: no further event will come.
     read_closed: bool,
 }
@@ -64,7 +64,7 @@ pub(crate) struct Readiness {
 impl Readiness {
     /// A readiness event arrived for the socket.
     pub(crate) fn on_event(&mut self, read_closed: bool) {
-        self.drained = false;
+        self.short = false;
         self.read_closed |= read_closed;
     }
 
@@ -72,12 +72,19 @@ impl Readiness {
     /// until the next event, it is `WouldBlock` at once: the read that could only say `EAGAIN`
     /// (a `recvfrom` per request) is not made.
     pub(crate) fn read<T: Read>(&mut self, transport: &mut T, buf: &mut [u8]) -> io::Result<usize> {
-        if self.drained {
+        if self.short && !self.read_closed {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         let n = transport.read(buf)?;
-        self.drained = SHORT_READ_DRAINS && !self.read_closed && 0 < n && n < buf.len();
+        self.short = SHORT_READ_DRAINS && 0 < n && n < buf.len();
         Ok(n)
+    }
+
+    /// The peer's FIN was reported, and a read since then came back short: every byte before
+    /// the FIN is read, and the FIN is all the socket still holds. (Closing it now sends our FIN,
+    /// not a reset: the kernel resets only over unread data, and a FIN is none.)
+    pub(crate) fn only_fin_left(&self) -> bool {
+        self.short && self.read_closed
     }
 
     /// `transport` as a reader that notes short reads (for rustls's `read_tls`, which reads once

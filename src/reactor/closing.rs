@@ -88,7 +88,7 @@ impl Reactor {
 
     /// Drops a connection: deregisters it, logs its close, tells the service, frees its slot.
     pub(super) fn finish(&mut self, id: ConnId, reason: CloseReason) {
-        let Some(mut conn) = self.conns.remove(id, self.poll.registry()) else {
+        let Some(mut conn) = self.conns.remove(id) else {
             return;
         };
         let reason = conn.close_reason().unwrap_or(reason);

@@ -93,14 +93,16 @@ impl Slots {
             .filter(|c| c.id() == id)
     }
 
-    /// Takes a connection out of the table and the poll; its slot is free again.
-    pub fn remove(&mut self, id: ConnId, registry: &Registry) -> Option<Connection> {
+    /// Takes a connection out of the table; its slot is free again. The caller drops it, and
+    /// closing its socket takes it out of the poll: a file description leaves every epoll interest
+    /// list when its last descriptor closes (epoll(7)), and a connection's socket is never
+    /// duplicated. So no `EPOLL_CTL_DEL`, one syscall fewer per connection (tokio makes it).
+    pub fn remove(&mut self, id: ConnId) -> Option<Connection> {
         let slot = self.entries.get_mut(id.slot())?;
         if slot.as_ref().is_none_or(|e| e.conn.id() != id) {
             return None;
         }
-        let mut entry = slot.take()?;
-        let _ = registry.deregister(entry.conn.transport_mut());
+        let entry = slot.take()?;
         self.free.push(id.slot());
         self.live -= 1;
         Some(entry.conn)
