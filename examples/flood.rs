@@ -13,7 +13,7 @@
 //! again at once, so the flood keeps its size while the real clients run.
 //!
 //! One line out: silent sockets connected and closed by the server, real clients served (and
-//! the share), and the time a real client took from connect to its answer (p50, max).
+//! the share), and the time a real client took from connect to its answer (p50, p99, max).
 
 use std::io::{self, Read};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -242,7 +242,7 @@ fn run(o: Options) -> Result<(), String> {
     let ms = |d: Option<&Duration>| d.map_or(0.0, |d| d.as_secs_f64() * 1e3);
     println!(
         "silent {flood_ready}/{} connected from {} addresses; real clients served {served}/{} ({:.1}%) \
-         in {:.2} s, each p50 {:.1} ms max {:.1} ms; silent sockets closed by the server {} \
+         in {:.2} s, each p50 {:.1} ms p99 {:.1} ms max {:.1} ms; silent sockets closed by the server {} \
          (still open {still_open}{})",
         o.silent,
         o.sources,
@@ -250,6 +250,7 @@ fn run(o: Options) -> Result<(), String> {
         100.0 * served as f64 / o.clients.max(1) as f64,
         clients_took.as_secs_f64(),
         ms(took.get(took.len() / 2)),
+        ms(took.get(took.len() * 99 / 100)),
         ms(took.last()),
         closed_total.load(Ordering::Relaxed),
         if o.reopen { ", reopened" } else { "" },

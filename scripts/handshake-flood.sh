@@ -10,7 +10,9 @@
 # Each case runs RUNS times (default 3), each against a fresh server; every run prints one line
 # from examples/flood.rs (served/total and the share). Goal: at least 99% served.
 # Environment: SILENT, CLIENTS (case 1 sizes), REOPEN=1 (the flood reopens every socket the
-# server closes, so it keeps its size while the real clients run).
+# server closes, so it keeps its size while the real clients run), PEER_TOKIO=/path/to/peer-tokio
+# (the tokio + tokio-rustls yardstick, kept outside this repo: case 1 is run against it too, in
+# turn with securetcp, so the real clients' p50/p99 compare within one run).
 # Needs a descriptor limit (ulimit -Hn) above 10,000 for the flood and for the server.
 set -euo pipefail
 RUNS=${1:-3}
@@ -37,8 +39,22 @@ start() {
   : >"$run/ready"
   (cd "$run" && exec "$server" "$@" 127.0.0.1 0 >"$run/ready" 2>"$run/stderr") &
   server_pid=$!
+  wait_ready
+}
+
+# Starts the tokio yardstick in $run on a free port, with securetcp's development certificate.
+start_tokio() {
+  stop
+  : >"$run/ready"
+  (cd "$run" && exec "$PEER_TOKIO" --addr 127.0.0.1:0 --cert certs/server.pem --key certs/server.key \
+    --greeting --threads 1 >"$run/ready" 2>"$run/stderr") &
+  server_pid=$!
+  wait_ready
+}
+
+wait_ready() {
   for _ in $(seq 100); do
-    port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$run/ready")
+    port=$(sed -n 's/^.*listening on 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$run/ready")
     [ -n "$port" ] && return 0
     sleep 0.1
   done
@@ -51,8 +67,15 @@ echo "machine: $(nproc) cores, $(uname -sr); securetcp $("$server" --version)"
 echo "== defaults, $SILENT silent sockets from 10 addresses, $CLIENTS real clients"
 for _ in $(seq "$RUNS"); do
   start
+  echo -n "securetcp: "
   "$flood" --addr "127.0.0.1:$port" --ca "$run/certs/ca.pem" --silent "$SILENT" --sources 10 \
     --clients "$CLIENTS" --threads 4 "${reopen[@]}"
+  if [ -n "${PEER_TOKIO:-}" ]; then
+    start_tokio
+    echo -n "tokio-rustls: "
+    "$flood" --addr "127.0.0.1:$port" --ca "$run/certs/ca.pem" --silent "$SILENT" --sources 10 \
+      --clients "$CLIENTS" --threads 4 "${reopen[@]}"
+  fi
 done
 echo "== --max-clients 1000, 1200 silent sockets from 10 addresses, 20 real clients"
 for _ in $(seq "$RUNS"); do

@@ -1,10 +1,18 @@
 //! The hot path allocates nothing per request line: framing (`LineBuffer`), the calc service,
-//! the pace (`TokenBucket`, the chat's default) and the `Outbox` reuse their buffers once warm.
-//! Counted with a global allocator that tallies every allocation the measured thread makes (the
-//! test harness's own threads are not counted).
+//! the pace (`TokenBucket`, the chat's default) and the `Outbox` reuse their buffers once warm;
+//! so does the connection core (`Conn`: read, frame, queue, flush), which adds no allocation to
+//! what rustls's record layer makes. Counted with a global allocator that tallies every
+//! allocation the measured thread makes (the test harness's own threads are not counted).
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::Cell;
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+use std::time::Instant;
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig, ServerConnection};
+use securetcp::conn::{Conn, Kind, Places, ReadEvent, Setup, Traffic, Transport};
 
 use securetcp::line::{Frame, LineBuffer};
 use securetcp::outbox::{Action, ConnId, Outbox};
@@ -14,19 +22,23 @@ use securetcp::service::calc::Calc;
 
 struct Counting;
 
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
 thread_local! {
-    /// Set on the thread being measured: the test harness's own threads (its output capture,
-    /// its slow-test timer) allocate when they like, and are not the request path.
-    static MEASURED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Allocations made by this thread while it is measured (`None`: not measured). Per thread:
+    /// the test harness's own threads (its output capture, its slow-test timer) and the other
+    /// tests allocate when they like, and are not the request path.
+    static ALLOCATIONS: Cell<Option<usize>> = const { Cell::new(None) };
 }
 
 fn count() {
     // `try_with`: a thread being torn down has no thread-locals left, and is not measured.
-    if MEASURED.try_with(|m| m.get()).unwrap_or(false) {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-    }
+    let _ = ALLOCATIONS.try_with(|n| n.set(n.get().map(|n| n + 1)));
+}
+
+/// Runs `f` and says how many allocations (and reallocations) this thread made in it.
+fn allocations_in(f: impl FnOnce()) -> usize {
+    ALLOCATIONS.with(|n| n.set(Some(0)));
+    f();
+    ALLOCATIONS.with(|n| n.take()).unwrap_or(0)
 }
 
 // SAFETY: forwards to the system allocator, only counting.
@@ -109,16 +121,15 @@ fn a_warm_request_path_allocates_nothing_per_line() {
         serve_batch(&mut lines, &mut calc, &mut out, &mut queue, &mut pace, tail);
         queue.clear();
     }
-    MEASURED.with(|m| m.set(true));
-    for _ in 0..100 {
-        serve_batch(
-            &mut lines, &mut calc, &mut out, &mut queue, &mut pace, &input,
-        );
-        serve_batch(&mut lines, &mut calc, &mut out, &mut queue, &mut pace, tail);
-        queue.clear();
-    }
-    MEASURED.with(|m| m.set(false));
-    let allocations = ALLOCATIONS.load(Ordering::Relaxed);
+    let allocations = allocations_in(|| {
+        for _ in 0..100 {
+            serve_batch(
+                &mut lines, &mut calc, &mut out, &mut queue, &mut pace, &input,
+            );
+            serve_batch(&mut lines, &mut calc, &mut out, &mut queue, &mut pace, tail);
+            queue.clear();
+        }
+    });
     assert_eq!(
         allocations, 0,
         "{allocations} allocations for 10,100 requests"
@@ -133,4 +144,256 @@ fn a_warm_request_path_allocates_nothing_per_line() {
         b"12 + 42\n",
     );
     assert_eq!(queue, b"OK 54\n");
+}
+
+/// An in-memory socket for the connection core: what the client sent, and what the server wrote.
+/// Its buffers are reserved up front, so it allocates nothing itself.
+struct Wire {
+    incoming: Vec<u8>,
+    taken: usize,
+    outgoing: Vec<u8>,
+}
+
+impl Wire {
+    fn new() -> Wire {
+        Wire {
+            incoming: Vec::with_capacity(1 << 16),
+            taken: 0,
+            outgoing: Vec::with_capacity(1 << 16),
+        }
+    }
+}
+
+impl Read for Wire {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = &self.incoming[self.taken..];
+        if left.is_empty() {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = left.len().min(buf.len());
+        buf[..n].copy_from_slice(&left[..n]);
+        self.taken += n;
+        if self.taken == self.incoming.len() {
+            self.incoming.clear();
+            self.taken = 0;
+        }
+        Ok(n)
+    }
+}
+
+impl Write for Wire {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.outgoing.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Transport for Wire {
+    fn peek(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.read(buf)?;
+        self.taken -= n;
+        Ok(n)
+    }
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A server set-up and a client that trusts it, from a certificate made for the test.
+fn tls_configs() -> (Arc<ServerConfig>, Arc<ClientConfig>) {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert = CertificateDer::from(made.cert.der().to_vec());
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(made.signing_key.serialize_der()));
+    let provider = securetcp::tls::provider();
+    let server = ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], key)
+        .unwrap();
+    let mut roots = RootCertStore::empty();
+    roots.add(cert).unwrap();
+    let client = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    (Arc::new(server), Arc::new(client))
+}
+
+const REQUEST: &[u8] = b"+ 1 2\n";
+const REPLY: &[u8] = b"OK 3\n";
+
+/// One request through the connection core as the reactor drives it: the readiness event, the
+/// reads, the framing, the reply queued, the flush. Returns the lines it framed.
+fn conn_round(conn: &mut Conn<Wire>, buf: &mut [u8], traffic: &mut Traffic, now: Instant) -> usize {
+    conn.on_readable(false);
+    let mut lines = 0;
+    loop {
+        match conn.read(buf, now, traffic) {
+            ReadEvent::Data(n) => conn.on_plaintext(&buf[..n], now, |_, _| {
+                lines += 1;
+                securetcp::line::Flow::Continue
+            }),
+            ReadEvent::WouldBlock => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    for _ in 0..lines {
+        conn.queue(REPLY);
+    }
+    conn.flush(now, traffic).unwrap();
+    lines
+}
+
+/// The client's side, not measured: a request into the server's socket, the replies out of it.
+fn client_sends(client: &mut ClientConnection, to: &mut Wire, scratch: &mut Vec<u8>) {
+    client.writer().write_all(REQUEST).unwrap();
+    scratch.clear();
+    while client.wants_write() {
+        client.write_tls(scratch).unwrap();
+    }
+    to.incoming.extend_from_slice(scratch);
+}
+
+fn client_receives(client: &mut ClientConnection, from: &mut Wire) -> Vec<u8> {
+    let mut wire = &from.outgoing[..];
+    while !wire.is_empty() {
+        client.read_tls(&mut wire).unwrap();
+        client.process_new_packets().unwrap();
+    }
+    from.outgoing.clear();
+    let mut plain = Vec::new();
+    let _ = client.reader().read_to_end(&mut plain);
+    plain
+}
+
+#[test]
+fn the_connection_core_adds_no_allocation_to_a_request() {
+    const ROUNDS: usize = 200;
+    let now = Instant::now();
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut traffic = Traffic::default();
+    let mut scratch = Vec::with_capacity(1 << 16);
+    let setup = |tls| Setup {
+        tls,
+        expect_proxy: false,
+        max_line: 4096,
+        rate_limit: None,
+    };
+    let new_conn = |tls| {
+        let id = securetcp::outbox::ConnId::new(1, 0);
+        let peer = "127.0.0.1:40000".parse().unwrap();
+        let places = Places::default();
+        Conn::new(id, Wire::new(), peer, Kind::Client, places, setup(tls), now).unwrap()
+    };
+
+    // Without TLS: nothing at all.
+    let mut plain = new_conn(None);
+    let mut round = |conn: &mut Conn<Wire>| {
+        conn.transport_mut().incoming.extend_from_slice(REQUEST);
+        let n = allocations_in(|| assert_eq!(conn_round(conn, &mut buf, &mut traffic, now), 1));
+        assert_eq!(conn.transport_mut().outgoing, REPLY);
+        conn.transport_mut().outgoing.clear();
+        n
+    };
+    for _ in 0..10 {
+        round(&mut plain);
+    }
+    let allocations: usize = (0..ROUNDS).map(|_| round(&mut plain)).sum();
+    assert_eq!(
+        allocations, 0,
+        "{allocations} allocations for {ROUNDS} plain requests"
+    );
+
+    // With TLS: what the core makes, against what rustls alone makes for the same records.
+    let (server_config, client_config) = tls_configs();
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut conn = new_conn(Some(&server_config));
+    let mut client = ClientConnection::new(Arc::clone(&client_config), name.clone()).unwrap();
+    while conn.is_handshaking() {
+        scratch.clear();
+        while client.wants_write() {
+            client.write_tls(&mut scratch).unwrap();
+        }
+        conn.transport_mut().incoming.extend_from_slice(&scratch);
+        conn.on_readable(false);
+        while !matches!(
+            conn.read(&mut buf, now, &mut traffic),
+            ReadEvent::WouldBlock
+        ) {}
+        conn.flush(now, &mut traffic).unwrap();
+        client_receives(&mut client, conn.transport_mut());
+    }
+    let mut core_round = |conn: &mut Conn<Wire>, client: &mut ClientConnection| {
+        client_sends(client, conn.transport_mut(), &mut scratch);
+        let n = allocations_in(|| assert_eq!(conn_round(conn, &mut buf, &mut traffic, now), 1));
+        assert_eq!(client_receives(client, conn.transport_mut()), REPLY);
+        n
+    };
+    for _ in 0..10 {
+        core_round(&mut conn, &mut client);
+    }
+    let core: usize = (0..ROUNDS)
+        .map(|_| core_round(&mut conn, &mut client))
+        .sum();
+
+    // rustls alone: the same record in, the same reply out.
+    let mut server = ServerConnection::new(server_config).unwrap();
+    let mut client = ClientConnection::new(client_config, name).unwrap();
+    let mut wire = Wire::new();
+    let mut plaintext = [0u8; 64];
+    while server.is_handshaking() || client.is_handshaking() {
+        scratch.clear();
+        while client.wants_write() {
+            client.write_tls(&mut scratch).unwrap();
+        }
+        wire.incoming.extend_from_slice(&scratch);
+        while !wire.incoming.is_empty() {
+            server.read_tls(&mut wire).unwrap();
+            server.process_new_packets().unwrap();
+        }
+        while server.wants_write() {
+            server.write_tls(&mut wire).unwrap();
+        }
+        client_receives(&mut client, &mut wire);
+    }
+    let mut rustls_round = |server: &mut ServerConnection, client: &mut ClientConnection| {
+        client_sends(client, &mut wire, &mut scratch);
+        let n = allocations_in(|| {
+            while !wire.incoming.is_empty() {
+                server.read_tls(&mut wire).unwrap();
+                server.process_new_packets().unwrap();
+            }
+            let got = server.reader().read(&mut plaintext).unwrap_or(0);
+            if got > 0 {
+                server.writer().write_all(REPLY).unwrap();
+            }
+            while server.wants_write() {
+                server.write_tls(&mut wire).unwrap();
+            }
+        });
+        let replies = client_receives(client, &mut wire);
+        (n, replies)
+    };
+    for _ in 0..10 {
+        rustls_round(&mut server, &mut client);
+    }
+    let alone: usize = (0..ROUNDS)
+        .map(|_| {
+            let (n, replies) = rustls_round(&mut server, &mut client);
+            assert_eq!(replies, REPLY);
+            n
+        })
+        .sum();
+    assert!(
+        core <= alone,
+        "the core made {core} allocations for {ROUNDS} TLS requests, rustls alone {alone}"
+    );
+    eprintln!(
+        "{ROUNDS} TLS requests: {core} allocations through the core, {alone} in rustls alone"
+    );
 }
