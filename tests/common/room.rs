@@ -1,6 +1,6 @@
 //! Steps in the chat room shared by the tests across instances (tests/cluster.rs,
 //! tests/chat_redis.rs): give another instance the first one's certificates, log in as a
-//! member, read the next room line, read until a line.
+//! member, read the next room line, read until a line, ask who is in the room.
 
 use std::time::{Duration, Instant};
 
@@ -49,5 +49,27 @@ pub fn until(session: &mut Session, wanted: &str) -> Duration {
             return start.elapsed();
         }
         assert!(start.elapsed() < ROOM_WAIT, "never got {wanted:?}");
+    }
+}
+
+/// The names `who` lists, sorted: across instances the order is the order in which this
+/// instance heard of each member (a member of another instance may be heard of after one here
+/// logged in later), so a test that spans instances compares the names only. Room lines pushed
+/// before the reply (`JOIN`, `MSG`, `LEFT`) are skipped.
+pub fn members(session: &mut Session) -> Vec<String> {
+    session.send_line("who").unwrap();
+    loop {
+        let line = next(session);
+        if let Some(names) = line.strip_prefix("OK ") {
+            let mut names: Vec<String> = names.split(' ').map(str::to_string).collect();
+            names.sort();
+            return names;
+        }
+        assert!(
+            ["JOIN ", "MSG ", "LEFT "]
+                .iter()
+                .any(|p| line.starts_with(p)),
+            "who: {line}"
+        );
     }
 }
