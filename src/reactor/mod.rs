@@ -248,14 +248,16 @@ impl Reactor {
     }
 
     /// The "before sleep" step: room lines out (before this turn's replies, so no client hears a
-    /// reply before the other workers have what caused it), then every connection with output
-    /// writes it in one batch, then the counters and the log.
+    /// reply before the other workers have what caused it), what this worker could evict, then
+    /// every connection with output writes it in one batch, then the counters and the log.
     fn before_sleep(&mut self) {
         self.redis_turn();
         self.room.end_of_turn();
-        self.flush_dirty();
         if self.worker.shared.workers() > 1 {
             // What this worker could evict, for a full worker with nothing of its own to evict.
+            // Before the flush: a client greeted this turn may connect again at once, and the
+            // other worker must not count it as handshaking still (a place taken over the limit
+            // that nobody can give back: a fourth client served under `--max-clients 3`).
             let conns = &self.conns;
             let handshaking = self
                 .admission
@@ -264,6 +266,7 @@ impl Reactor {
                 .shared
                 .publish_handshaking(self.worker.index, handshaking);
         }
+        self.flush_dirty();
         if self.worker.shared.metrics_on() {
             let conns = &self.conns;
             let counters = self.meter.snapshot(
