@@ -107,6 +107,9 @@ pub struct LineBuffer {
     discarding: bool,
     /// Bytes after a line answered with `Flow::Hold`, waiting their turn (at most one read).
     held: Vec<u8>,
+    /// The buffer `take_held` lent out last, given back empty (`give_back_held`): the next hold
+    /// fills it, so a paced connection allocates nothing each time it resumes.
+    spare_held: Vec<u8>,
     /// Lines whose `\n` has arrived (wrapping): a change tells the line clock a new line began.
     ended: u64,
 }
@@ -115,6 +118,9 @@ pub struct LineBuffer {
 /// so a client that once sent a long line does not hold that memory while idle.
 const KEEP_CAPACITY: usize = 512;
 
+/// Held-bytes buffers larger than this are given back once a paced burst is over.
+const KEEP_HELD: usize = 4096;
+
 impl LineBuffer {
     pub fn new(max_line: usize) -> LineBuffer {
         LineBuffer {
@@ -122,6 +128,7 @@ impl LineBuffer {
             max_line,
             discarding: false,
             held: Vec::new(),
+            spare_held: Vec::new(),
             ended: 0,
         }
     }
@@ -131,9 +138,27 @@ impl LineBuffer {
         !self.held.is_empty()
     }
 
-    /// The held bytes, to be fed again now.
+    /// The held bytes, to be fed again now; hand the buffer back with `give_back_held` once
+    /// they are fed. Meanwhile a new hold goes into the spare buffer.
     pub fn take_held(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.held)
+        let spare = std::mem::take(&mut self.spare_held);
+        std::mem::replace(&mut self.held, spare)
+    }
+
+    /// The buffer from `take_held`, its bytes fed: kept (emptied) for the next hold, so a
+    /// paced burst allocates nothing per resume. Once nothing is held any more the burst is over,
+    /// and neither buffer is kept past `KEEP_HELD` (an idle connection holds little memory).
+    pub fn give_back_held(&mut self, mut buffer: Vec<u8>) {
+        if self.held.is_empty() {
+            if self.held.capacity() > KEEP_HELD {
+                self.held = Vec::new();
+            }
+            if buffer.capacity() > KEEP_HELD {
+                return;
+            }
+        }
+        buffer.clear();
+        self.spare_held = buffer;
     }
 
     /// Bytes held for an unfinished line.

@@ -8,7 +8,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig, ServerConnection};
@@ -396,4 +396,64 @@ fn the_connection_core_adds_no_allocation_to_a_request() {
     eprintln!(
         "{ROUNDS} TLS requests: {core} allocations through the core, {alone} in rustls alone"
     );
+}
+
+#[test]
+fn a_paced_connection_resumes_without_allocating() {
+    // `--rate-limit 1000`: a burst of 1,000 lines, then one a millisecond. One read brings 3,000
+    // lines; the rest is held, and every resume answers what the bucket allows and holds the rest.
+    let start = Instant::now();
+    let setup = Setup {
+        tls: None,
+        expect_proxy: false,
+        max_line: 4096,
+        rate_limit: Some(Pace::lines(1000)),
+    };
+    let id = securetcp::outbox::ConnId::new(1, 0);
+    let peer = "127.0.0.1:40000".parse().unwrap();
+    let mut conn = Conn::new(
+        id,
+        Wire::new(),
+        peer,
+        Kind::Client,
+        Places::default(),
+        setup,
+        start,
+    )
+    .unwrap();
+    let input: Vec<u8> = REQUEST.repeat(3000);
+    let mut answered = 0;
+    conn.on_plaintext(&input, start, |_, _| {
+        answered += 1;
+        securetcp::line::Flow::Continue
+    });
+    assert!(conn.has_held(), "the pace held the rest");
+    let resume = |conn: &mut Conn<Wire>, at: Instant, answered: &mut usize| {
+        if conn.rate_token_due(at).is_ok() && conn.has_held() {
+            let held = conn.take_held();
+            conn.on_plaintext(&held, at, |_, _| {
+                *answered += 1;
+                securetcp::line::Flow::Continue
+            });
+            conn.give_back_held(held);
+        }
+    };
+    let mut ms = 0;
+    for _ in 0..10 {
+        ms += 1;
+        resume(&mut conn, start + Duration::from_millis(ms), &mut answered);
+    }
+    let before = answered;
+    let allocations = allocations_in(|| {
+        for _ in 0..500 {
+            ms += 1;
+            resume(&mut conn, start + Duration::from_millis(ms), &mut answered);
+        }
+    });
+    assert!(
+        answered - before >= 400,
+        "resumes answered {}",
+        answered - before
+    );
+    assert_eq!(allocations, 0, "{allocations} allocations for 500 resumes");
 }

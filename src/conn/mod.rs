@@ -507,6 +507,12 @@ impl<T: Transport> Conn<T> {
         self.lines.take_held()
     }
 
+    /// The buffer from [`Conn::take_held`], its bytes answered (or held again): kept for the
+    /// next hold, so resuming allocates nothing.
+    pub fn give_back_held(&mut self, buffer: Vec<u8>) {
+        self.lines.give_back_held(buffer);
+    }
+
     pub fn has_held(&self) -> bool {
         self.lines.has_held()
     }

@@ -35,7 +35,11 @@ impl Reactor {
             if conn.has_held() {
                 // Lines already read (held by a pause) come before anything read later.
                 let held = conn.take_held();
-                if !self.handle_plaintext(id, &held) {
+                let keep_reading = self.handle_plaintext(id, &held);
+                if let Some(conn) = self.conns.get_mut(id) {
+                    conn.give_back_held(held);
+                }
+                if !keep_reading {
                     return;
                 }
                 continue;
