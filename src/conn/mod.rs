@@ -535,10 +535,7 @@ impl<T: Transport> Conn<T> {
 
     /// Remembers the name the service accepted (no allocation when it is the same name again).
     pub fn set_name(&mut self, new: &[u8]) {
-        let new = String::from_utf8_lossy(new);
-        if self.session.name.as_deref() != Some(&*new) {
-            self.session.name = Some(new.into());
-        }
+        self.session.set_name(new);
     }
 
     /// Sets or lifts the fan-out pause (chat: members receiving its lines are far behind).

@@ -121,6 +121,16 @@ pub struct Session {
     pub requests: u64,
 }
 
+impl Session {
+    /// Remembers the name the service accepted (no allocation when it is the same name again).
+    pub fn set_name(&mut self, new: &[u8]) {
+        let new = String::from_utf8_lossy(new);
+        if self.name.as_deref() != Some(&*new) {
+            self.name = Some(new.into());
+        }
+    }
+}
+
 /// Who is at the other end.
 #[derive(Debug, Clone, Copy)]
 pub struct Peer {

@@ -270,10 +270,8 @@ fn dispatch_lines<T: crate::conn::Transport>(
         };
         let quiet = out.take_quiet();
         if let Some(new_name) = out.name_since(mark, id) {
-            let new_name = String::from_utf8_lossy(new_name);
-            if session.name.as_deref() != Some(&*new_name) {
-                session.name = Some(new_name.into());
-            }
+            // Now, for this line's log line; `apply_outbox` finds it already set.
+            session.set_name(new_name);
         }
         if let Some(log) = log.as_deref_mut() {
             if !quiet && log.enabled() {
