@@ -158,6 +158,31 @@ pub fn client_config(
     Ok(Arc::new(config))
 }
 
+/// A server set-up with a fresh self-signed certificate for `localhost`, and a client that
+/// trusts exactly it: TLS with no files, for the tests and benches that drive a connection in
+/// memory. Panics if rcgen or rustls refuse (they do not, for this input).
+pub fn in_memory_pair() -> (Arc<ServerConfig>, Arc<ClientConfig>) {
+    use rustls::pki_types::PrivatePkcs8KeyDer;
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
+        .expect("a self-signed certificate for localhost");
+    let cert = CertificateDer::from(made.cert.der().to_vec());
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(made.signing_key.serialize_der()));
+    let server = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("the provider's protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], key)
+        .expect("the certificate just made");
+    let mut roots = RootCertStore::empty();
+    roots.add(cert).expect("the certificate just made");
+    let client = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("the provider's protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    (Arc::new(server), Arc::new(client))
+}
+
 /// A rustls error in words a person can act on (the log's `error="..."`, the client's and the
 /// server's messages), never a Rust variant name.
 pub fn describe_error(e: &rustls::Error) -> String {

@@ -10,8 +10,8 @@ use std::io::{self, Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig, ServerConnection};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConnection, ServerConnection};
 use securetcp::conn::{Conn, Kind, Places, ReadEvent, Setup, Traffic, Transport};
 
 use securetcp::line::{Frame, LineBuffer};
@@ -202,28 +202,6 @@ impl Transport for Wire {
     }
 }
 
-/// A server set-up and a client that trusts it, from a certificate made for the test.
-fn tls_configs() -> (Arc<ServerConfig>, Arc<ClientConfig>) {
-    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let cert = CertificateDer::from(made.cert.der().to_vec());
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(made.signing_key.serialize_der()));
-    let provider = securetcp::tls::provider();
-    let server = ServerConfig::builder_with_provider(Arc::clone(&provider))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.clone()], key)
-        .unwrap();
-    let mut roots = RootCertStore::empty();
-    roots.add(cert).unwrap();
-    let client = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    (Arc::new(server), Arc::new(client))
-}
-
 const REQUEST: &[u8] = b"+ 1 2\n";
 const REPLY: &[u8] = b"OK 3\n";
 
@@ -310,7 +288,7 @@ fn the_connection_core_adds_no_allocation_to_a_request() {
     );
 
     // With TLS: what the core makes, against what rustls alone makes for the same records.
-    let (server_config, client_config) = tls_configs();
+    let (server_config, client_config) = securetcp::tls::in_memory_pair();
     let name = ServerName::try_from("localhost").unwrap();
     let mut conn = new_conn(Some(&server_config));
     let mut client = ClientConnection::new(Arc::clone(&client_config), name.clone()).unwrap();

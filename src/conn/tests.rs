@@ -8,8 +8,8 @@ use std::io::{self, Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConnection, ServerConfig};
 
 use super::*;
 use crate::line::Flow;
@@ -90,28 +90,6 @@ impl Transport for Pipe {
     }
 }
 
-/// A server set-up and a client that trusts it, from a certificate made for the test.
-fn tls_configs() -> (Arc<ServerConfig>, Arc<ClientConfig>) {
-    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let cert = CertificateDer::from(made.cert.der().to_vec());
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(made.signing_key.serialize_der()));
-    let provider = crate::tls::provider();
-    let server = ServerConfig::builder_with_provider(Arc::clone(&provider))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.clone()], key)
-        .unwrap();
-    let mut roots = RootCertStore::empty();
-    roots.add(cert).unwrap();
-    let client = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    (Arc::new(server), Arc::new(client))
-}
-
 const MAX_LINE: usize = 4096;
 
 fn id() -> ConnId {
@@ -160,7 +138,7 @@ struct Pair {
 
 impl Pair {
     fn new(expect_proxy: bool) -> Pair {
-        let (server, client) = tls_configs();
+        let (server, client) = crate::tls::in_memory_pair();
         let name = ServerName::try_from("localhost").unwrap();
         Pair {
             server: conn(Some(&server), expect_proxy, None),
@@ -557,7 +535,7 @@ fn a_malformed_proxy_header_is_refused_with_its_reason() {
 
 #[test]
 fn plain_text_on_a_tls_port_gets_one_plain_line_before_the_drop() {
-    let (server, _) = tls_configs();
+    let (server, _) = crate::tls::in_memory_pair();
     let mut conn = conn(Some(&server), false, None);
     arrive(&mut conn, b"+ 3 4\n");
     let mut buf = [0u8; 256];
