@@ -15,6 +15,9 @@
 //! One line out: silent sockets connected and closed by the server, real clients served (and
 //! the share), and the time a real client took from connect to its answer (p50, p99, max).
 
+#[path = "shared/sockets.rs"]
+mod sockets;
+
 use std::io::{self, Read};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -99,7 +102,7 @@ struct Flood {
 impl Flood {
     fn open(&mut self, slot: usize) -> io::Result<()> {
         let source = 2 + (slot % usize::from(self.sources)) as u8;
-        let mut stream = connect_from(self.addr, Ipv4Addr::new(127, 0, 0, source))?;
+        let mut stream = sockets::connect_from(self.addr, Ipv4Addr::new(127, 0, 0, source))?;
         self.poll.registry().register(
             &mut stream,
             Token(slot),
@@ -142,7 +145,7 @@ impl Flood {
 }
 
 fn run(o: Options) -> Result<(), String> {
-    raise_fd_limit();
+    sockets::raise_fd_limit();
     let mut flood = Flood {
         poll: Poll::new().map_err(|e| e.to_string())?,
         sockets: (0..o.silent).map(|_| None).collect(),
@@ -259,60 +262,4 @@ fn run(o: Options) -> Result<(), String> {
         println!("  not served {n}: {why}");
     }
     Ok(())
-}
-
-/// A non-blocking connect from `source` (bound first, so the server sees that address).
-fn connect_from(addr: SocketAddr, source: Ipv4Addr) -> io::Result<TcpStream> {
-    // SAFETY: plain socket calls on a descriptor we create and own; sockaddr_in is filled in full.
-    unsafe {
-        use std::os::fd::FromRawFd;
-        let fd = libc::socket(
-            libc::AF_INET,
-            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-        );
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let stream = std::net::TcpStream::from_raw_fd(fd);
-        let sockaddr = |ip: Ipv4Addr, port: u16| libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: port.to_be(),
-            sin_addr: libc::in_addr {
-                s_addr: u32::from(ip).to_be(),
-            },
-            sin_zero: [0; 8],
-        };
-        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-        let local = sockaddr(source, 0);
-        if libc::bind(fd, (&local as *const libc::sockaddr_in).cast(), len) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let SocketAddr::V4(v4) = addr else {
-            return Err(io::Error::other("the flood is IPv4 only"));
-        };
-        let peer = sockaddr(*v4.ip(), v4.port());
-        if libc::connect(fd, (&peer as *const libc::sockaddr_in).cast(), len) != 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EINPROGRESS) {
-                return Err(e);
-            }
-        }
-        Ok(TcpStream::from_std(stream))
-    }
-}
-
-/// Raises our own descriptor limit to the hard limit (a flood needs one per socket).
-fn raise_fd_limit() {
-    let mut rl = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit read and write only the struct we pass.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) == 0 {
-            rl.rlim_cur = rl.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
-        }
-    }
 }

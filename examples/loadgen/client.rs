@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -203,50 +203,13 @@ pub fn would_block(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::WouldBlock || e.raw_os_error() == Some(libc::ENOTCONN)
 }
 
-/// A non-blocking connect from 127.0.0.`source` (spreading the ephemeral port use).
+/// A non-blocking connect from 127.0.0.`source` (spreading the ephemeral port use); from any
+/// address for `source` 0 or 1, or an IPv6 server.
 pub fn connect_from(addr: SocketAddr, source: u8) -> io::Result<TcpStream> {
-    use std::os::fd::FromRawFd;
-    let local = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, source)), 0);
     if source <= 1 || !addr.is_ipv4() {
         return TcpStream::connect(addr);
     }
-    // SAFETY: plain socket calls on a descriptor we create and own; sockaddr_in is filled in full.
-    unsafe {
-        let fd = libc::socket(
-            libc::AF_INET,
-            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-        );
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let stream = std::net::TcpStream::from_raw_fd(fd);
-        let sockaddr = |a: SocketAddr| {
-            let SocketAddr::V4(v4) = a else {
-                unreachable!()
-            };
-            libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: v4.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from(*v4.ip()).to_be(),
-                },
-                sin_zero: [0; 8],
-            }
-        };
-        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-        let bind = sockaddr(local);
-        if libc::bind(fd, (&bind as *const libc::sockaddr_in).cast(), len) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let peer = sockaddr(addr);
-        if libc::connect(fd, (&peer as *const libc::sockaddr_in).cast(), len) != 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EINPROGRESS) {
-                return Err(e);
-            }
-        }
-        let _ = stream.set_nodelay(true);
-        Ok(TcpStream::from_std(stream))
-    }
+    let stream = crate::sockets::connect_from(addr, Ipv4Addr::new(127, 0, 0, source))?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
 }

@@ -14,6 +14,8 @@
 //! connections over 127.0.0.1 .. 127.0.0.K, so more than one port range's worth can be opened.
 
 mod client;
+#[path = "../shared/sockets.rs"]
+mod sockets;
 
 use std::io;
 use std::net::SocketAddr;
@@ -158,21 +160,6 @@ fn parse() -> Result<Options, String> {
     })
 }
 
-/// Raises our own descriptor limit to the hard limit.
-fn raise_fd_limit() {
-    let mut rl = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit read and write only the struct we pass.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) == 0 {
-            rl.rlim_cur = rl.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
-        }
-    }
-}
-
 fn server_cpu(pid: Option<u32>) -> Option<Duration> {
     securetcp::procstat::cpu_time(pid?)
 }
@@ -218,7 +205,7 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
 }
 
 fn run(o: Options) -> Result<(), String> {
-    raise_fd_limit();
+    sockets::raise_fd_limit();
     let rss_before = server_rss_kib(o.pid);
     let conns = o.conns;
     let mut run = Run {
