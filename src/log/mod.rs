@@ -15,7 +15,7 @@ use std::fmt::{self, Write as _};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -33,12 +33,20 @@ pub enum LogTarget {
 /// Values longer than this are cut in the log (a request line may be 4 KiB or more).
 const MAX_VALUE_BYTES: usize = 200;
 
-/// Log bytes the writer thread may have in hand before the reactor stops handing it more, and
+/// Memory the writer thread may have in hand before the reactor stops handing it more, and
 /// the most the reactor keeps meanwhile. Past both, lines are dropped and counted (then logged
 /// as `event=log-dropped lines=N`): a disk slower than the clients must not grow memory without
-/// bound, and must not stall the reactor either.
+/// bound, and must not stall the reactor either. In hand counts the buffers handed over, not
+/// their lines: each loop turn hands over a buffer of at least 64 KiB, often for a line or two,
+/// so a writer thread a few thousand turns behind (a loaded machine, a slow disk) held
+/// gigabytes while its lines stayed far under the limit.
 const MAX_IN_FLIGHT: usize = 4 << 20;
 const MAX_BUFFERED: usize = 4 << 20;
+
+/// Emptied buffers kept for the next turns once the writer thread is done with them; the rest
+/// are freed. Unbounded, every buffer a lagging writer ever had in hand was kept for good: the
+/// server's memory ratcheted up with each lag (tests/limits.rs churn saw +5 MiB a round).
+const MAX_SPARES: usize = 4;
 
 pub struct Log {
     buffer: Vec<u8>,
@@ -54,7 +62,7 @@ pub struct Log {
 /// One `Log`'s way to the writer thread.
 struct Writer {
     to_writer: Sender<ToWriter>,
-    give_back: Sender<Vec<u8>>,
+    give_back: SyncSender<Vec<u8>>,
     recycled: Receiver<Vec<u8>>,
     /// Bytes handed to the writer thread and not yet written (shared by every `Log`).
     in_flight: Arc<AtomicUsize>,
@@ -166,7 +174,7 @@ impl Log {
         in_flight: Arc<AtomicUsize>,
         lost_by_writer: Arc<AtomicU64>,
     ) -> Log {
-        let (give_back, recycled) = mpsc::channel::<Vec<u8>>();
+        let (give_back, recycled) = mpsc::sync_channel::<Vec<u8>>(MAX_SPARES);
         let mut log = Log {
             buffer: Vec::with_capacity(64 * 1024),
             dropped: 0,
@@ -266,7 +274,9 @@ impl Log {
             self.dropped_reported += self.dropped;
             self.dropped = 0;
         }
-        writer.in_flight.fetch_add(full.len(), Ordering::AcqRel);
+        writer
+            .in_flight
+            .fetch_add(full.capacity(), Ordering::AcqRel);
         // If the writer thread is gone (its disk write panicked), the lines are lost but the
         // server goes on: a log must never take the service down.
         let _ = writer
@@ -420,6 +430,43 @@ mod tests {
             &text[text.len() - 80..]
         );
         let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn a_writer_far_behind_holds_bounded_memory_and_keeps_few_spares() {
+        // A writer thread that does not run for 2,000 turns of a line each (a loaded machine).
+        let (to_writer, stalled) = mpsc::channel::<ToWriter>();
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let mut log = Log::front(to_writer, Arc::clone(&in_flight), Arc::default());
+        for i in 0..2000 {
+            log.line(format_args!("conn={i} event=open"));
+            log.flush();
+        }
+        // The buffers it has in hand are bounded by their memory, not by their lines...
+        let handed: Vec<_> = stalled.try_iter().collect();
+        let memory: usize = handed
+            .iter()
+            .map(|message| match message {
+                ToWriter::Lines(chunk, _) => chunk.capacity(),
+                ToWriter::Reopen => 0,
+            })
+            .sum();
+        assert!(
+            memory <= MAX_IN_FLIGHT + (64 << 10),
+            "{memory} bytes in hand"
+        );
+        assert_eq!(in_flight.load(Ordering::Acquire), memory);
+        // ...and the lines it did not get wait in the reactor's buffer, none lost.
+        assert_eq!(log.dropped, 0);
+        // Once it has written them, a few buffers are kept for reuse and the others freed.
+        for message in handed {
+            if let ToWriter::Lines(chunk, give_back) = message {
+                sink::give_back_emptied(chunk, &give_back, &in_flight);
+            }
+        }
+        assert_eq!(in_flight.load(Ordering::Acquire), 0);
+        let spares = log.writer.as_ref().unwrap().recycled.try_iter().count();
+        assert!(spares <= MAX_SPARES, "{spares} spare buffers kept");
     }
 
     #[test]

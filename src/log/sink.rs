@@ -17,7 +17,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::{Receiver, SyncSender};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::{Value, write_rfc3339};
@@ -31,9 +31,23 @@ const OUTAGE_GAP: Duration = Duration::from_secs(60);
 /// What a `Log` hands the writer thread.
 pub(super) enum ToWriter {
     /// Whole lines (each ends in `\n`), and where to give the emptied buffer back.
-    Lines(Vec<u8>, Sender<Vec<u8>>),
+    Lines(Vec<u8>, SyncSender<Vec<u8>>),
     /// Open the file again by its name (logrotate moved it away).
     Reopen,
+}
+
+/// A buffer written out is no longer in hand (its memory, as [`super::Log`] counted it); it
+/// goes back for reuse unless it is large or enough spares are kept already (then it is freed).
+pub(super) fn give_back_emptied(
+    mut chunk: Vec<u8>,
+    give_back: &SyncSender<Vec<u8>>,
+    in_flight: &AtomicUsize,
+) {
+    in_flight.fetch_sub(chunk.capacity(), Ordering::AcqRel);
+    if chunk.capacity() <= KEEP_BUFFER {
+        chunk.clear();
+        let _ = give_back.try_send(chunk);
+    }
 }
 
 /// Where the lines go.
@@ -135,13 +149,9 @@ impl Sink {
     pub(super) fn run(mut self, input: Receiver<ToWriter>, in_flight: Arc<AtomicUsize>) {
         while let Ok(message) = input.recv() {
             match message {
-                ToWriter::Lines(mut chunk, give_back) => {
+                ToWriter::Lines(chunk, give_back) => {
                     self.write_lines(&chunk);
-                    in_flight.fetch_sub(chunk.len(), Ordering::AcqRel);
-                    if chunk.capacity() <= KEEP_BUFFER {
-                        chunk.clear();
-                        let _ = give_back.send(chunk);
-                    }
+                    give_back_emptied(chunk, &give_back, &in_flight);
                 }
                 ToWriter::Reopen => self.reopen(),
             }
