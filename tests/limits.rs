@@ -153,7 +153,7 @@ fn ten_thousand_connections_of_churn_leave_descriptors_and_memory_where_they_wer
         );
         s
     };
-    // Warm up the allocator and the table, then take the baseline.
+    // Warm up the allocator and the table, then count the descriptors.
     for i in 0..300 {
         let mut s = session(i);
         assert_eq!(s.request("q").unwrap(), "BYE session ended");
@@ -204,42 +204,62 @@ fn ten_thousand_connections_of_churn_leave_descriptors_and_memory_where_they_wer
             std::thread::sleep(Duration::from_millis(100));
         }
     };
-    // A first round takes the allocator to the high-water mark of this concurrency (how high
-    // depends on how busy the machine is); a leak is growth over the second round.
+    // Every connection accepted is logged: each has its close line (a log that fell behind the
+    // disk says how many lines it dropped). A connection reset before the server's accept never
+    // reaches it, so raw resets may be fewer than sent; TLS sessions all arrive.
+    let logged = |at_least: usize| {
+        let start = Instant::now();
+        loop {
+            let log = server.log();
+            let dropped: usize = log
+                .lines()
+                .filter_map(|l| l.split("event=log-dropped lines=").nth(1))
+                .filter_map(|n| n.trim().parse::<usize>().ok())
+                .sum();
+            let opens = log.matches("event=open").count();
+            let closes = log.matches("event=close").count();
+            if closes + dropped >= opens && opens + dropped >= at_least {
+                return;
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "{opens} opened, {closes} closed, {dropped} log lines dropped"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    // Memory: a leak grows with every round; the allocator's high-water mark does not. How high
+    // that mark is depends on how many connections the server held at once and how far its log
+    // writer fell behind, that is on how busy the machine was: a later round that happens to
+    // pile up more than the ones before raises it by a few MiB (4-5 MiB seen on a loaded 2-core
+    // machine, with no byte leaked: heaptrack), and then it stays. So the first round sets the
+    // mark, and the server passes once a further round of 10,000 connections leaves RSS less
+    // than 1 MiB (about 100 bytes a connection) above where the round before left it; a leak
+    // of that size or more grows RSS in every round, and fails after MAX_ROUNDS.
+    const MAX_ROUNDS: usize = 6;
+    let mut rounds = 1;
     churn();
     descriptors_back();
-    let rss_before = rss_kib(pid);
-    churn();
-    // Every connection is closed: the descriptors come back (the last ones within a moment).
-    descriptors_back();
-    // ...and logged: every connection the server accepted has its close line (a log that fell
-    // behind the disk says how many lines it dropped). A connection reset before the server's
-    // accept never reaches it, so raw resets may be fewer than sent; TLS sessions all arrive.
-    let start = Instant::now();
+    logged(300 + CHURN / 2);
+    let mut rss = vec![rss_kib(pid)];
     loop {
-        let log = server.log();
-        let dropped: usize = log
-            .lines()
-            .filter_map(|l| l.split("event=log-dropped lines=").nth(1))
-            .filter_map(|n| n.trim().parse::<usize>().ok())
-            .sum();
-        let opens = log.matches("event=open").count();
-        let closes = log.matches("event=close").count();
-        if closes + dropped >= opens && opens + dropped >= 300 + CHURN / 2 {
+        churn();
+        rounds += 1;
+        // Every connection is closed: the descriptors come back (the last ones within a
+        // moment), and every close is logged.
+        descriptors_back();
+        logged(300 + rounds * CHURN / 2);
+        let (before, after) = (rss[rss.len() - 1], rss_kib(pid));
+        rss.push(after);
+        if after < before + 1024 {
             break;
         }
         assert!(
-            start.elapsed() < WAIT,
-            "{opens} opened, {closes} closed, {dropped} log lines dropped"
+            rounds < MAX_ROUNDS,
+            "RSS grew in every round of {CHURN} connections (KiB after each): {rss:?}"
         );
-        std::thread::sleep(Duration::from_millis(100));
     }
-    let (fds_after, rss_after) = (fd_count(pid), rss_kib(pid));
-    assert_eq!(fds_after, fds_before, "descriptors leaked");
-    assert!(
-        rss_after < rss_before + 4 * 1024,
-        "RSS grew from {rss_before} KiB to {rss_after} KiB"
-    );
+    assert_eq!(fd_count(pid), fds_before, "descriptors leaked");
 }
 
 #[test]
