@@ -26,7 +26,7 @@ pub fn main() {
         }
     };
     if let Err(e) = run(form) {
-        eprintln!("error: cannot open the window: {e}");
+        eprintln!("error: {e}");
         std::process::exit(1);
     }
 }

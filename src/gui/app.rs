@@ -10,10 +10,11 @@ use std::path::Path;
 use eframe::egui;
 
 use super::form::ConnectForm;
-use super::net::{Ending, FromNet, Link};
+use super::net::{self, Ending, FromNet, Link};
+use super::picker::{self, PickFor, Picked, Picker};
 use super::screens::Screen;
 use super::session::{Action, Session};
-use super::views;
+use super::{style, views};
 use crate::proto::ServiceKind;
 
 /// Where the window is.
@@ -33,6 +34,10 @@ enum Phase {
 pub struct App {
     pub form: ConnectForm,
     phase: Phase,
+    /// The file picker, open over the form for one of its file fields.
+    picker: Option<Picker>,
+    /// The type sizes and fallback fonts are set on the first frame (the context comes then).
+    styled: bool,
 }
 
 impl App {
@@ -40,26 +45,46 @@ impl App {
         App {
             form,
             phase: Phase::Form { error: None },
+            picker: None,
+            styled: false,
         }
     }
 
     /// One frame: take what the network sent, then draw.
     pub fn ui(&mut self, ui: &mut egui::Ui) {
+        if !self.styled {
+            style::install(ui.ctx());
+            self.styled = true;
+        }
         self.drain_network();
         let mut action = Action::None;
         match &mut self.phase {
-            Phase::Form { error } => action = form_ui(ui, &mut self.form, error.clone()),
+            Phase::Form { .. } if self.picker.is_some() => self.pick(ui),
+            Phase::Form { error } => match form_ui(ui, &mut self.form, error.clone()) {
+                FormAction::Connect => action = Action::Connect,
+                FormAction::Pick(target) => {
+                    let current = match target {
+                        PickFor::Ca => &self.form.ca,
+                        PickFor::Cert => &self.form.cert,
+                        PickFor::Key => &self.form.key,
+                    };
+                    self.picker = Some(Picker::open(target, current));
+                }
+                FormAction::None => {}
+            },
             Phase::Connecting { .. } => {
                 egui::CentralPanel::default().show(ui, |ui| {
-                    ui.heading("securetcp");
-                    ui.label(format!(
-                        "Connecting to {}:{}...",
-                        self.form.host.trim(),
-                        self.form.port.trim()
-                    ));
-                    if ui.button("Cancel").clicked() {
-                        action = Action::BackToForm(None);
-                    }
+                    views::column(ui, views::FORM_WIDTH, |ui| {
+                        ui.heading("securetcp");
+                        ui.label(format!(
+                            "Connecting to {}:{}...",
+                            self.form.host.trim(),
+                            self.form.port.trim()
+                        ));
+                        if ui.button("Cancel").clicked() {
+                            action = Action::BackToForm(None);
+                        }
+                    });
                 });
             }
             Phase::Session(session) => action = views::session(ui, session, &self.form),
@@ -69,6 +94,25 @@ impl App {
             Action::Connect => self.connect(ui.ctx()),
             Action::BackToForm(error) => self.phase = Phase::Form { error },
         }
+    }
+
+    /// The picker in place of the form; a chosen file fills the field it was opened for.
+    fn pick(&mut self, ui: &mut egui::Ui) {
+        let Some(open) = &mut self.picker else { return };
+        let target = open.target;
+        match picker::show(ui, open) {
+            Picked::Nothing => return,
+            Picked::Cancelled => {}
+            Picked::File(path) => {
+                let text = shortest_path(&path);
+                match target {
+                    PickFor::Ca => self.form.ca = text,
+                    PickFor::Cert => self.form.cert = text,
+                    PickFor::Key => self.form.key = text,
+                }
+            }
+        }
+        self.picker = None;
     }
 
     fn drain_network(&mut self) {
@@ -118,11 +162,23 @@ impl App {
             (Phase::Connecting { .. }, FromNet::Ended(ending)) => Phase::Form {
                 error: Some(match ending {
                     Ending::Failed(why) => why,
-                    Ending::Bye(text) => format!("The server said goodbye: {text}."),
+                    Ending::Bye(text) => net::bye_sentence(&text),
                 }),
             },
             (Phase::Session(mut session), FromNet::Line(line)) => {
                 session.screen.on_line(&line);
+                // A name the server refused is not offered again by the form (Back to the form,
+                // Disconnect, Reconnect); one it welcomed is kept there for the next time.
+                if let Some(refused) = session.screen.take_refused_name()
+                    && self.form.name.trim() == refused
+                {
+                    self.form.name.clear();
+                }
+                if let Screen::Chat(chat) = &session.screen
+                    && let Some(me) = &chat.me
+                {
+                    self.form.name.clone_from(me);
+                }
                 if let Screen::Chat(chat) = &mut session.screen
                     && chat.wants_who()
                 {
@@ -134,6 +190,7 @@ impl App {
                 Phase::Form { error: None }
             }
             (Phase::Session(mut session), FromNet::Ended(ending)) => {
+                session.screen.on_end();
                 session.ended = Some(ending);
                 Phase::Session(session)
             }
@@ -153,48 +210,91 @@ impl App {
     }
 }
 
-/// The connect form; a failure shows above it, and its button then says Reconnect.
-fn form_ui(ui: &mut egui::Ui, form: &mut ConnectForm, error: Option<String>) -> Action {
-    let mut action = Action::None;
+/// What the form asks for this frame.
+enum FormAction {
+    None,
+    Connect,
+    Pick(PickFor),
+}
+
+/// The connect form, centred and at most [`views::FORM_WIDTH`] wide; a failure shows above it,
+/// and its button then says Reconnect.
+fn form_ui(ui: &mut egui::Ui, form: &mut ConnectForm, error: Option<String>) -> FormAction {
+    let mut action = FormAction::None;
     egui::CentralPanel::default().show(ui, |ui| {
-        ui.heading("securetcp");
-        if let Some(error) = &error {
-            views::error_banner(ui, error);
-        }
-        egui::Grid::new("connect-form")
-            .num_columns(2)
-            .spacing([12.0, 8.0])
-            .show(ui, |ui| {
-                views::field(
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            views::column(ui, views::FORM_WIDTH, |ui| {
+                ui.heading("securetcp");
+                if let Some(error) = &error {
+                    views::error_banner(ui, error);
+                }
+                let rows = views::FormRows::for_width(ui.available_width());
+                rows.field(
                     ui,
                     "Address",
                     &mut form.host,
                     "127.0.0.1, ::1 or a host name",
                 );
-                views::field(ui, "Port", &mut form.port, "5000");
-                views::field(ui, "CA file", &mut form.ca, "public roots only");
-                views::field(ui, "Name", &mut form.name, "optional");
-                views::field(
+                rows.field(ui, "Port", &mut form.port, "5000");
+                let mut file = |ui: &mut egui::Ui,
+                                label: &str,
+                                value: &mut String,
+                                hint: &str,
+                                target: PickFor| {
+                    if rows.file_field(ui, label, value, hint, target.title()) {
+                        action = FormAction::Pick(target);
+                    }
+                };
+                file(
+                    ui,
+                    "CA file",
+                    &mut form.ca,
+                    "public roots only",
+                    PickFor::Ca,
+                );
+                rows.field(ui, "Name", &mut form.name, "optional");
+                file(
                     ui,
                     "Client certificate",
                     &mut form.cert,
                     "optional (mutual TLS)",
+                    PickFor::Cert,
                 );
-                views::field(ui, "Client key", &mut form.key, "with the certificate");
+                file(
+                    ui,
+                    "Client key",
+                    &mut form.key,
+                    "with the certificate",
+                    PickFor::Key,
+                );
+                ui.checkbox(&mut form.no_tls, "Plain TCP (no TLS)");
+                ui.add_space(8.0);
+                let label = if error.is_some() {
+                    "Reconnect"
+                } else {
+                    "Connect"
+                };
+                let enter = ui.input(|i| i.key_pressed(egui::Key::Enter));
+                let button = egui::Button::new(label).min_size(egui::vec2(140.0, 34.0));
+                if ui.add(button).clicked() || enter {
+                    action = FormAction::Connect;
+                }
             });
-        ui.checkbox(&mut form.no_tls, "Plain TCP (no TLS)");
-        ui.add_space(8.0);
-        let label = if error.is_some() {
-            "Reconnect"
-        } else {
-            "Connect"
-        };
-        let enter = ui.input(|i| i.key_pressed(egui::Key::Enter));
-        if ui.button(label).clicked() || enter {
-            action = Action::Connect;
-        }
+        });
     });
     action
+}
+
+/// A picked file as the form shows it: relative to the working directory when it is inside it
+/// (`certs/ca.pem`), else the whole path.
+fn shortest_path(path: &Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
+        .filter(|relative| !relative.as_os_str().is_empty())
+        .unwrap_or_else(|| path.to_path_buf())
+        .display()
+        .to_string()
 }
 
 impl eframe::App for App {

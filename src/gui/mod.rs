@@ -3,17 +3,21 @@
 //!
 //! - [`app`]: the window's phases (form, connecting, session) and the flow of events;
 //! - [`form`]: the connect form's data and the options it gives the transport;
+//! - [`picker`]: the file picker for the form's CA, certificate and key;
 //! - [`session`]: a session's state and the actions a frame asks for (shared by app and views,
 //!   so the arrows go app -> views -> session, never back);
 //! - [`net`]: the network threads and the sentences for failures;
 //! - [`screens`]: each service's state, pure and unit-tested;
-//! - [`views`]: drawing those states.
+//! - [`views`]: drawing those states, in layouts that stretch from 360 px to a wide screen;
+//! - [`style`]: the type sizes, and the fallback fonts for every script and emoji.
 
 pub mod app;
 pub mod form;
 pub mod net;
+pub mod picker;
 pub mod screens;
 mod session;
+pub mod style;
 mod views;
 
 pub use app::App;
@@ -22,11 +26,20 @@ pub use form::ConnectForm;
 use eframe::egui;
 
 /// Opens the window and runs until it is closed.
-pub fn run(form: ConnectForm) -> eframe::Result {
+///
+/// Errors: [`NoDisplay`] without `DISPLAY` and `WAYLAND_DISPLAY` (checked first, so a person
+/// reads one sentence rather than winit's backend report), else eframe's own.
+pub fn run(form: ConnectForm) -> Result<(), RunError> {
+    if !has_display(|name| std::env::var_os(name)) {
+        return Err(RunError::NoDisplay);
+    }
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("securetcp")
-            .with_inner_size([760.0, 520.0]),
+            .with_inner_size([800.0, 600.0])
+            .with_min_inner_size([320.0, 400.0]),
+        // `App` adds the system's fonts itself (`style::install`), in the window and in tests.
+        system_font_fallback: false,
         ..eframe::NativeOptions::default()
     };
     eframe::run_native(
@@ -34,4 +47,69 @@ pub fn run(form: ConnectForm) -> eframe::Result {
         options,
         Box::new(|_creation| Ok(Box::new(App::new(form)))),
     )
+    .map_err(|e| RunError::Window(one_line(&e.to_string())))
+}
+
+/// Why the window did not open.
+#[derive(Debug, PartialEq)]
+pub enum RunError {
+    /// Neither an X11 nor a Wayland display to open it on.
+    NoDisplay,
+    /// The windowing system refused it; eframe's message on one line.
+    Window(String),
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunError::NoDisplay => f.write_str(
+                "no display to open the window on (neither DISPLAY nor WAYLAND_DISPLAY is set): \
+                 run it from a desktop session, or under Xvfb",
+            ),
+            RunError::Window(why) => write!(f, "cannot open the window: {why}"),
+        }
+    }
+}
+
+/// Whether a windowing system is there to open a window on (`env` reads a variable). On
+/// Linux and the BSDs that is X11 (`DISPLAY`) or Wayland (`WAYLAND_DISPLAY`); elsewhere the
+/// system always has one.
+fn has_display(env: impl Fn(&str) -> Option<std::ffi::OsString>) -> bool {
+    if !cfg!(all(
+        unix,
+        not(target_os = "macos"),
+        not(target_os = "android")
+    )) {
+        return true;
+    }
+    ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|name| env(name).is_some_and(|v| !v.is_empty()))
+}
+
+/// A message squeezed onto one line (winit's reports span several).
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_display_is_x11_or_wayland_and_not_empty() {
+        let env = |set: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                set.iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        assert!(has_display(env(&[("DISPLAY", ":0")])));
+        assert!(has_display(env(&[("WAYLAND_DISPLAY", "wayland-0")])));
+        assert!(!has_display(env(&[])));
+        assert!(!has_display(env(&[("DISPLAY", "")])));
+        assert_eq!(RunError::NoDisplay.to_string().lines().count(), 1);
+        assert_eq!(one_line("a\n  b\tc"), "a b c");
+    }
 }

@@ -145,6 +145,22 @@ fn spawn_writer(transport: Arc<Transport>, outgoing: Receiver<String>) {
         });
 }
 
+/// The server's `BYE <text>` as a sentence for a person (the raw words never reach the screen).
+pub fn bye_sentence(text: &str) -> String {
+    match text.trim() {
+        "" => "The server ended the session.".into(),
+        "session ended" => "The session has ended.".into(),
+        "server shutting down" => "The server is shutting down, so the session has ended.".into(),
+        "name taken elsewhere" => {
+            "Someone took your name on another server of the room, so the session has ended.".into()
+        }
+        other => format!(
+            "The server ended the session: {}.",
+            other.trim_end_matches('.')
+        ),
+    }
+}
+
 /// One sentence for a person at a window: what went wrong and what to do about it.
 pub fn sentence(e: &ClientError) -> String {
     match e {
@@ -173,5 +189,25 @@ pub fn sentence(e: &ClientError) -> String {
             let text = other.to_string();
             format!("{}.", crate::client::capitalise(text.trim_end_matches('.')))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 21: `BYE server shutting down` reaches a person as a sentence, not as the wire's words.
+    #[test]
+    fn bye_is_said_in_words() {
+        assert_eq!(
+            bye_sentence("server shutting down"),
+            "The server is shutting down, so the session has ended."
+        );
+        assert_eq!(bye_sentence("session ended"), "The session has ended.");
+        assert_eq!(bye_sentence(""), "The server ended the session.");
+        assert_eq!(
+            bye_sentence("idle for 300 s"),
+            "The server ended the session: idle for 300 s."
+        );
     }
 }

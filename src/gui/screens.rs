@@ -43,6 +43,7 @@ impl Screen {
             Screen::Calc(calc) => calc.submit(&format!("name {name}")).into_iter().collect(),
             Screen::Quiz(quiz) => {
                 quiz.expected_notes += 1;
+                quiz.naming = Some(name.to_string());
                 vec![format!("name {name}")]
             }
             // sum has no use for `name`: the name travels in each `Client of NAME;N`.
@@ -50,14 +51,39 @@ impl Screen {
         }
     }
 
-    /// One line from the server.
+    /// One line from the server. `BYE` is not shown here: the session's end says it, in words.
     pub fn on_line(&mut self, line: &str) {
         let line = visible(line);
+        if let Some(Reply::Bye(_)) = Reply::parse(&line) {
+            return;
+        }
         match self {
             Screen::Calc(calc) => calc.on_line(&line),
             Screen::Chat(chat) => chat.on_line(&line),
             Screen::Sum(sum) => sum.on_line(&line),
             Screen::Quiz(quiz) => quiz.on_line(&line),
+        }
+    }
+}
+
+impl Screen {
+    /// The session is over: nobody is in the room any more, as far as this window knows.
+    pub fn on_end(&mut self) {
+        if let Screen::Chat(chat) = self {
+            chat.members.clear();
+            chat.awaiting_who = false;
+            chat.asked = None;
+        }
+    }
+
+    /// A name the server refused since the last call (a chat login, calc's or quiz's `name`),
+    /// so that the form does not offer it again.
+    pub fn take_refused_name(&mut self) -> Option<String> {
+        match self {
+            Screen::Chat(chat) => chat.refused_name.take(),
+            Screen::Calc(calc) => calc.refused_name.take(),
+            Screen::Quiz(quiz) => quiz.refused_name.take(),
+            Screen::Sum(_) => None,
         }
     }
 }
@@ -80,6 +106,8 @@ pub struct Calc {
     pub typed: Vec<String>,
     /// Why the last line was not sent, if it was not.
     pub refused: Option<String>,
+    /// The name of a `name NAME` the server answered with `ERR`, until the app takes it.
+    refused_name: Option<String>,
 }
 
 impl Calc {
@@ -90,6 +118,7 @@ impl Calc {
             unanswered: VecDeque::new(),
             typed: Vec::new(),
             refused: None,
+            refused_name: None,
         }
     }
 
@@ -116,7 +145,15 @@ impl Calc {
     fn on_line(&mut self, line: &str) {
         // Replies come in the order of the requests: the oldest unanswered one gets this.
         match self.unanswered.pop_front() {
-            Some(index) => self.exchanges[index].reply = Some(line.to_string()),
+            Some(index) => {
+                let exchange = &mut self.exchanges[index];
+                exchange.reply = Some(line.to_string());
+                if let (Some(name), Some(Reply::Err(_))) =
+                    (exchange.request.strip_prefix("name "), Reply::parse(line))
+                {
+                    self.refused_name = Some(name.trim().to_string());
+                }
+            }
             None => self.exchanges.push(Exchange {
                 request: String::new(),
                 reply: Some(line.to_string()),
@@ -160,6 +197,8 @@ pub struct Chat {
     pub login_error: Option<String>,
     /// The name the login field starts with: the form's, or the one just refused.
     pub suggested: String,
+    /// The name the server just refused, until the app takes it.
+    refused_name: Option<String>,
 }
 
 impl Chat {
@@ -172,6 +211,7 @@ impl Chat {
             lines: Vec::new(),
             login_error: None,
             suggested: name.unwrap_or_default().to_string(),
+            refused_name: None,
         }
     }
 
@@ -257,6 +297,7 @@ impl Chat {
                         let why = reply.and_then(|r| r.text()).unwrap_or(line);
                         self.login_error = Some(format!("{}.", capitalise(why)));
                         // Offered again in the name field, to be changed.
+                        self.refused_name = Some(asked.clone());
                         self.suggested = asked;
                     }
                 }
@@ -265,6 +306,9 @@ impl Chat {
                 self.awaiting_who = false;
                 self.members = listed.split_whitespace().map(str::to_string).collect();
             }
+            // Answers to commands (`help`, a refused line): the server's words as a sentence.
+            Some(Reply::Ok(text)) => self.notice(capitalise(text)),
+            Some(Reply::Err(text)) => self.notice(format!("{}.", capitalise(text))),
             _ => self.notice(line.to_string()),
         }
     }
@@ -372,6 +416,10 @@ pub struct Quiz {
     /// `a + b = answer` of the answer on its way, so that the verdict can say what it judged.
     answered: Option<String>,
     pub refused: Option<String>,
+    /// The name of a `name NAME` the server answered with `ERR`, until the app takes it.
+    refused_name: Option<String>,
+    /// The name sent with `name`, until its reply.
+    naming: Option<String>,
 }
 
 impl Quiz {
@@ -396,6 +444,10 @@ impl Quiz {
         }
         if self.expected_notes > 0 {
             self.expected_notes -= 1;
+            let named = self.naming.take();
+            if let Some(Reply::Err(_)) = reply {
+                self.refused_name = named;
+            }
             return;
         }
         let right = match reply {
@@ -568,5 +620,55 @@ mod tests {
         };
         assert_eq!(quiz.verdict, Some(Verdict::Wrong("10 + 20 = 30".into())));
         assert_eq!(quiz.score.as_deref(), Some("1/2"));
+    }
+
+    /// Issue 21: the protocol's words never reach the screen as they are: `BYE` is left to the
+    /// session's end (in words), a chat's `ERR` is a sentence, and the end empties the members.
+    #[test]
+    fn chat_shows_sentences_and_no_members_after_the_end() {
+        let mut screen = Screen::for_service(ServiceKind::Chat, Some("ann"));
+        screen.opening_lines(Some("ann"));
+        screen.on_line("OK welcome ann, 1 online");
+        if let Screen::Chat(chat) = &mut screen {
+            assert!(chat.wants_who());
+        }
+        screen.on_line("OK ann");
+        screen.on_line("ERR line too long");
+        screen.on_line("BYE server shutting down");
+        screen.on_end();
+        let Screen::Chat(chat) = &screen else {
+            panic!()
+        };
+        let texts: Vec<&str> = chat.lines.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(texts, ["Welcome ann, 1 online", "Line too long."]);
+        assert!(chat.members.is_empty());
+    }
+
+    /// Issue 21: a name the server refused is handed to the app once, so the form forgets it.
+    #[test]
+    fn refused_names_are_reported_once() {
+        let mut chat = Screen::for_service(ServiceKind::Chat, Some("bob"));
+        chat.opening_lines(Some("bob"));
+        chat.on_line("ERR name taken");
+        assert_eq!(chat.take_refused_name().as_deref(), Some("bob"));
+        assert_eq!(chat.take_refused_name(), None);
+
+        let mut calc = Screen::for_service(ServiceKind::Calc, Some("eve"));
+        calc.opening_lines(Some("eve"));
+        calc.on_line("ERR name must match your certificate");
+        assert_eq!(calc.take_refused_name().as_deref(), Some("eve"));
+
+        let mut quiz = Screen::for_service(ServiceKind::Quiz, Some("eve"));
+        quiz.opening_lines(Some("eve"));
+        quiz.on_line("OK hello eve");
+        assert_eq!(quiz.take_refused_name(), None);
+
+        // A calc line that is no `name` is never taken for one.
+        let mut calc = Screen::for_service(ServiceKind::Calc, None);
+        if let Screen::Calc(c) = &mut calc {
+            c.submit("1 / 0");
+        }
+        calc.on_line("ERR division by zero");
+        assert_eq!(calc.take_refused_name(), None);
     }
 }

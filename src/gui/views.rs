@@ -5,7 +5,7 @@
 use eframe::egui::{self, Color32, RichText};
 
 use super::form::ConnectForm;
-use super::net::Ending;
+use super::net::{self, Ending};
 use super::screens::{Calc, Chat, ChatKind, Quiz, Screen, Sum, SumResult, Verdict};
 use super::session::{Action, Session};
 use crate::proto::Reply;
@@ -22,16 +22,107 @@ pub fn error_banner(ui: &mut egui::Ui, text: &str) {
     ui.add_space(4.0);
 }
 
-/// A labelled single-line field in a two-column grid.
-pub fn field(ui: &mut egui::Ui, label: &str, value: &mut String, hint: &str) {
-    let label = ui.label(label);
-    ui.add(
-        egui::TextEdit::singleline(value)
-            .hint_text(hint)
-            .desired_width(320.0),
-    )
-    .labelled_by(label.id);
-    ui.end_row();
+/// The form's widest: past it, the form is centred and the fields stop growing.
+pub const FORM_WIDTH: f32 = 640.0;
+/// A session screen's widest: lines longer than that are hard to read.
+pub const SESSION_WIDTH: f32 = 960.0;
+/// Below this width the form puts each label above its field, and the chat its members above
+/// the messages.
+const NARROW: f32 = 520.0;
+
+/// Draws `add` in a column at most `max_width` wide, centred in what `ui` has left.
+pub fn column(ui: &mut egui::Ui, max_width: f32, add: impl FnOnce(&mut egui::Ui)) {
+    let space = ui.available_rect_before_wrap();
+    let width = space.width().min(max_width);
+    let left = space.left() + (space.width() - width) / 2.0;
+    let rect = egui::Rect::from_min_size(
+        egui::pos2(left, space.top()),
+        egui::vec2(width, space.height()),
+    );
+    ui.scope_builder(egui::UiBuilder::new().max_rect(rect), |ui| {
+        ui.set_width(width);
+        add(ui)
+    });
+}
+
+/// The form's rows: a label and a field that takes the rest of the width, or on a narrow
+/// window the label above its field.
+pub struct FormRows {
+    stacked: bool,
+}
+
+impl FormRows {
+    /// Rows for a column `width` wide.
+    pub fn for_width(width: f32) -> FormRows {
+        FormRows {
+            stacked: width < NARROW,
+        }
+    }
+
+    /// A labelled single-line field, as wide as the column.
+    pub fn field(&self, ui: &mut egui::Ui, label: &str, value: &mut String, hint: &str) {
+        self.row(ui, label, |ui, label| {
+            let edit = egui::TextEdit::singleline(value)
+                .hint_text(hint)
+                .desired_width(ui.available_width());
+            ui.add(edit).labelled_by(label);
+        });
+    }
+
+    /// A field for a file's path with a button that opens the picker (`picker_title` is the
+    /// button's accessible name). True when the button was clicked.
+    pub fn file_field(
+        &self,
+        ui: &mut egui::Ui,
+        label: &str,
+        value: &mut String,
+        hint: &str,
+        picker_title: &str,
+    ) -> bool {
+        let mut clicked = false;
+        self.row(ui, label, |ui, label| {
+            // One line high: a right-to-left layout would otherwise take (and centre in) all the
+            // height left when the label is above the field.
+            let line = egui::vec2(ui.available_width(), ui.spacing().interact_size.y);
+            let layout = egui::Layout::right_to_left(egui::Align::Center);
+            ui.allocate_ui_with_layout(line, layout, |ui| {
+                let button = ui.button("Choose…");
+                let title = picker_title.to_string();
+                button.widget_info(|| {
+                    egui::WidgetInfo::labeled(egui::Role::Button, true, title.clone())
+                });
+                clicked = button.clicked();
+                let edit = egui::TextEdit::singleline(value)
+                    .hint_text(hint)
+                    .desired_width(ui.available_width());
+                ui.add(edit).labelled_by(label);
+            });
+        });
+        clicked
+    }
+
+    fn row(&self, ui: &mut egui::Ui, label: &str, field: impl FnOnce(&mut egui::Ui, egui::Id)) {
+        if self.stacked {
+            let label = ui.label(label);
+            field(ui, label.id);
+            ui.add_space(2.0);
+            return;
+        }
+        ui.horizontal(|ui| {
+            let size = egui::vec2(150.0, ui.spacing().interact_size.y);
+            let label = ui
+                .allocate_ui_with_layout(
+                    size,
+                    egui::Layout::left_to_right(egui::Align::Center),
+                    |ui| {
+                        ui.set_min_size(size);
+                        ui.label(label)
+                    },
+                )
+                .inner;
+            field(ui, label.id);
+        });
+    }
 }
 
 /// The input line at the bottom of a screen: a labelled field and a button; Enter sends too.
@@ -45,24 +136,30 @@ fn input_line(
     let mut submitted = false;
     ui.horizontal(|ui| {
         let label = ui.label(label);
-        let field = ui
-            .add(egui::TextEdit::singleline(&mut session.input).desired_width(360.0))
-            .labelled_by(label.id);
-        if field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
-            submitted = true;
-        }
-        if let Screen::Calc(calc) = &session.screen
-            && field.has_focus()
-        {
-            recall(ui, calc, &mut session.input, &mut session.recalled);
-        }
-        if ui.button(button).clicked() {
-            submitted = true;
-        }
-        // The input line keeps the keyboard: after sending, and whenever nothing else has it.
-        if submitted || ui.memory(|m| m.focused().is_none()) {
-            field.request_focus();
-        }
+        // Right to left: the button keeps its place at the right edge, the field takes the rest.
+        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+            if ui.button(button).clicked() {
+                submitted = true;
+            }
+            let field = ui
+                .add(
+                    egui::TextEdit::singleline(&mut session.input)
+                        .desired_width(ui.available_width()),
+                )
+                .labelled_by(label.id);
+            if field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
+                submitted = true;
+            }
+            if let Screen::Calc(calc) = &session.screen
+                && field.has_focus()
+            {
+                recall(ui, calc, &mut session.input, &mut session.recalled);
+            }
+            // The input line keeps the keyboard: after sending, and whenever nothing else has it.
+            if submitted || ui.memory(|m| m.focused().is_none()) {
+                field.request_focus();
+            }
+        });
     });
     if !submitted {
         return None;
@@ -101,25 +198,32 @@ fn recall(ui: &egui::Ui, calc: &Calc, input: &mut String, recalled: &mut Option<
 pub(super) fn session(ui: &mut egui::Ui, session: &mut Session, form: &ConnectForm) -> Action {
     let mut action = Action::None;
     egui::Panel::top("session-bar").show(ui, |ui| {
+        ui.add_space(4.0);
         ui.horizontal(|ui| {
-            ui.strong(format!(
+            let place = format!(
                 "{} at {}:{}",
                 session.service,
                 form.host.trim(),
                 form.port.trim()
-            ));
-            if session.ended.is_none() && ui.button("Disconnect").clicked() {
-                session.leaving = true;
-                session.send("q".into());
-            }
+            );
+            // Right to left: Disconnect stays in sight at the right edge; the place is cut short.
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                if session.ended.is_none() && ui.button("Disconnect").clicked() {
+                    session.leaving = true;
+                    session.send("q".into());
+                }
+                ui.with_layout(egui::Layout::left_to_right(egui::Align::Center), |ui| {
+                    ui.add(egui::Label::new(RichText::new(place).strong()).truncate());
+                });
+            });
         });
         if let Some(ending) = &session.ended {
             let text = match ending {
-                Ending::Bye(text) => format!("The server ended the session: {text}."),
+                Ending::Bye(text) => net::bye_sentence(text),
                 Ending::Failed(why) => why.clone(),
             };
             error_banner(ui, &text);
-            ui.horizontal(|ui| {
+            ui.horizontal_wrapped(|ui| {
                 if ui.button("Reconnect").clicked() {
                     action = Action::Connect;
                 }
@@ -128,16 +232,24 @@ pub(super) fn session(ui: &mut egui::Ui, session: &mut Session, form: &ConnectFo
                 }
             });
         }
+        ui.add_space(2.0);
     });
     let live = session.ended.is_none();
     egui::Panel::bottom("input").show(ui, |ui| {
-        ui.add_enabled_ui(live, |ui| input_for(ui, session));
+        ui.add_space(4.0);
+        column(ui, SESSION_WIDTH, |ui| {
+            ui.add_enabled_ui(live, |ui| input_for(ui, session));
+        });
+        ui.add_space(4.0);
     });
-    egui::CentralPanel::default().show(ui, |ui| match &session.screen {
-        Screen::Calc(calc) => calc_view(ui, calc),
-        Screen::Chat(chat) => chat_view(ui, chat),
-        Screen::Sum(sum) => sum_view(ui, sum),
-        Screen::Quiz(quiz) => quiz_view(ui, quiz),
+    let ended = session.ended.is_some();
+    egui::CentralPanel::default().show(ui, |ui| {
+        column(ui, SESSION_WIDTH, |ui| match &session.screen {
+            Screen::Calc(calc) => calc_view(ui, calc),
+            Screen::Chat(chat) => chat_view(ui, chat, ended),
+            Screen::Sum(sum) => sum_view(ui, sum),
+            Screen::Quiz(quiz) => quiz_view(ui, quiz),
+        })
     });
     action
 }
@@ -217,21 +329,34 @@ fn calc_view(ui: &mut egui::Ui, calc: &Calc) {
     });
 }
 
-fn chat_view(ui: &mut egui::Ui, chat: &Chat) {
-    egui::Panel::right("members")
-        .resizable(false)
-        .min_size(140.0)
-        .show(ui, |ui| {
-            ui.strong(format!("Members ({})", chat.members.len()));
-            for member in &chat.members {
-                let you = chat.me.as_deref() == Some(member.as_str());
-                ui.label(if you {
-                    format!("{member} (you)")
-                } else {
-                    member.clone()
-                });
-            }
-        });
+fn chat_view(ui: &mut egui::Ui, chat: &Chat, ended: bool) {
+    let members = |ui: &mut egui::Ui| {
+        if ended {
+            ui.strong("Members");
+            ui.label(RichText::new("You are no longer in the room.").weak());
+            return;
+        }
+        ui.strong(format!("Members ({})", chat.members.len()));
+        for member in &chat.members {
+            let you = chat.me.as_deref() == Some(member.as_str());
+            ui.label(if you {
+                format!("{member} (you)")
+            } else {
+                member.clone()
+            });
+        }
+    };
+    if ui.available_width() < NARROW {
+        // Narrow: the members above the messages, one wrapped line, so the messages keep the width.
+        egui::Panel::top("members")
+            .resizable(false)
+            .show(ui, |ui| ui.horizontal_wrapped(members));
+    } else {
+        egui::Panel::right("members")
+            .resizable(false)
+            .min_size(160.0)
+            .show(ui, members);
+    }
     scrolling(ui, "chat-lines", |ui| {
         for line in &chat.lines {
             match line.kind {
