@@ -245,7 +245,7 @@ fn sum_checks_the_number_then_shows_the_exchange() {
     enter(&mut w, "Number (1-100)", "0");
     wait_for(&mut w, "Please enter an integer between 1 and 100.");
     enter(&mut w, "Number (1-100)", "7");
-    wait_for(&mut w, "Server of Big Server answered 42");
+    wait_for(&mut w, "Big Server answered 42.");
     wait_for(&mut w, "7 (client) + 42 (server) = 49");
     let log = server.wait_for_log("event=sum");
     assert_eq!(

@@ -23,6 +23,8 @@ mod views;
 pub use app::App;
 pub use form::ConnectForm;
 
+use std::ffi::OsString;
+
 use eframe::egui;
 
 /// Opens the window and runs until it is closed.
@@ -30,7 +32,10 @@ use eframe::egui;
 /// Errors: [`NoDisplay`] without `DISPLAY` and `WAYLAND_DISPLAY` (checked first, so a person
 /// reads one sentence rather than winit's backend report), else eframe's own.
 pub fn run(form: ConnectForm) -> Result<(), RunError> {
-    if !has_display(|name| std::env::var_os(name)) {
+    if !has_display(
+        std::env::var_os("DISPLAY"),
+        std::env::var_os("WAYLAND_DISPLAY"),
+    ) {
         return Err(RunError::NoDisplay);
     }
     let options = eframe::NativeOptions {
@@ -71,10 +76,10 @@ impl std::fmt::Display for RunError {
     }
 }
 
-/// Whether a windowing system is there to open a window on (`env` reads a variable). On
-/// Linux and the BSDs that is X11 (`DISPLAY`) or Wayland (`WAYLAND_DISPLAY`); elsewhere the
-/// system always has one.
-fn has_display(env: impl Fn(&str) -> Option<std::ffi::OsString>) -> bool {
+/// Whether a windowing system is there to open a window on, given `DISPLAY` and
+/// `WAYLAND_DISPLAY`: on Linux and the BSDs, X11 or Wayland (a set, non-empty variable);
+/// elsewhere the system always has one.
+fn has_display(x11: Option<OsString>, wayland: Option<OsString>) -> bool {
     if !cfg!(all(
         unix,
         not(target_os = "macos"),
@@ -82,9 +87,9 @@ fn has_display(env: impl Fn(&str) -> Option<std::ffi::OsString>) -> bool {
     )) {
         return true;
     }
-    ["DISPLAY", "WAYLAND_DISPLAY"]
-        .iter()
-        .any(|name| env(name).is_some_and(|v| !v.is_empty()))
+    [x11, wayland]
+        .into_iter()
+        .any(|v| v.is_some_and(|v| !v.is_empty()))
 }
 
 /// A message squeezed onto one line (winit's reports span several).
@@ -98,17 +103,11 @@ mod tests {
 
     #[test]
     fn a_display_is_x11_or_wayland_and_not_empty() {
-        let env = |set: &'static [(&'static str, &'static str)]| {
-            move |name: &str| {
-                set.iter()
-                    .find(|(n, _)| *n == name)
-                    .map(|(_, v)| std::ffi::OsString::from(v))
-            }
-        };
-        assert!(has_display(env(&[("DISPLAY", ":0")])));
-        assert!(has_display(env(&[("WAYLAND_DISPLAY", "wayland-0")])));
-        assert!(!has_display(env(&[])));
-        assert!(!has_display(env(&[("DISPLAY", "")])));
+        let set = |v: &str| Some(OsString::from(v));
+        assert!(has_display(set(":0"), None));
+        assert!(has_display(None, set("wayland-0")));
+        assert!(!has_display(None, None));
+        assert!(!has_display(set(""), None));
         assert_eq!(RunError::NoDisplay.to_string().lines().count(), 1);
         assert_eq!(one_line("a\n  b\tc"), "a b c");
     }

@@ -1,6 +1,9 @@
 //! The file picker for the connect form's CA, certificate and key: a folder's listing drawn in
 //! the window itself (native dialogs need a desktop portal, and do not run under Xvfb). The
 //! listing and the moves through folders are pure and tested below; [`show`] draws them.
+//! No crate: egui-file-dialog 0.15 is built for egui 0.36, and egui_file 0.29 (egui 0.37) opens
+//! a floating window that does not fit a 360 px one; this is a page of code in the window's own
+//! layout, with the labels the tests click by.
 
 use std::path::{Path, PathBuf};
 
@@ -200,10 +203,13 @@ pub fn show(ui: &mut egui::Ui, picker: &mut Picker) -> Picked {
                             entry.name.clone()
                         };
                         let selected = picker.selected.as_ref() == Some(&path);
-                        let row = ui.add_sized(
-                            [ui.available_width(), 0.0],
-                            egui::Button::selectable(selected, text),
-                        );
+                        // The whole row is the target, its name at the left as in a file list.
+                        let layout = egui::Layout::top_down_justified(egui::Align::Min);
+                        let row = ui
+                            .with_layout(layout, |ui| {
+                                ui.add(egui::Button::selectable(selected, text))
+                            })
+                            .inner;
                         if entry.is_dir && row.clicked() {
                             enter = Some(entry.name.clone());
                         } else if row.double_clicked() {

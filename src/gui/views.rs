@@ -380,7 +380,7 @@ fn sum_view(ui: &mut egui::Ui, sum: &Sum) {
             match result {
                 SumResult::Waiting => ui.label(format!("Client of {};{n}  ...", sum.name)),
                 SumResult::Answered { server, number } => {
-                    ui.label(format!("Server of {server} answered {number}"));
+                    ui.label(format!("{server} answered {number}."));
                     ui.label(
                         RichText::new(format!("{n} (client) + {number} (server) = {}", n + number))
                             .strong(),
