@@ -434,7 +434,7 @@ fn run(o: Options) -> Result<(), String> {
         Mode::Connect => "connect",
         Mode::Hold => "hold",
     };
-    let opt = |v: Option<f64>| v.map_or("null".to_string(), |v| format!("{v:.2}"));
+    let opt = |v: Option<f64>| v.map_or("null".to_string(), |v| format!("{v:.4}"));
     if run.o.json {
         println!(
             "{{\"mode\":\"{mode}\",\"conns\":{conns},\"depth\":{},\"secs\":{secs:.3},\"completed\":{completed},\"rate\":{rate:.1},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"server_cpu_us_per_op\":{},\"server_rss_bytes_per_conn\":{},\"held\":{greeted},\"answered\":{checked},\"errors\":{errors}}}",
