@@ -4,7 +4,23 @@
 
 mod common;
 
-use common::{Server, TestDir, run_client, run_server};
+use common::{Server, TestDir, cargo_command, run_client, run_server};
+
+/// The README's first command, `cargo run --release`, must start the server although the package
+/// also has the clients' binaries (`default-run`). Here without `--release`, so the build the tests
+/// already made is used, and with `--version` so it ends at once.
+#[test]
+fn cargo_run_runs_the_server() {
+    let output = cargo_command(&["run", "--quiet", "--", "--version"])
+        .output()
+        .expect("run cargo");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.starts_with("securetcp "),
+        "cargo run --version: {}{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
 
 #[test]
 fn a_port_alone_is_a_usage_error_that_says_the_host_comes_first() {

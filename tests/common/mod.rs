@@ -361,6 +361,13 @@ pub fn example_bin(name: &str) -> PathBuf {
 pub fn cargo(args: &[&str]) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+    let status = cargo_command(args).status().expect("run cargo");
+    assert!(status.success(), "cargo {args:?} failed");
+    dir
+}
+
+/// `cargo ARGS` on this package, as a person would type it in the checkout.
+pub fn cargo_command(args: &[&str]) -> Command {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
     // Cargo sets these for the test binary; a nested build that sees them thinks the
@@ -378,13 +385,8 @@ pub fn cargo(args: &[&str]) -> PathBuf {
             command.env_remove(key);
         }
     }
-    let status = command
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("run cargo");
-    assert!(status.success(), "cargo {args:?} failed");
-    dir
+    command.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
+    command
 }
 
 /// Runs the client with `args` and `stdin`, in `dir`; returns (status, stdout, stderr).
