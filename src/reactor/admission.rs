@@ -185,14 +185,8 @@ impl Admission {
     /// Ids at the front that `still_handshaking` no longer holds are forgotten on the way, so
     /// the queue stays as long as the handshakes now in progress, not all that ever were.
     pub fn note_handshaking(&mut self, id: ConnId, candidate: impl Fn(ConnId) -> Candidate) {
+        self.forget_finished_at_front(&candidate);
         let still_handshaking = |id| candidate(id) != Candidate::Gone;
-        while self
-            .handshaking
-            .front()
-            .is_some_and(|&front| !still_handshaking(front))
-        {
-            self.handshaking.pop_front();
-        }
         self.handshaking.push_back(id);
         if self.handshaking.len() > self.compact_at {
             // Finished ones behind a slow one at the front: dropped in one pass, amortized.
@@ -205,15 +199,19 @@ impl Admission {
     /// that finished are only dropped when the queue is compacted), after dropping finished
     /// ones at the front.
     pub fn handshaking(&mut self, candidate: impl Fn(ConnId) -> Candidate) -> usize {
-        let still_handshaking = |id| candidate(id) != Candidate::Gone;
+        self.forget_finished_at_front(&candidate);
+        self.handshaking.len() + self.spoken.len()
+    }
+
+    /// Drops the ids at the front of the queue that finished or went.
+    fn forget_finished_at_front(&mut self, candidate: &impl Fn(ConnId) -> Candidate) {
         while self
             .handshaking
             .front()
-            .is_some_and(|&front| !still_handshaking(front))
+            .is_some_and(|&front| candidate(front) == Candidate::Gone)
         {
             self.handshaking.pop_front();
         }
-        self.handshaking.len() + self.spoken.len()
     }
 
     /// `id`, just taken by `longest_handshaking` but not evicted, is again the first in line.
