@@ -118,3 +118,42 @@ fn a_fin_that_comes_with_the_last_bytes_is_seen() {
         }
     }
 }
+
+#[test]
+fn urgent_data_does_not_leave_lines_unanswered() {
+    // TCP urgent data (telnet sends it for Ctrl-C): a read stops short at the urgent mark with
+    // more bytes behind it, and no new readiness event comes for those; before the fix about a
+    // third of these rounds kept `+ 5 6` unanswered until the next byte or the idle timeout.
+    use std::os::fd::AsRawFd;
+    let server = Server::start(&["--no-tls"]);
+    for round in 0..20 {
+        let mut tcp = raw_tcp(server.addr());
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut reader = BufReader::new(tcp.try_clone().unwrap());
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap(); // the greeting
+        std::thread::sleep(Duration::from_millis(5));
+        let urgent = b"+ 1 2\n+ 3"; // the last byte goes out of band
+        // SAFETY: send() reads `urgent` within its length from a socket we own.
+        let sent = unsafe {
+            libc::send(
+                tcp.as_raw_fd(),
+                urgent.as_ptr().cast(),
+                urgent.len(),
+                libc::MSG_OOB,
+            )
+        };
+        assert_eq!(sent, urgent.len() as isize);
+        tcp.write_all(b" 4\n+ 5 6\n").unwrap();
+        let mut replies = Vec::new();
+        for _ in 0..3 {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(n) if n > 0 => replies.push(line.trim_end().to_string()),
+                other => panic!("round {round}: after {replies:?}, {other:?}"),
+            }
+        }
+        assert_eq!(replies[0], "OK 3", "round {round}");
+        assert_eq!(replies[2], "OK 11", "round {round}");
+    }
+}

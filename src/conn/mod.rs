@@ -41,7 +41,7 @@ use crate::rate::TokenBucket;
 
 pub use parts::{Kind, Pauses, Peer, Phase, Places, ReadEvent, Session, Setup, Timeouts, Traffic};
 pub use reason::{CloseReason, Refusal};
-pub use transport::Transport;
+pub use transport::{READ_INTEREST, Transport};
 use transport::{Readiness, interrupted, would_block};
 
 /// Reply bytes queued beyond this (not yet taken by the kernel) stop the reading of more
@@ -423,8 +423,8 @@ impl<T: Transport> Conn<T> {
         ReadEvent::Closed(reason)
     }
 
-    /// The poll reported this socket readable (`read_closed`: the peer's side closed, or an
-    /// error). A new edge: whatever a short read concluded before is out of date. Call it for
+    /// The poll reported this socket readable (`read_closed`: the peer's side closed, an error,
+    /// or urgent data). A new edge: whatever a short read concluded before is out of date. Call it for
     /// every readiness event, also while the connection is paused, or a resumed connection would
     /// wait for data that already came.
     pub fn on_readable(&mut self, read_closed: bool) {
@@ -734,9 +734,9 @@ impl<T: Transport> Conn<T> {
     /// seen), writable only while there is something to write, or the loop would spin.
     pub fn interest(&self) -> Interest {
         if self.wants_write() && !matches!(self.phase, Phase::Lingering { .. }) {
-            Interest::READABLE | Interest::WRITABLE
+            READ_INTEREST | Interest::WRITABLE
         } else {
-            Interest::READABLE
+            READ_INTEREST
         }
     }
 }

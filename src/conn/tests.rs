@@ -274,12 +274,12 @@ fn a_tls_connection_handshakes_then_reads_plaintext() {
 #[test]
 fn queued_replies_leave_in_one_flush_and_write_interest_follows_them() {
     let mut pair = open_pair();
-    assert_eq!(pair.server.interest(), Interest::READABLE);
+    assert_eq!(pair.server.interest(), super::READ_INTEREST);
     assert!(pair.server.queue(b"OK 7\n"));
     assert!(pair.server.queue(b"OK 8\n"));
     assert!(pair.server.interest().is_writable());
     assert_eq!(pair.client_receives(), b"OK 7\nOK 8\n");
-    assert_eq!(pair.server.interest(), Interest::READABLE);
+    assert_eq!(pair.server.interest(), super::READ_INTEREST);
     assert_eq!(pair.server.pending_output(), 0);
 }
 

@@ -29,18 +29,16 @@ impl Transport for mio::net::TcpStream {
     }
 }
 
-/// Whether a short read proves the socket drained: true where mio's readiness is edge-triggered
-/// (epoll, kqueue), false where it may be level-triggered or emulated.
-const SHORT_READ_DRAINS: bool = cfg!(any(
-    target_os = "linux",
-    target_os = "android",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "dragonfly",
-    target_os = "macos",
-    target_os = "ios",
-));
+/// Whether a short read proves the socket drained: where mio's readiness is edge-triggered
+/// epoll, which also reports urgent data (`EPOLLPRI`, see [`Readiness`]).
+const SHORT_READ_DRAINS: bool = cfg!(any(target_os = "linux", target_os = "android"));
+
+/// The readiness a connection is always registered for: readable, and where the system has it,
+/// urgent (out-of-band) data, which ends the short-read shortcut (see [`Readiness`]).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub const READ_INTEREST: mio::Interest = mio::Interest::READABLE.add(mio::Interest::PRIORITY);
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub const READ_INTEREST: mio::Interest = mio::Interest::READABLE;
 
 /// What the reads since the socket's last readiness event tell of it.
 ///
@@ -52,12 +50,14 @@ const SHORT_READ_DRAINS: bool = cfg!(any(
 /// after `WouldBlock`; this relies on the kernel's behaviour beneath it, on the systems above.
 ///
 /// Not once the peer's FIN (or an error) was reported: that event is not raised again, so from
-/// then on reading goes on until `WouldBlock` or the end of the stream.
+/// then on reading goes on until `WouldBlock` or the end of the stream. Nor once urgent data was
+/// reported (`EPOLLPRI`, TCP's out-of-band byte, which telnet sends for Ctrl-C): a read stops
+/// short at the urgent mark with more bytes behind it, and no new event comes for those.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Readiness {
     /// The last read since the last event came back short.
     short: bool,
-    /// The poll reported the peer's side closed: no further event will come.
+    /// The poll reported the peer's side closed, or urgent data: a short read proves nothing.
     read_closed: bool,
 }
 

@@ -63,14 +63,14 @@ impl Slots {
         if let Err(e) = registry.register(
             conn.transport_mut(),
             Token(id.as_usize()),
-            Interest::READABLE,
+            crate::conn::READ_INTEREST,
         ) {
             self.free.push(id.slot());
             return Err(e);
         }
         self.entries[id.slot()] = Some(Entry {
             conn,
-            registered: Interest::READABLE,
+            registered: crate::conn::READ_INTEREST,
             dirty: false,
         });
         self.live += 1;
