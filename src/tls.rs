@@ -120,14 +120,18 @@ impl TlsFiles {
         server_config(&self.cert, &self.key, self.client_ca.as_deref())
     }
 
-    /// The files loaded again (SIGHUP), keeping `previous`'s session-ticket keys and session
-    /// cache, so clients that resume with an earlier ticket still skip the full handshake.
-    pub fn reload(&self, previous: &ServerConfig) -> Result<Arc<ServerConfig>, String> {
-        let fresh = self.load()?;
-        let mut config = Arc::unwrap_or_clone(fresh);
-        config.ticketer = Arc::clone(&previous.ticketer);
-        config.session_storage = Arc::clone(&previous.session_storage);
-        Ok(Arc::new(config))
+    /// The files loaded again (SIGHUP), with new session-ticket keys and an empty session cache.
+    ///
+    /// Nothing of `previous`'s TLS sessions is carried over, on purpose: rustls does not verify a
+    /// client's certificate again when it resumes, so a ticket issued under the old `--client-ca`
+    /// would keep authenticating a client the new CA refuses (the class of CVE-2025-68121). A
+    /// reload is the operator saying what is trusted now; every client that returns after it
+    /// makes one full handshake under the new set. Keeping the keys when the files are unchanged
+    /// was considered and left out: it saves one handshake per client per reload, and any
+    /// comparison of "what is trusted" is a second place to get wrong.
+    pub fn reload(&self) -> Result<Arc<ServerConfig>, String> {
+        // `load` makes a new ticketer and rustls's default session cache.
+        self.load()
     }
 }
 

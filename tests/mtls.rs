@@ -94,3 +94,87 @@ fn the_client_binary_presents_its_certificate() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("client certificate"), "{stderr}");
 }
+
+/// One TLS session to `server` on `config` (whose session cache carries tickets from one
+/// connection to the next, as any rustls client's does): the greeting line, or the error that
+/// ended the handshake, and whether the handshake was a resumption.
+fn greeting_over(
+    server: &Server,
+    config: &std::sync::Arc<rustls::ClientConfig>,
+) -> (Result<String, String>, bool) {
+    use std::io::{BufRead, BufReader};
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = rustls::ClientConnection::new(std::sync::Arc::clone(config), name).unwrap();
+    let tcp = std::net::TcpStream::connect(server.addr()).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut reader = BufReader::new(rustls::StreamOwned::new(tls, tcp));
+    let mut line = String::new();
+    let greeting = reader
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())
+        .and_then(|n| match n {
+            0 => Err("closed before the greeting".to_string()),
+            _ => Ok(line.trim_end().to_string()),
+        });
+    // The server's ticket comes just after the greeting's flight: one request makes sure the
+    // client has read it before this connection ends.
+    if greeting.is_ok() {
+        use std::io::Write;
+        let stream = reader.get_mut();
+        stream.write_all(b"+ 1 2\n").unwrap();
+        let mut reply = String::new();
+        reader.read_line(&mut reply).unwrap();
+        assert_eq!(reply, "OK 3\n");
+    }
+    let resumed = reader.get_ref().conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+    (greeting, resumed)
+}
+
+#[test]
+fn a_session_from_before_a_client_ca_change_does_not_log_in_by_resumption() {
+    // Issue 31 item 1 (the class of CVE-2025-68121): the server trusts caA, mallory (signed by
+    // caA) connects and keeps her TLS 1.3 ticket. The operator replaces the CA file with caB and
+    // sends SIGHUP. A full handshake with mallory's certificate is refused, and so must be
+    // resuming the old session.
+    let (server, files) = mtls_server();
+    let mallory = securetcp::tls::client_config(
+        &[files.ca.as_path()],
+        Some((files.client_cert.as_path(), files.client_key.as_path())),
+    )
+    .unwrap();
+    let (greeting, _) = greeting_over(&server, &mallory);
+    assert!(greeting.unwrap().starts_with("HELLO calc"));
+    // The control: before the reload she does resume (else this test could not fail).
+    let (greeting, resumed) = greeting_over(&server, &mallory);
+    assert!(greeting.unwrap().starts_with("HELLO calc"));
+    assert!(resumed, "the client never resumed: the test proves nothing");
+
+    let elsewhere = TestDir::new("ca-b");
+    let other = generate_dev_certs(&elsewhere.0, &[]).unwrap();
+    // The server's own certificate still comes from caA: the clients keep trusting it.
+    let server_ca = elsewhere.0.join("server-ca.pem");
+    std::fs::copy(&files.ca, &server_ca).unwrap();
+    std::fs::copy(&other.ca, &files.ca).unwrap();
+    server.signal(libc::SIGHUP);
+    server.wait_for_log("event=reload ok=1");
+
+    let (greeting, resumed) = greeting_over(&server, &mallory);
+    assert!(
+        greeting.is_err(),
+        "mallory logged in after her CA was removed (resumed: {resumed}): {greeting:?}"
+    );
+    assert!(!resumed, "a session from the old trust was resumed");
+    server.wait_for_log("reason=tls-error");
+
+    // The new CA's clients are served.
+    let (greeting, _) = greeting_over(
+        &server,
+        &securetcp::tls::client_config(
+            &[server_ca.as_path()],
+            Some((other.client_cert.as_path(), other.client_key.as_path())),
+        )
+        .unwrap(),
+    );
+    assert!(greeting.unwrap().starts_with("HELLO calc"));
+}

@@ -378,9 +378,7 @@ impl Reactor {
     /// Loads the certificate, key and client CA again on a thread of its own (reading and
     /// parsing files is no work for a reactor); the workers get the result as a message.
     fn reload_tls(&mut self) {
-        let (Some(files), Some(current)) =
-            (self.settings.tls_files.clone(), self.settings.tls.clone())
-        else {
+        let Some(files) = self.settings.tls_files.clone() else {
             self.log.line(format_args!(
                 "event=reload ok=0 error=\"no TLS (--no-tls): nothing to reload\""
             ));
@@ -389,7 +387,7 @@ impl Reactor {
         let shared = Arc::clone(&self.worker.shared);
         let started = std::thread::Builder::new()
             .name("tls-reload".into())
-            .spawn(move || shared.install_tls(files.reload(&current)));
+            .spawn(move || shared.install_tls(files.reload()));
         if let Err(e) = started {
             self.log.line(format_args!(
                 "event=reload ok=0 error={}",
