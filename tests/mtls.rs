@@ -131,18 +131,51 @@ fn greeting_over(
     (greeting, resumed)
 }
 
+/// A client on exactly `version` trusting `ca`, presenting `cert` and `key`.
+fn client_on(
+    version: &'static rustls::SupportedProtocolVersion,
+    ca: &std::path::Path,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> std::sync::Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let chain = CertificateDer::pem_file_iter(cert)
+        .unwrap()
+        .map(|c| c.unwrap())
+        .collect();
+    let config = rustls::ClientConfig::builder_with_provider(securetcp::tls::provider())
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, PrivateKeyDer::from_pem_file(key).unwrap())
+        .unwrap();
+    std::sync::Arc::new(config)
+}
+
 #[test]
-fn a_session_from_before_a_client_ca_change_does_not_log_in_by_resumption() {
+fn a_tls13_session_from_before_a_client_ca_change_does_not_log_in_by_resumption() {
+    no_login_by_resumption_after_a_client_ca_change(&rustls::version::TLS13);
+}
+
+#[test]
+fn a_tls12_session_from_before_a_client_ca_change_does_not_log_in_by_resumption() {
+    no_login_by_resumption_after_a_client_ca_change(&rustls::version::TLS12);
+}
+
+fn no_login_by_resumption_after_a_client_ca_change(
+    version: &'static rustls::SupportedProtocolVersion,
+) {
     // Issue 31 item 1 (the class of CVE-2025-68121): the server trusts caA, mallory (signed by
     // caA) connects and keeps her TLS 1.3 ticket. The operator replaces the CA file with caB and
     // sends SIGHUP. A full handshake with mallory's certificate is refused, and so must be
     // resuming the old session.
     let (server, files) = mtls_server();
-    let mallory = securetcp::tls::client_config(
-        &[files.ca.as_path()],
-        Some((files.client_cert.as_path(), files.client_key.as_path())),
-    )
-    .unwrap();
+    let mallory = client_on(version, &files.ca, &files.client_cert, &files.client_key);
     let (greeting, _) = greeting_over(&server, &mallory);
     assert!(greeting.unwrap().starts_with("HELLO calc"));
     // The control: before the reload she does resume (else this test could not fail).
@@ -170,11 +203,7 @@ fn a_session_from_before_a_client_ca_change_does_not_log_in_by_resumption() {
     // The new CA's clients are served.
     let (greeting, _) = greeting_over(
         &server,
-        &securetcp::tls::client_config(
-            &[server_ca.as_path()],
-            Some((other.client_cert.as_path(), other.client_key.as_path())),
-        )
-        .unwrap(),
+        &client_on(version, &server_ca, &other.client_cert, &other.client_key),
     );
     assert!(greeting.unwrap().starts_with("HELLO calc"));
 }
