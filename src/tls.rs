@@ -300,6 +300,10 @@ pub fn generate_dev_certs(dir: &Path, extra_names: &[String]) -> Result<DevCerts
     let ca_key = KeyPair::generate().map_err(fail)?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    // RFC 5280 4.2.1.1-2: strict verifiers (`openssl verify -x509_strict`, Python 3.13's default
+    // context) want the Authority Key Identifier; rcgen writes the Subject Key Identifier of any
+    // certificate whose `is_ca` is set, and the CA's own AKI equals its SKI.
+    ca_params.use_authority_key_identifier_extension = true;
     ca_params.not_before = not_before;
     ca_params.not_after = not_after;
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
@@ -327,6 +331,10 @@ pub fn generate_dev_certs(dir: &Path, extra_names: &[String]) -> Result<DevCerts
             .distinguished_name
             .push(DnType::CommonName, common_name);
         params.extended_key_usages = vec![usage];
+        // Said outright (basicConstraints CA:FALSE), which also makes rcgen write the Subject Key
+        // Identifier; the Authority Key Identifier names the CA's key (RFC 5280 4.2.1.1-2).
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.use_authority_key_identifier_extension = true;
         params.not_before = not_before;
         params.not_after = not_after;
         Ok::<_, rcgen::Error>((params.signed_by(&key, &issuer)?, key))
