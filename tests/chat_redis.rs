@@ -415,6 +415,47 @@ fn an_acl_user_without_the_channel_is_bus_down_with_noperm() {
 }
 
 #[test]
+fn a_redis_that_refuses_publish_only_is_retried_with_backoff_and_said_once() {
+    if !common::require_program("redis-server", "redis-server") {
+        return;
+    }
+    // `mute` may AUTH, SUBSCRIBE and PING, and gets NOPERM on PUBLISH (issue 31 item 8).
+    let redis = Redis::start(
+        &[
+            "--user", "mute", "on", ">pw", "~*", "&*", "+@all", "-publish",
+        ],
+        None,
+    );
+    let a = instance(&redis.url("mute:pw@"), None, &[]);
+    let log = a.wait_for_log("event=bus-down");
+    assert!(log.contains("error=\"NOPERM"), "{log}");
+    // Five seconds of it: the code before this retried every 250 ms, with a bus-up and a
+    // bus-down line each time (8 lines a second); the backoff (0.25, 0.5, 1, 2, 2 s) makes at
+    // most 5 tries of 2 connections, and the log says it once.
+    let connections = || redis.stat("total_connections_received").unwrap();
+    let before = connections();
+    std::thread::sleep(Duration::from_secs(5));
+    let made = connections() - before - 1; // the question itself is one
+    let log = a.log();
+    assert_eq!(log.matches("event=bus-down").count(), 1, "{log}");
+    assert_eq!(log.matches("event=bus-up").count(), 0, "{log}");
+    assert!(made <= 10, "{made} connections to Redis in 5 s");
+    // Allowed to publish, it joins the room at its next try.
+    assert_eq!(
+        redis.ask("ACL SETUSER mute +publish").as_deref(),
+        Some("+OK")
+    );
+    a.wait_for_log("event=bus-up");
+    let mut alice = member(&a, "alice");
+    let b = instance(&redis.url(""), Some(&a), &[]);
+    b.wait_for_log("event=bus-up");
+    let bob = member(&b, "bob");
+    until(&mut alice, "JOIN bob");
+    bob.send_line("heard").unwrap();
+    until(&mut alice, "MSG bob heard");
+}
+
+#[test]
 fn a_ten_second_redis_outage_with_talk_both_ways_loses_nothing_and_nobody_leaves() {
     if !common::require_program("redis-server", "redis-server") {
         return;

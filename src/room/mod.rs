@@ -19,6 +19,7 @@
 
 mod history;
 pub mod redis;
+mod retry;
 
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -23,6 +23,7 @@ use redis_protocol::resp2::types::{BorrowedFrame, OwnedFrame};
 use rustls::pki_types::ServerName;
 
 use super::history::{HISTORY_BYTES, History};
+use super::retry::Retry;
 use crate::bus::{Directory, RoomLine};
 use crate::cluster::{HEARTBEAT, Presence, RedisUrl};
 use crate::log::{Log, Value};
@@ -37,11 +38,7 @@ pub(crate) const PUBLISHER_TOKEN: Token = Token(ConnId::MAX_SLOTS - 4);
 const MAX_BACKLOG: usize = 2 * HISTORY_BYTES + (4 << 20);
 /// A frame larger than this from Redis is no chat message.
 const MAX_FRAME: usize = 1 << 20;
-const FIRST_RETRY: Duration = Duration::from_millis(250);
-/// Short enough that instances coming back from one outage find each other within a few
-/// seconds of each other (see `Presence::bus_up`).
-const LAST_RETRY: Duration = Duration::from_secs(2);
-/// A Redis that does not answer this long is down: the handshake (AUTH, SUBSCRIBE, PING) not
+/// A Redis that does not answer this long is down: the handshake (AUTH, SUBSCRIBE, PUBLISH) not
 /// answered since the connection opened, or, once up, our own heartbeat (published each
 /// [`HEARTBEAT`]) not back through the subscription. So a stalled Redis is `bus-down` within
 /// this plus one heartbeat: under the 5 s of the contract.
@@ -53,7 +50,7 @@ struct Side {
     connected: bool,
     input: Vec<u8>,
     output: Vec<u8>,
-    /// Replies to the handshake (AUTH, then SUBSCRIBE or PING) not yet in: the side is ready
+    /// Replies to the handshake (AUTH, then SUBSCRIBE or PUBLISH) not yet in: the side is ready
     /// at zero.
     handshake_owed: usize,
     /// `rediss://`: the TLS session the RESP goes through.
@@ -75,10 +72,9 @@ pub struct RedisBus {
     since: Instant,
     /// Whether the start is past: the bus came up, or stderr said why it did not (once).
     start_reported: bool,
-    /// `event=bus-down` is written once per outage.
-    down_logged: bool,
+    /// The backoff, and which `bus-down`/`bus-up` lines to write.
+    retry: Retry,
     retry_at: Option<Instant>,
-    backoff: Duration,
     next_heartbeat: Instant,
     /// When to look again whether Redis still answers.
     stall_check_at: Instant,
@@ -124,9 +120,8 @@ impl RedisBus {
             up: false,
             since: now,
             start_reported: false,
-            down_logged: false,
+            retry: Retry::default(),
             retry_at: Some(now),
-            backoff: FIRST_RETRY,
             next_heartbeat: now,
             stall_check_at: now,
             history: History::new(),
@@ -156,6 +151,9 @@ impl RedisBus {
                     .map_or(self.since, |at| at.max(self.since)),
                 false => self.since,
             };
+            if let (true, Some(alive)) = (self.up, self.presence.link_alive_at()) {
+                self.retry.carried(alive);
+            }
             if now.duration_since(answered) >= STALL_LIMIT {
                 let why = match self.up {
                     true => "Redis stopped answering (our heartbeat did not come back within 3 s)",
@@ -234,9 +232,14 @@ impl RedisBus {
                     &mut subscriber.output,
                     [b"SUBSCRIBE", self.url.channel.as_bytes()],
                 );
-                // The publisher is ready once Redis answered it (a PUBLISH refused for want of
-                // a permission still fails later, and is then reported the same way).
-                command(&mut publisher.output, [b"PING"]);
+                // The publisher is ready once Redis took a PUBLISH to the channel: a Redis that
+                // refuses it (an ACL user without it, `READONLY`, `OOM`) is refused here, not
+                // seen up for a moment at every try. An empty message: every receiver drops
+                // it (no instance name), ours included.
+                command(
+                    &mut publisher.output,
+                    [b"PUBLISH", self.url.channel.as_bytes(), b""],
+                );
                 subscriber.handshake_owed += 1;
                 publisher.handshake_owed += 1;
                 self.subscriber = Some(subscriber);
@@ -354,15 +357,15 @@ impl RedisBus {
         self.up = true;
         self.start_reported = true;
         self.since = now;
-        self.down_logged = false;
-        self.backoff = FIRST_RETRY;
         self.next_heartbeat = now; // say who is here at once
         self.presence.bus_up(now);
-        log.line(format_args!(
-            "event=bus-up redis={} channel={}",
-            self.addr,
-            Value(self.url.channel.as_bytes())
-        ));
+        if self.retry.up(now) {
+            log.line(format_args!(
+                "event=bus-up redis={} channel={}",
+                self.addr,
+                Value(self.url.channel.as_bytes())
+            ));
+        }
         // What Redis never acknowledged (published while it was away, or lost with the old
         // connection) goes out again, in order; receivers drop what they already had.
         self.resend(self.history.first_unacknowledged());
@@ -482,7 +485,7 @@ impl RedisBus {
         {
             let _ = registry.deregister(&mut side.stream);
         }
-        if !self.down_logged && !self.start_reported {
+        if !self.start_reported {
             // Once, at start: a server started by hand says at once why its room is alone.
             eprintln!(
                 "warning: --chat-redis: no Redis at {}: {why}; serving the local room, retrying",
@@ -490,18 +493,24 @@ impl RedisBus {
             );
             self.start_reported = true;
         }
-        if !self.down_logged {
-            self.down_logged = true;
-            log.line(format_args!(
+        let down = self.retry.down(why, now);
+        match down.line {
+            Some(0) => log.line(format_args!(
                 "event=bus-down redis={} error={}",
                 self.addr,
                 Value(why.as_bytes())
-            ));
+            )),
+            // Failures since the last line that got none (the same error within a minute).
+            Some(unwritten) => log.line(format_args!(
+                "event=bus-down redis={} error={} unwritten={unwritten}",
+                self.addr,
+                Value(why.as_bytes())
+            )),
+            None => {}
         }
         self.up = false;
         self.unanswered.clear();
-        self.retry_at = Some(now + self.backoff);
-        self.backoff = (self.backoff * 2).min(LAST_RETRY);
+        self.retry_at = Some(down.retry_at);
     }
 }
 

@@ -84,6 +84,32 @@ impl Redis {
         Some(line.trim_end().to_string())
     }
 
+    /// A number of `INFO stats` (`total_connections_received`, say), after AUTH if needed.
+    pub fn stat(&self, field: &str) -> Option<u64> {
+        use std::io::Read;
+        let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+        let mut reader = BufReader::new(stream.try_clone().ok()?);
+        let mut line = String::new();
+        if let Some(auth) = &self.auth {
+            stream.write_all(format!("{auth}\r\n").as_bytes()).ok()?;
+            reader.read_line(&mut line).ok()?;
+            line.clear();
+        }
+        stream.write_all(b"INFO stats\r\n").ok()?;
+        reader.read_line(&mut line).ok()?;
+        let len: usize = line.trim_end().strip_prefix('$')?.parse().ok()?;
+        let mut body = vec![0; len];
+        reader.read_exact(&mut body).ok()?;
+        String::from_utf8_lossy(&body).lines().find_map(|l| {
+            l.strip_prefix(field)?
+                .strip_prefix(':')?
+                .trim()
+                .parse()
+                .ok()
+        })
+    }
+
     /// The `--chat-redis` URL; `credentials` is `""`, `":password@"` or `"user:password@"`.
     pub fn url(&self, credentials: &str) -> String {
         format!("redis://{credentials}127.0.0.1:{}", self.port)
