@@ -208,7 +208,6 @@ const REPLY: &[u8] = b"OK 3\n";
 /// One request through the connection core as the reactor drives it: the readiness event, the
 /// reads, the framing, the reply queued, the flush. Returns the lines it framed.
 fn conn_round(conn: &mut Conn<Wire>, buf: &mut [u8], traffic: &mut Traffic, now: Instant) -> usize {
-    conn.on_readable(false);
     let mut lines = 0;
     loop {
         match conn.read(buf, now, traffic) {
@@ -298,7 +297,6 @@ fn the_connection_core_adds_no_allocation_to_a_request() {
             client.write_tls(&mut scratch).unwrap();
         }
         conn.transport_mut().incoming.extend_from_slice(&scratch);
-        conn.on_readable(false);
         while !matches!(
             conn.read(&mut buf, now, &mut traffic),
             ReadEvent::WouldBlock

@@ -1,8 +1,8 @@
-//! Reads that come back short, against the real server. The server stops reading a connection
-//! when a read returns fewer bytes than it asked for: the socket is drained, and bytes that come
-//! later raise a new readiness event. These tests pipeline TLS records of odd sizes, cut into TCP
-//! segments at odd places, and check that no connection stalls waiting for an event that never
-//! comes, and that a FIN arriving with the last bytes is still seen.
+//! Reads that come back short, against the real server. A short read proves nothing (urgent data
+//! stops a read at its mark with bytes behind it), so the server reads every connection until
+//! `WouldBlock`. These tests pipeline TLS records of odd sizes, cut into TCP segments at odd
+//! places, send urgent data, and end with a FIN in the same segment as the last request, and
+//! check that no connection stalls waiting for an event that never comes.
 
 mod common;
 

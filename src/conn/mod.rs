@@ -41,8 +41,8 @@ use crate::rate::TokenBucket;
 
 pub use parts::{Kind, Pauses, Peer, Phase, Places, ReadEvent, Session, Setup, Timeouts, Traffic};
 pub use reason::{CloseReason, Refusal};
-pub use transport::{READ_INTEREST, Transport};
-use transport::{Readiness, interrupted, would_block};
+pub use transport::Transport;
+use transport::{interrupted, would_block};
 
 /// Reply bytes queued beyond this (not yet taken by the kernel) stop the reading of more
 /// requests from the same client until they drain: a client that pipelines without reading
@@ -86,8 +86,6 @@ pub struct Conn<T> {
     /// The poll said the peer closed its side while we waited for a PROXY header: peeking
     /// shows the same bytes again and again, so this is the only sign of the end.
     fin_before_header: bool,
-    /// What the reads since the last readiness event tell of the socket (see [`Readiness`]).
-    readiness: Readiness,
     pauses: Pauses,
     /// `--rate-limit` (or the chat's default pace): the tokens for its request lines.
     bucket: Option<Box<TokenBucket>>,
@@ -142,7 +140,6 @@ impl<T: Transport> Conn<T> {
             peer_closed: false,
             spoke: false,
             fin_before_header: false,
-            readiness: Readiness::default(),
             pauses: Pauses::default(),
             bucket: match kind {
                 Kind::Client => setup.rate_limit.map(|n| Box::new(TokenBucket::new(n, now))),
@@ -303,7 +300,7 @@ impl<T: Transport> Conn<T> {
     fn read_plaintext(&mut self, buf: &mut [u8], traffic: &mut Traffic) -> ReadEvent {
         loop {
             let Some(tls) = &mut self.tls else {
-                return match self.readiness.read(&mut self.transport, buf) {
+                return match self.transport.read(buf) {
                     Ok(0) => {
                         self.peer_closed = true;
                         ReadEvent::Closed(CloseReason::Eof)
@@ -321,8 +318,13 @@ impl<T: Transport> Conn<T> {
             };
             // Plaintext rustls has already decrypted comes first.
             match tls.reader().read(buf) {
-                // A clean close_notify from the peer.
-                Ok(0) => return ReadEvent::Closed(CloseReason::Eof),
+                // A clean close_notify from the peer. Its FIN most likely came with it: read on
+                // until `WouldBlock`, so that a FIN already here spares the close a `shutdown`
+                // and a read later.
+                Ok(0) => {
+                    self.discard_until_would_block(buf);
+                    return ReadEvent::Closed(CloseReason::Eof);
+                }
                 Ok(n) => return ReadEvent::Data(n),
                 Err(e) if would_block(&e) => {}
                 // TCP closed without close_notify: the peer is gone all the same.
@@ -331,9 +333,9 @@ impl<T: Transport> Conn<T> {
             if self.peer_closed {
                 return ReadEvent::Closed(CloseReason::Eof);
             }
-            // Through `readiness`: after a short read this is `WouldBlock` with no syscall. Still
-            // called, not skipped: with its buffer empty, `read_tls` also shrinks it back to 4 KiB.
-            match tls.read_tls(&mut self.readiness.reader(&mut self.transport)) {
+            // Read until `WouldBlock`, every time: readiness is edge-triggered, and a short read
+            // proves nothing (urgent data stops a read at its mark with bytes behind it).
+            match tls.read_tls(&mut self.transport) {
                 Ok(0) => self.peer_closed = true,
                 Ok(n) => {
                     traffic.received += n as u64;
@@ -403,6 +405,21 @@ impl<T: Transport> Conn<T> {
         ReadEvent::Closed(CloseReason::ProxyError)
     }
 
+    /// Reads and throws away what the socket holds (nothing may follow a close_notify), noting
+    /// the peer's FIN if it is there.
+    fn discard_until_would_block(&mut self, buf: &mut [u8]) {
+        while !self.peer_closed {
+            match self.transport.read(buf) {
+                Ok(0) => self.peer_closed = true,
+                Ok(_) => {}
+                Err(e) if interrupted(&e) => {}
+                // `WouldBlock`: nothing more for now. Anything else: the peer is gone, and the
+                // close that follows finds out when it writes.
+                Err(_) => return,
+            }
+        }
+    }
+
     /// While lingering: throw away whatever arrives until the peer's EOF.
     fn discard_until_eof(&mut self, buf: &mut [u8]) -> ReadEvent {
         let Phase::Lingering { reason, .. } = self.phase else {
@@ -423,15 +440,11 @@ impl<T: Transport> Conn<T> {
         ReadEvent::Closed(reason)
     }
 
-    /// The poll reported this socket readable (`read_closed`: the peer's side closed, an error,
-    /// or urgent data). A new edge: whatever a short read concluded before is out of date. Call it for
-    /// every readiness event, also while the connection is paused, or a resumed connection would
-    /// wait for data that already came.
-    pub fn on_readable(&mut self, read_closed: bool) {
-        self.readiness.on_event(read_closed);
-        // A connection waiting for its PROXY header must be told of a FIN: peeking shows the
-        // same bytes again and again. Everywhere else a read sees the FIN itself.
-        if read_closed && self.phase == Phase::AwaitingProxy {
+    /// The poll reported that the peer closed its side. Only a connection waiting for its PROXY
+    /// header needs telling: peeking shows the same bytes again and again. Everywhere else a
+    /// read sees the FIN itself.
+    pub fn on_peer_closed(&mut self) {
+        if self.phase == Phase::AwaitingProxy {
             self.fin_before_header = true;
         }
     }
@@ -702,11 +715,9 @@ impl<T: Transport> Conn<T> {
         } = self.phase
             && !self.wants_write()
         {
-            if self.peer_closed || self.readiness.only_fin_left() {
-                // The peer has closed its side and nothing of its is unread: dropping the
-                // socket sends our FIN after the close_notify. No `shutdown`, and no read to
-                // wait for a FIN that is here (two syscalls per connection a client ends).
-                self.peer_closed = true;
+            if self.peer_closed {
+                // The peer's FIN was read: dropping the socket sends our FIN after the
+                // close_notify. No `shutdown`, and no read to wait for a FIN that is here.
             } else {
                 // Everything is out: send FIN, then wait for the peer's.
                 let _ = self.transport.shutdown_write();
@@ -734,9 +745,9 @@ impl<T: Transport> Conn<T> {
     /// seen), writable only while there is something to write, or the loop would spin.
     pub fn interest(&self) -> Interest {
         if self.wants_write() && !matches!(self.phase, Phase::Lingering { .. }) {
-            READ_INTEREST | Interest::WRITABLE
+            Interest::READABLE | Interest::WRITABLE
         } else {
-            READ_INTEREST
+            Interest::READABLE
         }
     }
 }

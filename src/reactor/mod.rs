@@ -228,11 +228,10 @@ impl Reactor {
                             self.conns.mark_dirty(id);
                         }
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
-                            // Urgent data too: a read stops short at its mark (Readiness).
-                            let closed =
-                                event.is_read_closed() || event.is_error() || event.is_priority();
-                            if let Some(conn) = self.conns.get_mut(id) {
-                                conn.on_readable(closed);
+                            if event.is_read_closed()
+                                && let Some(conn) = self.conns.get_mut(id)
+                            {
+                                conn.on_peer_closed();
                             }
                             self.read_from(id);
                         }

@@ -63,14 +63,14 @@ impl Slots {
         if let Err(e) = registry.register(
             conn.transport_mut(),
             Token(id.as_usize()),
-            crate::conn::READ_INTEREST,
+            Interest::READABLE,
         ) {
             self.free.push(id.slot());
             return Err(e);
         }
         self.entries[id.slot()] = Some(Entry {
             conn,
-            registered: crate::conn::READ_INTEREST,
+            registered: Interest::READABLE,
             dirty: false,
         });
         self.live += 1;
