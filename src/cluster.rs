@@ -21,7 +21,9 @@
 //! other instances' names in the shared [`Directory`] so that `who` and name uniqueness span the
 //! room. An instance not heard for [`SILENCE_LIMIT`] while our own heartbeat came back is gone:
 //! its members are announced `LEFT`. Names first heard in a `HERE` are announced `JOIN`, so the
-//! rooms join again once Redis is back. A name two other instances both list (a restarted
+//! rooms join again once Redis is back. Before an instance's first `HERE` (we were started after
+//! it, or restarted), a `MSG` from a member we have not heard of announces that member and is
+//! delivered at once. A name two other instances both list (a restarted
 //! instance whose member logged in again before the old run was found silent) is one member:
 //! its lines are delivered at once, and it leaves when the last of them lets it go.
 //!
@@ -196,6 +198,9 @@ struct Instance {
     next: u64,
     /// When we last asked for the lines of a gap, while it is not filled.
     asked_at: Option<Instant>,
+    /// Whether a `HERE` of it came: until then its members are not all known, and a `MSG`
+    /// from one we have not heard of is its member (adopted and delivered at once).
+    listed: bool,
 }
 
 /// What a message from the channel says.
@@ -351,6 +356,7 @@ impl Presence {
                 last_heard: now,
                 next: expected,
                 asked_at: None,
+                listed: false,
             };
             self.others.insert(message.from.to_string(), instance);
         }
@@ -400,12 +406,27 @@ impl Presence {
                 // `MSG alice text`: from a member we know of, as sent; never a line with a
                 // control character (every instance refuses those, but anyone may publish).
                 let sender = message.rest.split(' ').next().unwrap_or_default();
-                let known = self.others[from].names.iter().any(|n| &**n == sender);
+                let instance = &self.others[from];
+                let known = |instance: &Instance| instance.names.iter().any(|n| &**n == sender);
+                if !instance.listed
+                    && !known(instance)
+                    && crate::service::check_name(sender).is_ok()
+                    && self.adopt(from, sender)
+                {
+                    // An instance whose `HERE` has not come yet (a restarted one, or one we
+                    // were started after): its member is delivered at once (SPEC), announced
+                    // first. Its `HERE` then confirms the name or lets it go.
+                    deliver.push(line(&format!("JOIN {sender}")));
+                }
+                let known = known(&self.others[from]);
                 if known && !crate::line::has_control(message.what) {
                     deliver.push(line(message.what));
                 }
             }
             "HERE" => {
+                if let Some(instance) = self.others.get_mut(from) {
+                    instance.listed = true;
+                }
                 let listed: Vec<(u64, &str)> = message
                     .rest
                     .split(' ')
@@ -599,6 +620,7 @@ mod tests {
         presence.on_message(b"B 1 JOIN bob", now, &mut got);
         presence.on_message(b"B 2 MSG bob hi there", now, &mut got);
         presence.on_message(b"A 1 MSG alice my own echo", now, &mut got);
+        presence.on_message(b"B 2 HERE 1:bob", now, &mut got);
         presence.on_message(b"B 3 MSG mallory not a member", now, &mut got);
         presence.on_message(b"B 4 MSG bob hi\rMSG admin forged", now, &mut got);
         assert_eq!(texts(&got), ["JOIN bob", "MSG bob hi there"]);
@@ -775,6 +797,37 @@ mod tests {
         presence.on_message(b"B2 3 LEFT bob", now, &mut got);
         assert_eq!(texts(&got), ["LEFT bob"]);
         assert!(room.is_empty());
+    }
+
+    #[test]
+    fn a_member_of_an_instance_not_listed_yet_is_delivered_at_once() {
+        let room = Directory::new();
+        assert!(room.claim("alice")); // ours
+        let mut presence = Presence::new("B2".into(), Arc::clone(&room));
+        let now = Instant::now();
+        let mut got = Vec::new();
+        // We were (re)started while A's carol talks: her lines come before A's first HERE.
+        presence.on_message(b"A 57 MSG carol one", now, &mut got);
+        presence.on_message(b"A 58 MSG carol two", now, &mut got);
+        // A name of ours is not taken over, nor one that breaks the name rules.
+        presence.on_message(b"A 59 MSG alice impostor", now, &mut got);
+        presence.on_message("A 60 MSG a\u{200B}b x".as_bytes(), now, &mut got);
+        assert_eq!(
+            texts(&got),
+            ["JOIN carol", "MSG carol one", "MSG carol two"]
+        );
+        assert_eq!(room.list(), "alice carol");
+        // Its HERE lists carol: no second JOIN; from then on only its listed members talk.
+        got.clear();
+        presence.on_message(b"A 60 HERE 1:carol", now, &mut got);
+        presence.on_message(b"A 61 MSG dave not listed", now, &mut got);
+        presence.on_message(b"A 62 MSG carol three", now, &mut got);
+        assert_eq!(texts(&got), ["MSG carol three"]);
+        // A member it no longer lists leaves.
+        got.clear();
+        presence.on_message(b"A 62 HERE", now, &mut got);
+        assert_eq!(texts(&got), ["LEFT carol"]);
+        assert_eq!(room.list(), "alice");
     }
 
     #[test]

@@ -260,6 +260,40 @@ fn a_restarted_instances_member_is_heard_at_once() {
     until_who_lists(&mut [&mut alice], &["alice", "bob"]);
 }
 
+#[test]
+fn a_restarted_instance_hears_the_other_instances_members_at_once() {
+    if !common::require_program("redis-server", "redis-server") {
+        return;
+    }
+    let redis = Redis::start(&[], None);
+    let (a, mut b, alice, _bob) = two_instances_in_one_room(&redis, ["alice", "bob"]);
+    // B dies without a word and is started again at once; bob logs in again, and alice talks
+    // at once. The code before this dropped her lines until her instance's next HERE reached
+    // the new B (0.3-0.85 s of them; issue 31 item 13).
+    b.signal(libc::SIGKILL);
+    let _ = b.wait_exit(WAIT);
+    let b = instance(&redis.url(""), Some(&a), &[]);
+    b.wait_for_log("event=bus-up");
+    let mut bob = member(&b, "bob");
+    for i in 0..100 {
+        alice.send_line(&format!("to the new B {i}")).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Every line reaches bob, in order, after alice is announced to him.
+    let mut got = 0;
+    let mut joined = false;
+    while got < 100 {
+        let line = next(&mut bob);
+        if line == "JOIN alice" {
+            joined = true;
+            continue;
+        }
+        assert!(joined, "{line:?} before JOIN alice");
+        assert_eq!(line, format!("MSG alice to the new B {got}"));
+        got += 1;
+    }
+}
+
 /// Until `who` on every session lists the names of `wanted` (in any order: each instance
 /// lists in the order it heard of them).
 fn until_who_lists(sessions: &mut [&mut Session], wanted: &[&str]) {
