@@ -41,7 +41,7 @@ fn non_tls_bytes_end_that_connection_only() {
         .find(|l| l.contains("reason=tls-error"))
         .unwrap();
     assert!(
-        close.ends_with("error=\"not TLS: the peer sent something else (plain text?)\""),
+        close.ends_with("error=\"not TLS: a plain-text line\""),
         "{close}"
     );
 }

@@ -18,6 +18,7 @@
 //! documents for its `Connection`: getters, `read`/`on_*` for input, commands (`queue`,
 //! `begin_close`), then `flush` and `interest` for output.
 
+mod first_bytes;
 mod identity;
 mod parts;
 mod reason;
@@ -39,6 +40,7 @@ use crate::outbox::ConnId;
 use crate::proxy::Parsed;
 use crate::rate::TokenBucket;
 
+use first_bytes::FirstBytes;
 pub use parts::{Kind, Pauses, Peer, Phase, Places, ReadEvent, Session, Setup, Timeouts, Traffic};
 pub use reason::{CloseReason, Refusal};
 pub use transport::Transport;
@@ -83,6 +85,8 @@ pub struct Conn<T> {
     peer_closed: bool,
     /// Some byte has come from the peer (eviction spares those that spoke).
     spoke: bool,
+    /// What the first bytes to rustls looked like: a plain-text line, or binary that is not TLS.
+    first_bytes: FirstBytes,
     /// The poll said the peer closed its side while we waited for a PROXY header: peeking
     /// shows the same bytes again and again, so this is the only sign of the end.
     fin_before_header: bool,
@@ -139,6 +143,7 @@ impl<T: Transport> Conn<T> {
             out_sent: 0,
             peer_closed: false,
             spoke: false,
+            first_bytes: FirstBytes::default(),
             fin_before_header: false,
             pauses: Pauses::default(),
             bucket: match kind {
@@ -231,6 +236,9 @@ impl<T: Transport> Conn<T> {
     /// What went wrong, in words for the close line (`error=`), if anything did.
     pub fn error(&self) -> Option<String> {
         match self.failure.as_deref()? {
+            Failure::Tls(rustls::Error::InvalidMessage(
+                rustls::InvalidMessage::InvalidContentType,
+            )) => Some(self.first_bytes.describe()),
             Failure::Tls(e) => Some(crate::tls::describe_error(e)),
             Failure::Proxy(why) => Some(why.to_string()),
         }
@@ -335,7 +343,12 @@ impl<T: Transport> Conn<T> {
             }
             // Read until `WouldBlock`, every time: readiness is edge-triggered, and a short read
             // proves nothing (urgent data stops a read at its mark with bytes behind it).
-            match tls.read_tls(&mut self.transport) {
+            let read = if self.phase == Phase::Handshaking && self.first_bytes.wants_more() {
+                tls.read_tls(&mut self.first_bytes.noting(&mut self.transport))
+            } else {
+                tls.read_tls(&mut self.transport)
+            };
+            match read {
                 Ok(0) => self.peer_closed = true,
                 Ok(n) => {
                     traffic.received += n as u64;
@@ -616,11 +629,13 @@ impl<T: Transport> Conn<T> {
         }
     }
 
-    /// Last words before the socket is dropped after a TLS error: to a client that spoke plain
-    /// text, one plain line that says why (a TLS alert would read as binary noise); to anyone
-    /// else, the alert rustls queued. Best effort, one try: the peer may not read at all.
+    /// Last words before the socket is dropped after a TLS error: to a client whose first bytes
+    /// were a plain-text line, one plain line that says why (a TLS alert would read as binary
+    /// noise); to anyone else (an SSLv2 hello, binary, a bad record mid-handshake), the alert
+    /// rustls queued. Best effort, one try: the peer may not read at all.
     pub fn send_last_words(&mut self) {
         let spoke_plain_text = self.phase == Phase::Handshaking
+            && self.first_bytes.is_plain_text_line()
             && matches!(
                 self.failure.as_deref(),
                 Some(Failure::Tls(rustls::Error::InvalidMessage(

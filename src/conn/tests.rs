@@ -546,6 +546,27 @@ fn plain_text_on_a_tls_port_gets_one_plain_line_before_the_drop() {
 }
 
 #[test]
+fn binary_that_is_not_tls_gets_the_alert_rustls_queued_not_the_plain_line() {
+    let (server, _) = crate::tls::in_memory_pair();
+    // An SSLv2-format hello's first bytes, and text with no line end.
+    for bytes in [
+        &b"\x80\x2e\x01\x03\x01\x00\x15\x00\x00\x00\x10"[..],
+        b"hello",
+    ] {
+        let mut conn = conn(Some(&server), false, None);
+        arrive(&mut conn, bytes);
+        let mut buf = [0u8; 256];
+        let event = conn.read(&mut buf, t0(), &mut Traffic::default());
+        assert_eq!(event, ReadEvent::Closed(CloseReason::TlsError));
+        conn.send_last_words();
+        // An alert record: content type 21, then a fatal decode_error (2, 50).
+        assert_eq!(conn.transport.outgoing.first(), Some(&21), "{bytes:?}");
+        assert!(conn.transport.outgoing.ends_with(&[2, 50]), "{bytes:?}");
+        assert!(conn.error().unwrap().starts_with("not TLS: "));
+    }
+}
+
+#[test]
 fn a_key_update_from_the_client_keeps_the_stream_going() {
     let mut pair = open_pair();
     pair.client_writes(b"before\n");
