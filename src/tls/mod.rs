@@ -1,0 +1,251 @@
+//! TLS set-up: rustls configurations for the server and the client, PEM loading, and where
+//! the server's files come from (SIGHUP loads them again). What else TLS needs has a file of its
+//! own: `dev_certs` (the development certificates rcgen makes on first start), `error` (rustls's
+//! errors in words), `x509` (what a certificate says: its names).
+//!
+//! Every failure is a `String` a user can act on ("cannot read certs/server.key: ..."),
+//! because start-up errors end the program with one clear line, never a panic.
+
+mod dev_certs;
+mod error;
+mod x509;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+
+pub use dev_certs::{DEV_CLIENT_NAME, DevCerts, generate_dev_certs};
+pub use error::describe_error;
+pub use x509::{certificate_name, subject};
+
+/// Where the development certificates live, relative to the working directory.
+pub const CERT_DIR: &str = "certs";
+pub const CA_FILE: &str = "certs/ca.pem";
+pub const SERVER_CERT_FILE: &str = "certs/server.pem";
+pub const SERVER_KEY_FILE: &str = "certs/server.key";
+
+/// The crypto provider of both sides. `ring`: see Cargo.toml for why.
+///
+/// The suites are rustls's defaults (AEAD with forward secrecy only), reordered so the server
+/// prefers the SHA-256 ones: `perf` showed SHA-384's software implementation taking 12% of the
+/// server's CPU in a handshake-heavy run, while SHA-256 uses the CPU's SHA instructions.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    #[cfg(not(feature = "aws-lc"))]
+    let mut provider = rustls::crypto::ring::default_provider();
+    // The measured alternative (see Cargo.toml): not the default.
+    #[cfg(feature = "aws-lc")]
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    provider
+        .cipher_suites
+        .sort_by_key(|suite| !format!("{:?}", suite.suite()).ends_with("SHA256"));
+    Arc::new(provider)
+}
+
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("cannot read certificate {}: {e}", path.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("cannot parse certificate {}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("no certificate found in {}", path.display()));
+    }
+    Ok(certs)
+}
+
+pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
+    PrivateKeyDer::from_pem_file(path)
+        .map_err(|e| format!("cannot read private key {}: {e}", path.display()))
+}
+
+fn root_store(ca_files: &[&Path]) -> Result<RootCertStore, String> {
+    let mut roots = RootCertStore::empty();
+    for path in ca_files {
+        for cert in load_certs(path)? {
+            roots
+                .add(cert)
+                .map_err(|e| format!("bad CA certificate in {}: {e}", path.display()))?;
+        }
+    }
+    Ok(roots)
+}
+
+/// The server's rustls configuration: TLS 1.2 and 1.3 (rustls's safe defaults), and client
+/// certificates required when `client_ca` is given.
+pub fn server_config(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> Result<Arc<ServerConfig>, String> {
+    let chain = load_certs(cert)?;
+    let key = load_key(key)?;
+    let builder = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS set-up failed: {e}"))?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let verifier = WebPkiClientVerifier::builder_with_provider(
+                Arc::new(root_store(&[ca])?),
+                provider(),
+            )
+            .build()
+            .map_err(|e| format!("--client-ca {}: {e}", ca.display()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("{}: {}", cert.display(), describe_error(&e)))?;
+    // The server's order of cipher suites (strongest first), not whatever a client prefers.
+    config.ignore_client_order = true;
+    // TLS 1.3 session tickets: a returning client skips the full handshake, and the server
+    // keeps no per-client state for it (the ticket carries it, encrypted under a rotating key).
+    #[cfg(not(feature = "aws-lc"))]
+    let ticketer = rustls::crypto::ring::Ticketer::new();
+    #[cfg(feature = "aws-lc")]
+    let ticketer = rustls::crypto::aws_lc_rs::Ticketer::new();
+    config.ticketer = ticketer.map_err(|e| format!("cannot set up session tickets: {e}"))?;
+    // One ticket per handshake, not rustls's default two: each is encrypted and written at the
+    // end of every full handshake, and a client resumes with one (paired A/B in docs/performance.md).
+    config.send_tls13_tickets = 1;
+    Ok(Arc::new(config))
+}
+
+/// Where the server's TLS set-up comes from, kept so that SIGHUP can load it again.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    pub fn load(&self) -> Result<Arc<ServerConfig>, String> {
+        server_config(&self.cert, &self.key, self.client_ca.as_deref())
+    }
+
+    /// The files loaded again (SIGHUP), with new session-ticket keys and an empty session cache.
+    ///
+    /// Nothing of `previous`'s TLS sessions is carried over, on purpose: rustls does not verify a
+    /// client's certificate again when it resumes, so a ticket issued under the old `--client-ca`
+    /// would keep authenticating a client the new CA refuses (the class of CVE-2025-68121). A
+    /// reload is the operator saying what is trusted now; every client that returns after it
+    /// makes one full handshake under the new set. Keeping the keys when the files are unchanged
+    /// was considered and left out: it saves one handshake per client per reload, and any
+    /// comparison of "what is trusted" is a second place to get wrong.
+    pub fn reload(&self) -> Result<Arc<ServerConfig>, String> {
+        // `load` makes a new ticketer and rustls's default session cache.
+        self.load()
+    }
+}
+
+/// The client's rustls configuration: the public webpki roots plus any CA files given
+/// (the development CA by default), and an optional client certificate.
+pub fn client_config(
+    ca_files: &[&Path],
+    client_cert: Option<(&Path, &Path)>,
+) -> Result<Arc<ClientConfig>, String> {
+    let mut roots = root_store(ca_files)?;
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS set-up failed: {e}"))?
+        .with_root_certificates(roots);
+    let config = match client_cert {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => builder
+            .with_client_auth_cert(load_certs(cert)?, load_key(key)?)
+            .map_err(|e| {
+                format!(
+                    "client certificate {}: {}",
+                    cert.display(),
+                    describe_error(&e)
+                )
+            })?,
+    };
+    Ok(Arc::new(config))
+}
+
+/// A server set-up with a fresh self-signed certificate for `localhost`, and a client that
+/// trusts exactly it: TLS with no files, for the tests and benches that drive a connection in
+/// memory. Panics if rcgen or rustls refuse (they do not, for this input).
+pub fn in_memory_pair() -> (Arc<ServerConfig>, Arc<ClientConfig>) {
+    use rustls::pki_types::PrivatePkcs8KeyDer;
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
+        .expect("a self-signed certificate for localhost");
+    let cert = CertificateDer::from(made.cert.der().to_vec());
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(made.signing_key.serialize_der()));
+    let server = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("the provider's protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], key)
+        .expect("the certificate just made");
+    let mut roots = RootCertStore::empty();
+    roots.add(cert).expect("the certificate just made");
+    let client = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("the provider's protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    (Arc::new(server), Arc::new(client))
+}
+
+/// The hosts of `hosts` the certificate chain in `cert_file` is not valid for, judged as a client
+/// trusting `ca_file` judges it (rustls's own verifier). Wildcard listen addresses (`0.0.0.0`,
+/// `::`) name no host and are left out. Empty when the files cannot be read or the chain is not
+/// from that CA at all: only a certificate that would be refused for its names is reported.
+pub fn hosts_not_covered(cert_file: &Path, ca_file: &Path, hosts: &[String]) -> Vec<String> {
+    use rustls::CertificateError::{NotValidForName, NotValidForNameContext};
+    use rustls::client::danger::ServerCertVerifier;
+    use rustls::pki_types::{ServerName, UnixTime};
+    let (Ok(chain), Ok(roots)) = (load_certs(cert_file), root_store(&[ca_file])) else {
+        return Vec::new();
+    };
+    let Some((leaf, intermediates)) = chain.split_first() else {
+        return Vec::new();
+    };
+    let Ok(verifier) =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+    else {
+        return Vec::new();
+    };
+    let mut uncovered = Vec::new();
+    for host in hosts {
+        if host == "0.0.0.0" || host == "::" || uncovered.contains(host) {
+            continue;
+        }
+        let Ok(name) = ServerName::try_from(host.as_str()) else {
+            continue;
+        };
+        let verdict = verifier.verify_server_cert(leaf, intermediates, &name, &[], UnixTime::now());
+        if let Err(rustls::Error::InvalidCertificate(
+            NotValidForName | NotValidForNameContext { .. },
+        )) = verdict
+        {
+            uncovered.push(host.clone());
+        }
+    }
+    uncovered
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_files_give_a_clear_message() {
+        let err = server_config(
+            Path::new("/nonexistent/a.pem"),
+            Path::new("/nonexistent/a.key"),
+            None,
+        )
+        .unwrap_err();
+        assert!(err.contains("/nonexistent/a.pem"), "{err}");
+    }
+}
