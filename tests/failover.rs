@@ -10,6 +10,8 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::redis::Redis;
+use common::room::{next, until};
 use common::{Server, TestDir, client_bin, run_client};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -17,7 +19,8 @@ const WAIT: Duration = Duration::from_secs(15);
 /// The client in a pipe, its stdout and stderr read line by line.
 struct Piped {
     child: Child,
-    stdin: ChildStdin,
+    /// `None` once closed (the end of input).
+    stdin: Option<ChildStdin>,
     out: mpsc::Receiver<String>,
     err: mpsc::Receiver<String>,
 }
@@ -44,7 +47,7 @@ impl Piped {
         let out = lines(Box::new(child.stdout.take().unwrap()));
         let err = lines(Box::new(child.stderr.take().unwrap()));
         Piped {
-            stdin: child.stdin.take().unwrap(),
+            stdin: child.stdin.take(),
             child,
             out,
             err,
@@ -65,7 +68,22 @@ impl Piped {
     }
 
     fn say(&mut self, line: &str) {
-        writeln!(self.stdin, "{line}").unwrap();
+        writeln!(self.stdin.as_mut().unwrap(), "{line}").unwrap();
+    }
+
+    /// Ends the input, if `close`, and waits for the client to exit (at most `WAIT`).
+    fn exit_status(&mut self, close: bool) -> std::process::ExitStatus {
+        if close {
+            self.stdin = None;
+        }
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the client did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
@@ -177,5 +195,85 @@ fn the_chat_logs_in_again_on_the_next_server() {
     );
     bob.send_line("hi alice").unwrap();
     expect(&alice.out, "bob: hi alice");
+    let _ = a.wait_exit(WAIT);
+}
+
+#[test]
+fn a_chat_client_whose_old_session_is_still_listed_logs_in_again_and_loses_nothing() {
+    if !common::require_program("redis-server", "redis-server") {
+        return;
+    }
+    // Two instances sharing Redis; bob's client is on A, ann on B.
+    let redis = Redis::start(&[], None);
+    let url = redis.url("");
+    let (mut a, b) = two_servers(&["--service", "chat", "--chat-redis", &url]);
+    a.wait_for_log("event=bus-up");
+    b.wait_for_log("event=bus-up");
+    let mut ann = b.connect();
+    assert!(
+        ann.request("name ann")
+            .unwrap()
+            .starts_with("OK welcome ann")
+    );
+    let mut bob = Piped::with_two_servers(&a, &b, "bob");
+    until(&mut ann, "JOIN bob");
+    // A dies; B lists A's bob until it finds A silent (3.5 s), so bob's client, at B at once,
+    // is told `ERR name taken` at first (issue 27 defect 1: it then sat logged out, every
+    // line refused, and exited 0). It tries again, and every line typed meanwhile arrives.
+    a.signal(libc::SIGKILL);
+    expect(&bob.err, &format!("reconnected to {}", b.addr()));
+    for i in 0..10 {
+        bob.say(&format!("after the failover {i}"));
+    }
+    let mut got = 0;
+    while got < 10 {
+        let line = next(&mut ann);
+        if line == "LEFT bob" || line == "JOIN bob" {
+            continue;
+        }
+        assert_eq!(line, format!("MSG bob after the failover {got}"));
+        got += 1;
+    }
+    assert!(bob.exit_status(true).success());
+    let errors: Vec<String> = bob.err.iter().filter(|l| l.contains("error")).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let _ = a.wait_exit(WAIT);
+}
+
+#[test]
+fn a_chat_client_whose_name_stays_taken_after_a_failover_gives_up_and_exits_1() {
+    // Two separate rooms: at B the name bob is someone else's, for good.
+    let (mut a, b) = two_servers(&["--service", "chat"]);
+    let mut other_bob = b.connect();
+    assert!(
+        other_bob
+            .request("name bob")
+            .unwrap()
+            .starts_with("OK welcome bob")
+    );
+    let mut bob = Piped::with_two_servers(&a, &b, "bob");
+    expect(&bob.err, "Welcome bob, 1 online");
+    a.signal(libc::SIGKILL);
+    expect(&bob.err, &format!("reconnected to {}", b.addr()));
+    bob.say("never sent logged out");
+    // Tried for 5 s, then one line saying why, and exit 1 with the input still open: never
+    // a session left logged out.
+    let started = Instant::now();
+    let status = bob.exit_status(false);
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    let errors: Vec<String> = bob.err.iter().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("error: could not log in again as \"bob\""),
+        "{errors:?}"
+    );
+    assert!(errors[0].contains("name taken"), "{errors:?}");
+    other_bob.send_line("who").unwrap();
+    assert_eq!(other_bob.read_line().unwrap().as_deref(), Some("OK bob"));
     let _ = a.wait_exit(WAIT);
 }

@@ -15,6 +15,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender};
+use std::time::{Duration, Instant};
 
 use securetcp::client::{
     ClientError, ClientOptions, LineReader, Session, Transport, capitalise, local_check,
@@ -51,6 +52,7 @@ pub fn converse(
         current,
         options: o.clone(),
         relogin: None,
+        stale_ends: 0,
     };
     let result = match talk.service {
         ServiceKind::Chat => chat(&mut talk, o),
@@ -108,6 +110,9 @@ struct Talk {
     options: ClientOptions,
     /// The line that logs in again on the next server (`name NAME`, once accepted).
     relogin: Option<String>,
+    /// Ends of connections already failed over from (a write found the server gone before
+    /// its reader thread said so): each reader says it once, and that is no new failure.
+    stale_ends: usize,
 }
 
 impl Talk {
@@ -128,6 +133,7 @@ impl Talk {
                     self.typed_ahead.push_back(typed);
                 }
                 Ok(Event::Server(Ok(Some(line)))) => return Ok(Heard::Line(line)),
+                Ok(Event::Server(_)) if self.stale_ends > 0 => self.stale_ends -= 1,
                 Ok(Event::Server(Ok(None))) => return self.fail_over(ClientError::Closed),
                 Ok(Event::Server(Err(e))) => return self.fail_over(e.into()),
                 Err(_) => return Err(ClientError::Closed),
@@ -160,26 +166,76 @@ impl Talk {
             read_server(reader, self.events_in.clone());
             self.console.tell(&format!("reconnected to {name}"));
             if let Some(line) = self.relogin.clone() {
-                self.send(&line)?;
-                if let Heard::Line(reply) = self.server_line()?
-                    && let Some(Reply::Err(reason)) = Reply::parse(&reply)
-                {
-                    self.console.error(reason);
-                }
+                self.log_in_again(&line, &name)?;
             }
             return Ok(Heard::Moved);
         }
         Err(lost)
     }
 
+    /// A write found the server gone: [`Talk::fail_over`], and the end its reader thread
+    /// will report is not a failure of the next server.
+    fn fail_over_from_write(&mut self, lost: ClientError) -> Result<Heard, ClientError> {
+        self.stale_ends += 1;
+        self.fail_over(lost)
+    }
+
+    /// Sends `line` (`name NAME`) to the server that just took over. Its answer may be
+    /// `ERR name taken` for our own name: the old session is still listed there until the
+    /// room finds its server gone (3.5 s for another instance's member). That is asked again
+    /// every [`RELOGIN_EVERY`] for up to [`RELOGIN_FOR`]; a chat still refused then could not
+    /// be restored, which is an error (the client exits 1), never a session left logged out.
+    fn log_in_again(&mut self, line: &str, server: &str) -> Result<(), ClientError> {
+        let deadline = Instant::now() + RELOGIN_FOR;
+        loop {
+            if let Err(lost) = self.send(line) {
+                // That server went away too: the next one takes over, and logs in.
+                self.fail_over_from_write(lost)?;
+                return Ok(());
+            }
+            let reply = match self.server_line()? {
+                Heard::Line(reply) => reply,
+                // That server went away too: the next one took over, logged in.
+                Heard::Moved => return Ok(()),
+            };
+            let Some(Reply::Err(reason)) = Reply::parse(&reply) else {
+                return Ok(());
+            };
+            if reason == "name taken" && Instant::now() < deadline {
+                std::thread::sleep(RELOGIN_EVERY);
+                continue;
+            }
+            if self.service != ServiceKind::Chat {
+                self.console.error(reason);
+                return Ok(()); // calc goes on without the name
+            }
+            let name = line.strip_prefix("name ").unwrap_or(line);
+            return Err(ClientError::Login(format!(
+                "could not log in again as {} on {server}: {reason}{}; the session could not be \
+                 restored",
+                quote(name),
+                match reason == "name taken" {
+                    true => format!(" (still, {} s after reconnecting)", RELOGIN_FOR.as_secs()),
+                    false => String::new(),
+                },
+            )));
+        }
+    }
+
     /// The next typed line. What the server sends meanwhile is shown; a `BYE` ends the wait.
     fn typed(&mut self, prompt: &str, shown: Prompt) -> Result<Typed, ClientError> {
         self.console.ask(prompt, shown);
         loop {
-            if let Some(typed) = self.typed_ahead.pop_front() {
-                return Ok(typed.map_or(Typed::End, Typed::Line));
-            }
-            match self.events.recv() {
+            // What the server said meanwhile first: a server gone is noticed before a line
+            // typed ahead is written into its dead socket (where it would be lost).
+            let event = match self.events.try_recv() {
+                Ok(event) => Ok(event),
+                Err(_) => match self.typed_ahead.pop_front() {
+                    Some(typed) => return Ok(typed.map_or(Typed::End, Typed::Line)),
+                    None => self.events.recv(),
+                },
+            };
+            match event {
                 Ok(Event::Typed(typed)) => {
                     self.console.typed_arrived();
                     self.typed_ahead.push_back(typed);
@@ -189,6 +245,7 @@ impl Talk {
                     return Ok(Typed::ServerEnded);
                 }
                 Ok(Event::Server(Ok(Some(line)))) => self.show_unasked(&line),
+                Ok(Event::Server(_)) if self.stale_ends > 0 => self.stale_ends -= 1,
                 // Gone without a word while the person types: the next server takes over.
                 Ok(Event::Server(Ok(None))) => _ = self.fail_over(ClientError::Closed)?,
                 Ok(Event::Server(Err(e))) => _ = self.fail_over(e.into())?,
@@ -204,7 +261,7 @@ impl Talk {
         loop {
             let heard = match self.send(line) {
                 Ok(()) => self.server_line()?,
-                Err(lost) => self.fail_over(lost)?,
+                Err(lost) => self.fail_over_from_write(lost)?,
             };
             match heard {
                 Heard::Line(reply) if is_bye(&reply) => {
@@ -293,6 +350,13 @@ impl Talk {
         self.failures += 1;
     }
 }
+
+/// After a failover, how long our own name may still be held by the old session before the
+/// client gives up: another instance announces a killed one's members gone within 5 s (SPEC
+/// "Chat across instances"), measured from the death, which came before our reconnection.
+const RELOGIN_FOR: Duration = Duration::from_secs(5);
+/// How often the login is tried again meanwhile.
+const RELOGIN_EVERY: Duration = Duration::from_millis(250);
 
 /// `BYE ...`: the server ends the session.
 fn is_bye(line: &str) -> bool {
@@ -582,7 +646,11 @@ fn chat(talk: &mut Talk, o: &ClientOptions) -> Result<(), ClientError> {
                 if is_quit(line) {
                     break;
                 }
-                talk.send(line)?;
+                if let Err(lost) = talk.send(line) {
+                    // The server went away under this line: it goes to the next one.
+                    talk.fail_over_from_write(lost)?;
+                    talk.send(line)?;
+                }
             }
             Typed::End => break,
             Typed::ServerEnded => return Ok(()),
