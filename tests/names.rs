@@ -74,6 +74,96 @@ fn every_service_refuses_a_line_with_a_control_character() {
 }
 
 #[test]
+fn a_name_that_shows_nothing_is_refused_in_the_chat() {
+    // Issue 31 item 7: a character fonts draw as nothing, alone or after a member's name, and
+    // names made only of combining marks were welcome.
+    let server = Server::start(&["--service", "chat"]);
+    let _alice = member(&server, "alice");
+    let mut other = server.connect();
+    for (name, reason) in [
+        (
+            "\u{1D159}",
+            "invisible or format characters (it holds U+1D159)",
+        ),
+        (
+            "alice\u{1D159}",
+            "invisible or format characters (it holds U+1D159)",
+        ),
+        (
+            "\u{300}",
+            "combining mark without a letter before it (U+0300)",
+        ),
+        (
+            "\u{301}\u{301}",
+            "combining mark without a letter before it (U+0301)",
+        ),
+        (
+            "\u{20E3}",
+            "combining mark without a letter before it (U+20E3)",
+        ),
+        (
+            "\u{489}",
+            "combining mark without a letter before it (U+0489)",
+        ),
+        ("\u{2603}", "at least one letter or digit"),
+    ] {
+        let reply = other.request(&format!("name {name}")).unwrap();
+        assert!(
+            reply.starts_with("ERR name must") && reply.contains(reason),
+            "{name:?}: {reply}"
+        );
+    }
+    assert_eq!(
+        other.request("who").unwrap(),
+        "ERR log in first: name <NAME>"
+    );
+    assert!(
+        other
+            .request("name bob")
+            .unwrap()
+            .starts_with("OK welcome bob")
+    );
+}
+
+#[test]
+fn the_sum_exchange_takes_names_by_the_same_rule_and_logs_none_it_refused() {
+    // Issue 31 item 7: `Client of bob<U+202E>;50` was OK, and the bidi override went to the log.
+    let server = Server::start(&["--service", "sum", "--name", "Big Server"]);
+    let mut s = server.connect();
+    for (line, reply) in [
+        (
+            "Client of bob\u{202E};50",
+            "ERR name must not contain invisible or format characters (it holds U+202E)",
+        ),
+        (
+            "Client of \u{1D159};50",
+            "ERR name must not contain invisible or format characters (it holds U+1D159)",
+        ),
+        (
+            "Client of \u{301};50",
+            "ERR name must not hold a combining mark without a letter before it (U+0301)",
+        ),
+        (
+            "Client of ---;50",
+            "ERR name must hold at least one letter or digit",
+        ),
+        (
+            "Client of Ann  Lee;50",
+            "ERR name must be 1-64 characters, words separated by single spaces",
+        ),
+    ] {
+        assert_eq!(s.request(line).unwrap(), reply, "{line:?}");
+    }
+    assert_eq!(
+        s.request("Client of Ann Lee;50").unwrap(),
+        "OK Server of Big Server;50"
+    );
+    let log = server.wait_for_log("event=sum");
+    assert!(!log.contains('\u{202E}'), "{log}");
+    assert_eq!(log.matches("event=sum").count(), 1, "{log}");
+}
+
+#[test]
 fn a_look_alike_is_refused_while_the_name_is_on_the_other_worker() {
     let server = Server::start(&["--workers", "2", "--service", "chat"]);
     let _alice = member(&server, "alice");

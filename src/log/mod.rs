@@ -334,7 +334,7 @@ impl fmt::Display for Value<'_> {
                 match c {
                     '"' => f.write_str("\\\"")?,
                     '\\' => f.write_str("\\\\")?,
-                    c if c.is_control() => write!(f, "{}", c.escape_default())?,
+                    c if hides_or_moves_text(c) => write!(f, "{}", c.escape_default())?,
                     c => f.write_char(c)?,
                 }
             }
@@ -347,6 +347,19 @@ impl fmt::Display for Value<'_> {
         }
         f.write_char('"')
     }
+}
+
+/// True for what a log value shows escaped, not as itself: control characters (a line break
+/// would forge a log line), format characters (a bidi override reorders what follows it on the
+/// operator's screen, a zero-width space hides a difference) and the line and paragraph
+/// separators (some readers break lines there).
+fn hides_or_moves_text(c: char) -> bool {
+    use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory};
+    c.is_control()
+        || matches!(
+            c.general_category(),
+            G::Format | G::LineSeparator | G::ParagraphSeparator
+        )
 }
 
 /// `2026-11-21T20:15:03.120Z`
@@ -403,6 +416,11 @@ mod tests {
         assert_eq!(Value(b"a\"b\\c").to_string(), "\"a\\\"b\\\\c\"");
         assert_eq!(Value(b"").to_string(), "\"\"");
         assert_eq!(Value(b"x\ny").to_string(), "\"x\\ny\"");
+        // A bidi override, a zero-width space and a line separator are shown, not obeyed.
+        assert_eq!(
+            Value("a\u{202E}b\u{200B}c\u{2028}d".as_bytes()).to_string(),
+            "\"a\\u{202e}b\\u{200b}c\\u{2028}d\""
+        );
         assert_eq!(Value(b"\xff").to_string(), "\"\\xff\"");
         let long = Value(&[b'a'; 1000]).to_string();
         assert!(long.ends_with("...\"") && long.len() < 210);

@@ -4,11 +4,15 @@
 /// The accepted range of both numbers.
 pub const RANGE: std::ops::RangeInclusive<i64> = 1..=100;
 
+use super::name::NameError;
+pub use super::name::{MAX_EXCHANGE_NAME_CHARS, check_exchange as check_exchange_name};
+
 /// Why an exchange line was refused.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ExchangeError {
     NotAnExchange,
-    BadName(&'static str),
+    /// The name breaks the exchange's name rule; the reason a person reads after `ERR `.
+    BadName(NameError),
     BadNumber,
 }
 
@@ -24,24 +28,6 @@ pub fn parse_exchange(line: &str) -> Result<(&str, i64), ExchangeError> {
     check_exchange_name(name).map_err(ExchangeError::BadName)?;
     let n = parse_number(number).ok_or(ExchangeError::BadNumber)?;
     Ok((name, n))
-}
-
-/// The longest name in an exchange, the server's `--name` included.
-pub const MAX_EXCHANGE_NAME_CHARS: usize = 64;
-
-/// SPEC's rule for the names in an exchange (`--name "John Q. Smith"`, as in the fourth seed):
-/// 1-64 characters, spaces allowed, no control characters and no `;` (it ends the name).
-pub fn check_exchange_name(name: &str) -> Result<(), &'static str> {
-    let chars = name.chars().count();
-    if name.trim().is_empty() || chars > MAX_EXCHANGE_NAME_CHARS {
-        Err("name must be 1-64 characters (spaces allowed)")
-    } else if name.chars().any(char::is_control) {
-        Err("name must not contain control characters")
-    } else if name.contains(';') {
-        Err("name must not contain ';'")
-    } else {
-        Ok(())
-    }
 }
 
 /// A decimal integer 1..100, spaces around it, an optional `+` and leading zeros allowed.

@@ -38,6 +38,15 @@ pub enum NameError {
     Unassigned(char),
     /// Letters of two scripts that no language writes together (the first two found).
     MixedScripts(Script, Script),
+    /// No letter or digit at all (Unicode L* or N*): only marks, symbols or punctuation.
+    NoLetterOrDigit,
+    /// A combining mark with no base character before it (at the start, or after a space).
+    LoneMark(char),
+    /// An exchange name (sum's `Client of NAME;N`, the server's `--name`) that is empty, longer
+    /// than [`MAX_EXCHANGE_NAME_CHARS`], or with spaces at its ends or two in a row.
+    ExchangeShape,
+    /// An exchange name holding `;`, which ends the name on the wire.
+    Semicolon,
 }
 
 impl fmt::Display for NameError {
@@ -61,14 +70,97 @@ impl fmt::Display for NameError {
                 a.full_name(),
                 b.full_name()
             ),
+            NameError::NoLetterOrDigit => {
+                f.write_str("name must hold at least one letter or digit")
+            }
+            NameError::LoneMark(c) => write!(
+                f,
+                "name must not hold a combining mark without a letter before it (U+{:04X})",
+                u32::from(*c)
+            ),
+            NameError::ExchangeShape => {
+                f.write_str("name must be 1-64 characters, words separated by single spaces")
+            }
+            NameError::Semicolon => f.write_str("name must not contain ';'"),
         }
     }
 }
 
-/// Every rule a name must follow, in every service: [`check_form`], then [`check_scripts`].
+/// The longest name in sum's exchange (`Client of NAME;N`) and the server's `--name`.
+pub const MAX_EXCHANGE_NAME_CHARS: usize = 64;
+
+/// Every rule a name must follow, in every service: [`check_form`], [`check_visible`], then
+/// [`check_scripts`].
 pub fn check(name: &str) -> Result<(), NameError> {
     check_form(name)?;
+    check_visible(name)?;
     check_scripts(name)
+}
+
+/// The rule for a name in sum's exchange and for the server's `--name`: the fourth seed's names
+/// have spaces (`John Q. Smith`), so words separated by single spaces, 1-64 characters, no `;`
+/// (it ends the name on the wire); each word follows the characters' rules of [`check`], and the
+/// whole must be something one can see ([`check_visible`], [`check_scripts`]).
+pub fn check_exchange(name: &str) -> Result<(), NameError> {
+    let chars = name.chars().count();
+    if chars == 0 || chars > MAX_EXCHANGE_NAME_CHARS || name.starts_with(' ') || name.ends_with(' ')
+    {
+        return Err(NameError::ExchangeShape);
+    }
+    if name.contains(';') {
+        return Err(NameError::Semicolon);
+    }
+    for word in name.split(' ') {
+        if word.is_empty() {
+            return Err(NameError::ExchangeShape);
+        }
+        // 64 characters at most in all, so no word is over the form's 32 by more than the whole.
+        check_characters(word)?;
+    }
+    check_visible(name)?;
+    check_scripts(name)
+}
+
+/// A name shows something: it holds at least one letter or digit (Unicode L* or N*), and every
+/// combining mark (Unicode M*) follows a base character, directly or after other marks, so no
+/// name is only accents, enclosing circles or marks stacked on a space.
+pub fn check_visible(name: &str) -> Result<(), NameError> {
+    let mut after_base = false;
+    for c in name.chars() {
+        let mark = is_mark(c);
+        if mark && !after_base {
+            return Err(NameError::LoneMark(c));
+        }
+        after_base = mark || !(c.is_whitespace() || c.is_control() || is_invisible(c));
+    }
+    if !name.chars().any(is_letter_or_digit) {
+        return Err(NameError::NoLetterOrDigit);
+    }
+    Ok(())
+}
+
+fn is_mark(c: char) -> bool {
+    matches!(
+        c.general_category(),
+        GeneralCategory::NonspacingMark
+            | GeneralCategory::SpacingMark
+            | GeneralCategory::EnclosingMark
+    )
+}
+
+fn is_letter_or_digit(c: char) -> bool {
+    use GeneralCategory as G;
+    matches!(
+        c.general_category(),
+        G::UppercaseLetter
+            | G::LowercaseLetter
+            | G::TitlecaseLetter
+            | G::ModifierLetter
+            | G::OtherLetter
+            | G::DecimalNumber
+            | G::LetterNumber
+            | G::OtherNumber
+    )
 }
 
 /// The characters of a name: 1-32 of them, none of them whitespace, a control character, an
@@ -79,6 +171,12 @@ pub fn check_form(name: &str) -> Result<(), NameError> {
     if chars == 0 || chars > MAX_NAME_CHARS {
         return Err(NameError::Shape);
     }
+    check_characters(name)
+}
+
+/// The characters of a word: none of them whitespace, a control, invisible, format or unassigned
+/// character (the part of [`check_form`] that does not count).
+fn check_characters(name: &str) -> Result<(), NameError> {
     // Before whitespace: TAB and NEL are both, and "control" says more.
     if name.chars().any(char::is_control) {
         return Err(NameError::Control);
@@ -132,14 +230,29 @@ pub fn check_scripts(name: &str) -> Result<(), NameError> {
 /// True for a character that shows nothing, or changes how its neighbours show: Unicode Cf
 /// (ZWSP, ZWJ/ZWNJ, LRM/RLM, bidi embeddings, overrides and isolates, the word joiner, the
 /// BOM, invisible operators), default-ignorable code points (variation selectors, the
-/// combining grapheme joiner, Hangul fillers, tags) and the blank braille pattern.
+/// combining grapheme joiner, Hangul fillers, tags), and the assigned characters that fonts draw
+/// as nothing although Unicode gives them no such property: the blank braille pattern, the
+/// musical null notehead, the Khitan filler.
 /// Clients use it too, to show such characters visibly.
 pub fn is_invisible(c: char) -> bool {
     c.general_category() == GeneralCategory::Format
         || c.identifier_type() == Some(IdentifierType::Default_Ignorable)
-        // Letters or symbols that draw as blank space without being whitespace.
-        || matches!(c, '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}' | '\u{2800}')
+        || DRAWN_AS_NOTHING.contains(&c)
 }
+
+/// Letters or symbols that draw as blank space without being whitespace, format characters or
+/// default-ignorable: no Unicode property names them, so the list is the one public lists of
+/// "invisible characters" agree on (Hangul fillers, U+2800, U+1D159 MUSICAL SYMBOL NULL
+/// NOTEHEAD, U+16FE4 KHITAN SMALL SCRIPT FILLER).
+const DRAWN_AS_NOTHING: [char; 7] = [
+    '\u{115F}',
+    '\u{1160}',
+    '\u{3164}',
+    '\u{FFA0}',
+    '\u{2800}',
+    '\u{1D159}',
+    '\u{16FE4}',
+];
 
 /// What two names are compared by. Two names are the same name when
 /// - their NFKC + case-folded forms have one UTS #39 skeleton (`Alice` and `alice`, fullwidth
@@ -221,6 +334,8 @@ mod tests {
             ("\u{3164}", '\u{3164}'),        // Hangul filler
             ("al\u{2800}ice", '\u{2800}'),   // blank braille pattern
             ("ali\u{180E}ce", '\u{180E}'),   // Mongolian vowel separator
+            ("\u{1D159}", '\u{1D159}'),      // musical null notehead, alone
+            ("alice\u{1D159}", '\u{1D159}'), // ... or after a member's name
         ];
         for (name, c) in cases {
             assert_eq!(check(name), Err(NameError::Invisible(c)), "{name:?}");
@@ -228,6 +343,62 @@ mod tests {
         assert_eq!(
             NameError::Invisible('\u{200B}').to_string(),
             "name must not contain invisible or format characters (it holds U+200B)"
+        );
+    }
+
+    #[test]
+    fn a_name_holds_a_letter_or_a_digit() {
+        for name in ["☃", "🚀🚀", "-_-", "...", "♥"] {
+            assert_eq!(check(name), Err(NameError::NoLetterOrDigit), "{name}");
+        }
+        assert_eq!(check("7"), Ok(()));
+        assert_eq!(
+            NameError::NoLetterOrDigit.to_string(),
+            "name must hold at least one letter or digit"
+        );
+    }
+
+    #[test]
+    fn combining_marks_only_follow_a_base_character() {
+        for (name, mark) in [
+            ("\u{300}", '\u{300}'),
+            ("\u{301}\u{301}", '\u{301}'),
+            ("\u{20E3}", '\u{20E3}'),
+            ("\u{489}", '\u{489}'),
+            ("\u{301}alice", '\u{301}'),
+        ] {
+            assert_eq!(check(name), Err(NameError::LoneMark(mark)), "{name:?}");
+        }
+        assert_eq!(check("1\u{20E3}"), Ok(()), "a keycap after its digit");
+    }
+
+    #[test]
+    fn exchange_names_are_words_of_visible_characters() {
+        for name in ["John Q. Smith", "Ann Lee", "bob", "日本 語"] {
+            assert_eq!(check_exchange(name), Ok(()), "{name}");
+        }
+        assert_eq!(check_exchange(&"x".repeat(64)), Ok(()));
+        for (name, why) in [
+            ("", NameError::ExchangeShape),
+            (" bob", NameError::ExchangeShape),
+            ("bob ", NameError::ExchangeShape),
+            ("a  b", NameError::ExchangeShape),
+            ("   ", NameError::ExchangeShape),
+            ("a;b", NameError::Semicolon),
+            ("a\u{1b}[2J", NameError::Control),
+            ("bob\u{202E}", NameError::Invisible('\u{202E}')),
+            ("\u{1D159}", NameError::Invisible('\u{1D159}')),
+            ("\u{301}\u{301}", NameError::LoneMark('\u{301}')),
+            ("a \u{301}", NameError::LoneMark('\u{301}')),
+            ("☃ ☃", NameError::NoLetterOrDigit),
+            ("a\tb", NameError::Control),
+            ("a\u{a0}b", NameError::Shape),
+        ] {
+            assert_eq!(check_exchange(name), Err(why), "{name:?}");
+        }
+        assert_eq!(
+            check_exchange(&"x".repeat(65)),
+            Err(NameError::ExchangeShape)
         );
     }
 
@@ -256,7 +427,9 @@ mod tests {
             "x_y.z",
             "Łukasz",
             "مريم",
-            "☃",
+            "☃1",
+            "e\u{301}",
+            "a\u{300}\u{301}",
         ] {
             assert_eq!(check(name), Ok(()), "{name}");
         }
@@ -320,7 +493,10 @@ mod tests {
                 if check(&name).is_ok() {
                     prop_assert!(!name.chars().any(|c| c.is_control() || c.is_whitespace()));
                     prop_assert!(!name.chars().any(is_invisible));
+                    prop_assert!(name.chars().any(is_letter_or_digit));
+                    prop_assert!(!name.chars().next().is_some_and(is_mark));
                 }
+                let _ = check_exchange(&name);
                 let key = NameKey::of(&name);
                 prop_assert!(key.same_as(&key));
             }
