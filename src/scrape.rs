@@ -2,7 +2,8 @@
 //!
 //! The reactor frames the request like any other: the request line, the header lines, then the
 //! empty line that ends the head (which arrives as `BadLine::Empty`). `GET /metrics` gets `200`
-//! and the text format; any other path `404`; another method `405`; anything that is not an HTTP
+//! and the text format; `HEAD` the same head without the body (RFC 9110 §9.3.2); any other path
+//! `404`; another method `405` with `Allow: GET, HEAD` (RFC 9110 §15.5.6); anything that is not an HTTP
 //! request line (or a line that is not UTF-8 or too long) `400`. Every answer closes the
 //! connection. A scrape takes no client place: the metrics listener holds at most 16 at once, each
 //! for at most 10 s (`reactor::admission`, `conn::SCRAPE_LIFETIME`).
@@ -18,10 +19,19 @@ use crate::shared::Shared;
 /// What the request line asked for; answered once the head ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Answer {
-    Metrics,
-    NotFound,
+    /// `GET` (`head_only: false`) or `HEAD` of `/metrics`.
+    Metrics {
+        head_only: bool,
+    },
+    /// `GET` or `HEAD` of another path.
+    NotFound {
+        head_only: bool,
+    },
     NotAllowed,
 }
+
+/// The methods this endpoint answers, for the `Allow` header of a `405`.
+const ALLOWED_METHODS: &str = "GET, HEAD";
 
 pub struct Scrape {
     shared: Arc<Shared>,
@@ -39,21 +49,28 @@ impl Scrape {
         }
     }
 
+    /// Writes the status line, the headers (`extra_headers` is empty or ends in `\r\n`) and,
+    /// unless `head_only`, the body; `Content-Length` is the body's either way.
+    #[allow(clippy::too_many_arguments)]
     fn respond(
         &mut self,
         id: ConnId,
         status: &str,
         content_type: &str,
+        extra_headers: &str,
         body: &str,
+        head_only: bool,
         out: &mut Outbox,
     ) {
         self.pending.remove(&id);
         let head = format!(
-            "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{extra_headers}Connection: close\r\n\r\n",
             body.len()
         );
         out.send_many_raw([id], head.as_bytes());
-        out.send_many_raw([id], body.as_bytes());
+        if !head_only {
+            out.send_many_raw([id], body.as_bytes());
+        }
         out.close(id);
     }
 
@@ -62,7 +79,9 @@ impl Scrape {
             id,
             "400 Bad Request",
             "text/plain",
+            "",
             "not an HTTP request\n",
+            false,
             out,
         );
     }
@@ -81,8 +100,12 @@ fn request_line(line: &str) -> Option<Answer> {
     }
     let path = target.split('?').next().unwrap_or(target);
     Some(match (method, path) {
-        ("GET", "/metrics") => Answer::Metrics,
-        ("GET", _) => Answer::NotFound,
+        ("GET" | "HEAD", "/metrics") => Answer::Metrics {
+            head_only: method == "HEAD",
+        },
+        ("GET" | "HEAD", _) => Answer::NotFound {
+            head_only: method == "HEAD",
+        },
         _ => Answer::NotAllowed,
     })
 }
@@ -114,27 +137,31 @@ impl Service for Scrape {
             BadLine::NotUtf8 | BadLine::TooLong { .. } | BadLine::ControlChar => None,
         };
         match answer {
-            Some(Answer::Metrics) => {
+            Some(Answer::Metrics { head_only }) => {
                 let body = crate::metrics::render(
                     &self.shared.counters(),
                     self.room.len(),
                     self.shared.workers(),
                 );
                 let kind = "text/plain; version=0.0.4; charset=utf-8";
-                self.respond(id, "200 OK", kind, &body, out);
+                self.respond(id, "200 OK", kind, "", &body, head_only, out);
             }
-            Some(Answer::NotFound) => self.respond(
+            Some(Answer::NotFound { head_only }) => self.respond(
                 id,
                 "404 Not Found",
                 "text/plain",
+                "",
                 "not found: try /metrics\n",
+                head_only,
                 out,
             ),
             Some(Answer::NotAllowed) => self.respond(
                 id,
                 "405 Method Not Allowed",
                 "text/plain",
-                "only GET\n",
+                &format!("Allow: {ALLOWED_METHODS}\r\n"),
+                "only GET and HEAD\n",
+                false,
                 out,
             ),
             None => self.bad_request(id, out),
@@ -177,9 +204,39 @@ mod tests {
     }
 
     #[test]
+    fn head_is_a_get_without_the_body() {
+        // `answer` gives the lines: the head's end is the empty line, and nothing follows it.
+        let get = answer(&["GET /metrics HTTP/1.1", ""]);
+        let head = answer(&["HEAD /metrics HTTP/1.1", ""]);
+        let (get_head, body) = get.split_once("\n\n").unwrap();
+        assert!(body.contains("securetcp_connections "));
+        assert!(head.starts_with("HTTP/1.1 200 OK\n"), "{head}");
+        assert!(
+            head.ends_with("Connection: close\n"),
+            "a body after HEAD: {head}"
+        );
+        // The Content-Length a GET carries (the same rendering of the same counters).
+        let length = |text: &str| {
+            let at = text.find("Content-Length: ").unwrap() + "Content-Length: ".len();
+            text[at..].split('\n').next().unwrap().to_string()
+        };
+        assert_eq!(length(&head), length(get_head));
+        let missing = answer(&["HEAD /nope HTTP/1.1", ""]);
+        assert!(
+            missing.starts_with("HTTP/1.1 404") && missing.ends_with("close\n"),
+            "{missing}"
+        );
+    }
+
+    #[test]
     fn other_paths_methods_and_noise_are_refused() {
         assert!(answer(&["GET / HTTP/1.1", ""]).starts_with("HTTP/1.1 404"));
         assert!(answer(&["POST /metrics HTTP/1.1", ""]).starts_with("HTTP/1.1 405"));
+        for method in ["POST", "OPTIONS", "PUT", "DELETE"] {
+            let refused = answer(&[&format!("{method} /metrics HTTP/1.1"), ""]);
+            assert!(refused.starts_with("HTTP/1.1 405"), "{refused}");
+            assert!(refused.contains("\nAllow: GET, HEAD\n"), "{refused}");
+        }
         assert!(answer(&["hello there"]).starts_with("HTTP/1.1 400"));
         assert!(answer(&["GET /metrics SMTP/1.0"]).starts_with("HTTP/1.1 400"));
         assert!(answer(&["+ 3 4"]).starts_with("HTTP/1.1 400"));

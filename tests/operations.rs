@@ -216,6 +216,29 @@ fn metrics_answers_404_elsewhere_and_400_to_what_is_not_http() {
 }
 
 #[test]
+fn metrics_head_is_a_get_without_a_body_and_other_methods_are_told_what_is_allowed() {
+    // Issue 31 item 11: HEAD and OPTIONS got `405` with a body and no `Allow` header.
+    let (_server, metrics) = Server::start_with_metrics(&[]);
+    let (head, body) = http(metrics, b"HEAD /metrics HTTP/1.1\r\nHost: test\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    assert!(
+        head.contains("Content-Type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    assert!(head.contains("Content-Length: "), "{head}");
+    assert_eq!(body, "", "HEAD got a body");
+    for method in ["OPTIONS", "POST", "DELETE"] {
+        let request = format!("{method} /metrics HTTP/1.1\r\nHost: test\r\n\r\n");
+        let (head, _) = http(metrics, request.as_bytes());
+        assert!(
+            head.starts_with("HTTP/1.1 405 Method Not Allowed"),
+            "{head}"
+        );
+        assert!(head.contains("\r\nAllow: GET, HEAD"), "{method}: {head}");
+    }
+}
+
+#[test]
 fn max_per_ip_turns_the_next_away_and_frees_the_place_again() {
     let server = Server::start(&["--workers", "2", "--max-per-ip", "2"]);
     let mut first = server.connect();
