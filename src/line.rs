@@ -161,6 +161,12 @@ impl LineBuffer {
         self.spare_held = buffer;
     }
 
+    /// Keeps `data` after what is already held, unframed: bytes that came in the same read as
+    /// a pause, to be fed once the connection may be answered again.
+    pub fn hold(&mut self, data: &[u8]) {
+        self.held.extend_from_slice(data);
+    }
+
     /// Bytes held for an unfinished line.
     pub fn pending(&self) -> usize {
         self.partial.len()

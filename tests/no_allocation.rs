@@ -1,6 +1,6 @@
 //! The hot path allocates nothing per request line: framing (`LineBuffer`), the calc service,
 //! the pace (`TokenBucket`, the chat's default) and the `Outbox` reuse their buffers once warm;
-//! so does the connection core (`Conn`: read, frame, queue, flush), which adds no allocation to
+//! so does the connection core (`Conn`: bytes in, frame, queue, bytes out), which adds no allocation to
 //! what rustls's record layer makes. Counted with a global allocator that tallies every
 //! allocation the measured thread makes (the test harness's own threads are not counted).
 
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
 use rustls::{ClientConnection, ServerConnection};
-use securetcp::conn::{Conn, Kind, Places, ReadEvent, Setup, Traffic, Transport};
+use securetcp::conn::{Conn, Kind, Places, ReadEvent, Setup};
 
 use securetcp::line::{Frame, LineBuffer};
 use securetcp::outbox::{Action, ConnId, Outbox};
@@ -146,12 +146,14 @@ fn a_warm_request_path_allocates_nothing_per_line() {
     assert_eq!(queue, b"OK 54\n");
 }
 
-/// An in-memory socket for the connection core: what the client sent, and what the server wrote.
-/// Its buffers are reserved up front, so it allocates nothing itself.
+/// An in-memory socket: what the client sent, what the server wrote, and the buffer the
+/// reactor lends a connection to hand its output out in. Its buffers are reserved up front, so
+/// it allocates nothing itself.
 struct Wire {
     incoming: Vec<u8>,
     taken: usize,
     outgoing: Vec<u8>,
+    transmit: Vec<u8>,
 }
 
 impl Wire {
@@ -160,6 +162,7 @@ impl Wire {
             incoming: Vec::with_capacity(1 << 16),
             taken: 0,
             outgoing: Vec::with_capacity(1 << 16),
+            transmit: Vec::with_capacity(1 << 16),
         }
     }
 }
@@ -191,39 +194,45 @@ impl Write for Wire {
     }
 }
 
-impl Transport for Wire {
-    fn peek(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.read(buf)?;
-        self.taken -= n;
-        Ok(n)
-    }
-    fn shutdown_write(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 const REQUEST: &[u8] = b"+ 1 2\n";
 const REPLY: &[u8] = b"OK 3\n";
 
-/// One request through the connection core as the reactor drives it: the readiness event, the
-/// reads, the framing, the reply queued, the flush. Returns the lines it framed.
-fn conn_round(conn: &mut Conn<Wire>, buf: &mut [u8], traffic: &mut Traffic, now: Instant) -> usize {
+/// One request through the connection core as the reactor's driver drives it: the bytes read
+/// handed in, the plaintext framed, the reply queued, the bytes handed out written. Returns the
+/// lines it framed.
+fn conn_round(conn: &mut Conn, wire: &mut Wire, plaintext: &mut [u8], now: Instant) -> usize {
     let mut lines = 0;
+    let mut input = &wire.incoming[wire.taken..];
     loop {
-        match conn.read(buf, now, traffic) {
-            ReadEvent::Data(n) => conn.on_plaintext(&buf[..n], now, |_, _| {
+        match conn.handle_bytes(&mut input, plaintext, now) {
+            ReadEvent::Data(n) => conn.on_plaintext(&plaintext[..n], now, |_, _| {
                 lines += 1;
                 securetcp::line::Flow::Continue
             }),
-            ReadEvent::WouldBlock => break,
+            ReadEvent::NeedBytes => break,
             other => panic!("unexpected {other:?}"),
         }
     }
+    wire.incoming.clear();
+    wire.taken = 0;
     for _ in 0..lines {
         conn.queue(REPLY);
     }
-    conn.flush(now, traffic).unwrap();
+    flush(conn, wire, now);
     lines
+}
+
+/// The driver's write: what the connection hands out, all taken by the socket.
+fn flush(conn: &mut Conn, wire: &mut Wire, now: Instant) {
+    loop {
+        wire.transmit.clear();
+        conn.poll_transmit(&mut wire.transmit);
+        if wire.transmit.is_empty() {
+            break;
+        }
+        wire.outgoing.extend_from_slice(&wire.transmit);
+        conn.handle_transmitted(&wire.transmit, wire.transmit.len(), now);
+    }
 }
 
 /// The client's side, not measured: a request into the server's socket, the replies out of it.
@@ -253,7 +262,6 @@ fn the_connection_core_adds_no_allocation_to_a_request() {
     const ROUNDS: usize = 200;
     let now = Instant::now();
     let mut buf = vec![0u8; 16 * 1024];
-    let mut traffic = Traffic::default();
     let mut scratch = Vec::with_capacity(1 << 16);
     let setup = |tls| Setup {
         tls,
@@ -265,16 +273,17 @@ fn the_connection_core_adds_no_allocation_to_a_request() {
         let id = securetcp::outbox::ConnId::new(1, 0);
         let peer = "127.0.0.1:40000".parse().unwrap();
         let places = Places::default();
-        Conn::new(id, Wire::new(), peer, Kind::Client, places, setup(tls), now).unwrap()
+        Conn::new(id, peer, Kind::Client, places, setup(tls), now).unwrap()
     };
 
     // Without TLS: nothing at all.
     let mut plain = new_conn(None);
-    let mut round = |conn: &mut Conn<Wire>| {
-        conn.transport_mut().incoming.extend_from_slice(REQUEST);
-        let n = allocations_in(|| assert_eq!(conn_round(conn, &mut buf, &mut traffic, now), 1));
-        assert_eq!(conn.transport_mut().outgoing, REPLY);
-        conn.transport_mut().outgoing.clear();
+    let mut wire = Wire::new();
+    let mut round = |conn: &mut Conn| {
+        wire.incoming.extend_from_slice(REQUEST);
+        let n = allocations_in(|| assert_eq!(conn_round(conn, &mut wire, &mut buf, now), 1));
+        assert_eq!(wire.outgoing, REPLY);
+        wire.outgoing.clear();
         n
     };
     for _ in 0..10 {
@@ -291,23 +300,24 @@ fn the_connection_core_adds_no_allocation_to_a_request() {
     let name = ServerName::try_from("localhost").unwrap();
     let mut conn = new_conn(Some(&server_config));
     let mut client = ClientConnection::new(Arc::clone(&client_config), name.clone()).unwrap();
+    let mut wire = Wire::new();
     while conn.is_handshaking() {
         scratch.clear();
         while client.wants_write() {
             client.write_tls(&mut scratch).unwrap();
         }
-        conn.transport_mut().incoming.extend_from_slice(&scratch);
+        let mut input = &scratch[..];
         while !matches!(
-            conn.read(&mut buf, now, &mut traffic),
-            ReadEvent::WouldBlock
+            conn.handle_bytes(&mut input, &mut buf, now),
+            ReadEvent::NeedBytes
         ) {}
-        conn.flush(now, &mut traffic).unwrap();
-        client_receives(&mut client, conn.transport_mut());
+        flush(&mut conn, &mut wire, now);
+        client_receives(&mut client, &mut wire);
     }
-    let mut core_round = |conn: &mut Conn<Wire>, client: &mut ClientConnection| {
-        client_sends(client, conn.transport_mut(), &mut scratch);
-        let n = allocations_in(|| assert_eq!(conn_round(conn, &mut buf, &mut traffic, now), 1));
-        assert_eq!(client_receives(client, conn.transport_mut()), REPLY);
+    let mut core_round = |conn: &mut Conn, client: &mut ClientConnection| {
+        client_sends(client, &mut wire, &mut scratch);
+        let n = allocations_in(|| assert_eq!(conn_round(conn, &mut wire, &mut buf, now), 1));
+        assert_eq!(client_receives(client, &mut wire), REPLY);
         n
     };
     for _ in 0..10 {
@@ -387,16 +397,7 @@ fn a_paced_connection_resumes_without_allocating() {
     };
     let id = securetcp::outbox::ConnId::new(1, 0);
     let peer = "127.0.0.1:40000".parse().unwrap();
-    let mut conn = Conn::new(
-        id,
-        Wire::new(),
-        peer,
-        Kind::Client,
-        Places::default(),
-        setup,
-        start,
-    )
-    .unwrap();
+    let mut conn = Conn::new(id, peer, Kind::Client, Places::default(), setup, start).unwrap();
     let input: Vec<u8> = REQUEST.repeat(3000);
     let mut answered = 0;
     conn.on_plaintext(&input, start, |_, _| {
@@ -404,7 +405,7 @@ fn a_paced_connection_resumes_without_allocating() {
         securetcp::line::Flow::Continue
     });
     assert!(conn.has_held(), "the pace held the rest");
-    let resume = |conn: &mut Conn<Wire>, at: Instant, answered: &mut usize| {
+    let resume = |conn: &mut Conn, at: Instant, answered: &mut usize| {
         if conn.rate_token_due(at).is_ok() && conn.has_held() {
             let held = conn.take_held();
             conn.on_plaintext(&held, at, |_, _| {

@@ -218,6 +218,23 @@ fn a_header_split_across_segments_is_waited_for() {
 }
 
 #[test]
+fn urgent_data_inside_a_split_header_is_no_end_of_the_connection() {
+    // TCP urgent data (telnet's Ctrl-C) raises its own readiness event; it once read as "the
+    // peer closed", and the header was refused as cut short ("ended inside its PROXY header").
+    use std::os::fd::AsRawFd;
+    let server = Server::start(&["--proxy-protocol", "--no-tls"]);
+    let (mut stream, mut reader) = plain(&server, b"PROXY TCP4 192.0.2.7 10.0.0.1 56324 ");
+    // SAFETY: send() reads one byte of a static slice, on a socket we own.
+    let sent = unsafe { libc::send(stream.as_raw_fd(), b"!".as_ptr().cast(), 1, libc::MSG_OOB) };
+    assert_eq!(sent, 1);
+    // The server must see the urgent byte while the header is still incomplete.
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    stream.write_all(b"5000\r\n+ 5 5\n").unwrap();
+    assert!(line(&mut reader).starts_with("HELLO calc"));
+    assert_eq!(line(&mut reader), "OK 10");
+}
+
+#[test]
 fn a_v1_line_not_ended_by_crlf_or_with_a_foreign_byte_is_refused_at_once() {
     // The default handshake timeout (10 s): each refusal must come long before it.
     let server = Server::start(&["--proxy-protocol"]);

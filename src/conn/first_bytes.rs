@@ -5,8 +5,6 @@
 //! Five bytes per connection, and the scan stops at the first byte that decides it: a TLS
 //! client's first byte (0x16) is not text, so for every real client it ends at once.
 
-use std::io::{self, Read};
-
 /// The first bytes seen on a TLS connection, before rustls took them.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct FirstBytes {
@@ -55,14 +53,6 @@ impl FirstBytes {
         }
     }
 
-    /// `reader` as one whose bytes are noted here as they are read (for rustls's `read_tls`).
-    pub(crate) fn noting<'a, R: Read>(&'a mut self, reader: R) -> Noting<'a, R> {
-        Noting {
-            first: self,
-            reader,
-        }
-    }
-
     /// The peer sent a plain-text line: printable bytes ending in `\n` (SPEC: only that is
     /// answered with the plain `ERR this port speaks TLS`).
     pub(crate) fn is_plain_text_line(&self) -> bool {
@@ -88,20 +78,6 @@ impl FirstBytes {
             [first, ..] => format!("not TLS: binary bytes (the first is 0x{first:02x})"),
             [] => "not TLS".into(),
         }
-    }
-}
-
-/// A reader whose bytes [`FirstBytes`] takes note of.
-pub(crate) struct Noting<'a, R> {
-    first: &'a mut FirstBytes,
-    reader: R,
-}
-
-impl<R: Read> Read for Noting<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.reader.read(buf)?;
-        self.first.note(&buf[..n]);
-        Ok(n)
     }
 }
 

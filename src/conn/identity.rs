@@ -2,9 +2,9 @@
 //! suite for the log's open line, and, with mutual TLS, the certificate's subject (for the log)
 //! and name (the only name the client may take).
 
-use super::{Conn, Transport};
+use super::Conn;
 
-impl<T: Transport> Conn<T> {
+impl Conn {
     /// `TLSv1_3/TLS13_AES_256_GCM_SHA384`, or `plain`.
     pub fn tls_description(&self) -> String {
         match &self.tls {

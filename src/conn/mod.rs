@@ -12,27 +12,40 @@
 //!  any phase ── reset, TLS error, slow reader, handshake timeout, eviction ──> gone at once
 //! ```
 //!
-//! It does no IO of its own choosing: the reactor tells it when to read ([`Conn::read`]) and when
-//! to write ([`Conn::flush`]), and passes the time in; every byte goes through its [`Transport`]
-//! (a `mio` socket, or an in-memory pipe in the unit tests). Methods come in the order quinn-proto
-//! documents for its `Connection`: getters, `read`/`on_*` for input, commands (`queue`,
-//! `begin_close`), then `flush` and `interest` for output.
+//! It does no IO at all (sans-IO, as quinn-proto's `Connection` and rustls's connections): the
+//! reactor's driver (`reactor/driver.rs`) reads the socket and hands the bytes in, writes what
+//! the connection hands out, and passes the time in. Nothing here names a socket, an
+//! `io::ErrorKind` or `mio`, and a connection holds no buffer of its own for reading: the
+//! reactor lends one for the plaintext of each call.
+//!
+//! Methods come in quinn-proto's four groups: getters; input (`handle_bytes`, `handle_eof`,
+//! `on_plaintext`); commands (`queue`, `begin_close`, pauses); output (`poll_transmit` and
+//! `handle_transmitted`, `poll_fin`, `deadline`). The order to call them in:
+//!
+//! ```text
+//! socket readable -> while may_read(): read the socket (the driver), then
+//!                    handle_bytes(&mut input, plaintext, now) until NeedBytes or Closed,
+//!                    on_plaintext(..) for each Data; read 0 bytes: handle_eof(), then
+//!                    handle_bytes with no input for what is left
+//! output queued   -> (before sleep) poll_transmit(buf), write buf, handle_transmitted(buf, n)
+//!                    until the buffer comes back empty or the socket is full; then poll_fin()
+//!                    (send FIN) and resume_if_drained()
+//! any change      -> wants_write() for the write interest, deadline() for the next wake-up
+//! ```
 
 mod first_bytes;
 mod identity;
 mod parts;
 mod reason;
-mod transport;
 
 #[cfg(test)]
 mod tests;
 
+use core::net::SocketAddr;
 use std::io::{Read, Write};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::Interest;
 use rustls::ServerConnection;
 
 use crate::line::{Flow, Frame, LineBuffer};
@@ -43,8 +56,6 @@ use crate::rate::TokenBucket;
 use first_bytes::FirstBytes;
 pub use parts::{Kind, Pauses, Peer, Phase, Places, ReadEvent, Session, Setup, Timeouts, Traffic};
 pub use reason::{CloseReason, Refusal};
-pub use transport::Transport;
-use transport::{interrupted, would_block};
 
 /// Reply bytes queued beyond this (not yet taken by the kernel) stop the reading of more
 /// requests from the same client until they drain: a client that pipelines without reading
@@ -66,13 +77,15 @@ pub const PLAIN_TEXT_ON_TLS_REPLY: &[u8] = b"ERR this port speaks TLS\n";
 /// connection holds little memory.
 const KEEP_OUTPUT_CAPACITY: usize = 4 * 1024;
 
-/// One connection (see the module's first lines). `T` is its socket: `mio::net::TcpStream` in
-/// the server, an in-memory pipe in the tests.
-pub struct Conn<T> {
+/// Plain (no TLS) output handed out per [`Conn::poll_transmit`]: a client far behind is not
+/// copied in full at every try.
+const TRANSMIT_CHUNK: usize = 64 * 1024;
+
+/// One connection (see the module's first lines).
+pub struct Conn {
     id: ConnId,
     kind: Kind,
     peer: Peer,
-    transport: T,
     /// `None` for `--no-tls` and scrapes. Boxed: a rustls connection is large, and the table of
     /// slots should stay dense.
     tls: Option<Box<ServerConnection>>,
@@ -81,15 +94,25 @@ pub struct Conn<T> {
     /// Plaintext replies not yet handed to rustls (or to the socket, without TLS).
     out: Vec<u8>,
     out_sent: usize,
-    /// The peer's FIN (or close_notify) was seen.
+    /// TLS records rustls has sealed that the socket did not take: sent first next time.
+    /// Empty (unallocated) unless the socket was full.
+    unsent: Vec<u8>,
+    /// Bytes handed out by the last `poll_transmit`, not yet reported by `handle_transmitted`.
+    in_flight: usize,
+    /// Decrypted plaintext rustls holds for us (its `IoState` says how much).
+    tls_plaintext: usize,
+    /// The peer's close_notify was processed: nothing more comes over TLS.
+    tls_closed: bool,
+    /// The start of a PROXY header that has not all arrived (at most `proxy::MAX_HEADER`).
+    header: Vec<u8>,
+    /// The peer's FIN was seen (the driver read 0 bytes).
     peer_closed: bool,
+    /// Everything is sent and the peer has not closed: the driver is to send our FIN.
+    fin_due: bool,
     /// Some byte has come from the peer (eviction spares those that spoke).
     spoke: bool,
     /// What the first bytes to rustls looked like: a plain-text line, or binary that is not TLS.
     first_bytes: FirstBytes,
-    /// The poll said the peer closed its side while we waited for a PROXY header: peeking
-    /// shows the same bytes again and again, so this is the only sign of the end.
-    fin_before_header: bool,
     pauses: Pauses,
     /// `--rate-limit` (or the chat's default pace): the tokens for its request lines.
     bucket: Option<Box<TokenBucket>>,
@@ -106,18 +129,17 @@ pub struct Conn<T> {
     line_started: Option<Instant>,
 }
 
-impl<T: Transport> Conn<T> {
+impl Conn {
     /// A new connection of `kind`. With TLS it starts handshaking (after the PROXY header, when
     /// one is expected); without, it is open at once. Errors: rustls could not start a session.
     pub fn new(
         id: ConnId,
-        transport: T,
         peer: SocketAddr,
         kind: Kind,
         places: Places,
         setup: Setup<'_>,
         now: Instant,
-    ) -> Result<Conn<T>, rustls::Error> {
+    ) -> Result<Conn, rustls::Error> {
         let tls = match (setup.tls, kind) {
             (_, Kind::Scrape) | (None, _) => None,
             (Some(config), _) => Some(Box::new(ServerConnection::new(Arc::clone(config))?)),
@@ -135,16 +157,20 @@ impl<T: Transport> Conn<T> {
                 proxy: None,
                 health_check: false,
             },
-            transport,
             tls,
             phase,
             lines: LineBuffer::new(setup.max_line),
             out: Vec::new(),
             out_sent: 0,
+            unsent: Vec::new(),
+            in_flight: 0,
+            tls_plaintext: 0,
+            tls_closed: false,
+            header: Vec::new(),
             peer_closed: false,
+            fin_due: false,
             spoke: false,
             first_bytes: FirstBytes::default(),
-            fin_before_header: false,
             pauses: Pauses::default(),
             bucket: match kind {
                 Kind::Client => setup.rate_limit.map(|n| Box::new(TokenBucket::new(n, now))),
@@ -192,11 +218,6 @@ impl<T: Transport> Conn<T> {
 
     pub fn pauses(&self) -> Pauses {
         self.pauses
-    }
-
-    /// The socket, for registering it with the poll.
-    pub fn transport_mut(&mut self) -> &mut T {
-        &mut self.transport
     }
 
     /// True until the TLS handshake (and the PROXY header before it) is done.
@@ -287,16 +308,44 @@ impl<T: Transport> Conn<T> {
         }
     }
 
+    /// Whether the peer's FIN has been seen.
+    pub fn peer_closed(&self) -> bool {
+        self.peer_closed
+    }
+
     // ---- input ----
 
-    /// Reads what the peer sent: TLS records are decrypted, handshake messages processed.
-    /// Call it while [`Conn::may_read`], until it returns `WouldBlock` or `Closed`
-    /// (readiness is edge-triggered).
-    pub fn read(&mut self, buf: &mut [u8], now: Instant, traffic: &mut Traffic) -> ReadEvent {
+    /// Takes bytes the peer sent from the front of `input` (a PROXY header, TLS records, or plain
+    /// request bytes) and says what they brought. `Data(n)`: `n` bytes of plaintext are in
+    /// `plaintext` (lent by the reactor: at least 16 KiB + 256, a TLS record's plaintext). Call it
+    /// again until it says `NeedBytes` (all of `input` is taken) or `Closed`: each call stops at
+    /// an event the caller must act on before the next bytes (the PROXY header's end, the
+    /// handshake's end), so that the greeting comes before the replies to requests behind it.
+    pub fn handle_bytes(
+        &mut self,
+        input: &mut &[u8],
+        plaintext: &mut [u8],
+        now: Instant,
+    ) -> ReadEvent {
+        if !input.is_empty() {
+            self.spoke = true;
+        }
         let event = match self.phase {
-            Phase::Lingering { .. } => return self.discard_until_eof(buf),
-            Phase::AwaitingProxy => self.read_proxy_header(buf, traffic),
-            _ => self.read_plaintext(buf, traffic),
+            Phase::Lingering { reason, .. } => {
+                // Thrown away until the peer's FIN: our side is shut.
+                *input = &[];
+                match self.peer_closed {
+                    true => ReadEvent::Closed(reason),
+                    false => ReadEvent::NeedBytes,
+                }
+            }
+            Phase::Closing { .. } => {
+                // Requests are no longer read; what came behind the last one is dropped.
+                *input = &[];
+                ReadEvent::NeedBytes
+            }
+            Phase::AwaitingProxy => self.take_proxy_header(input),
+            Phase::Handshaking | Phase::Open => self.take_plaintext(input, plaintext),
         };
         if matches!(event, ReadEvent::Data(_)) {
             // SPEC: any byte in either direction restarts the idle clock.
@@ -305,63 +354,59 @@ impl<T: Transport> Conn<T> {
         event
     }
 
-    fn read_plaintext(&mut self, buf: &mut [u8], traffic: &mut Traffic) -> ReadEvent {
+    /// The driver read 0 bytes: the peer's FIN. What the connection still holds is handed out
+    /// by `handle_bytes` (with no input) before it says `Closed`.
+    pub fn handle_eof(&mut self) {
+        self.peer_closed = true;
+    }
+
+    fn take_plaintext(&mut self, input: &mut &[u8], plaintext: &mut [u8]) -> ReadEvent {
         loop {
             let Some(tls) = &mut self.tls else {
-                return match self.transport.read(buf) {
-                    Ok(0) => {
-                        self.peer_closed = true;
-                        ReadEvent::Closed(CloseReason::Eof)
-                    }
-                    Ok(n) => {
-                        traffic.received += n as u64;
-                        self.spoke = true;
-                        ReadEvent::Data(n)
-                    }
-                    Err(e) if would_block(&e) => ReadEvent::WouldBlock,
-                    Err(e) if interrupted(&e) => continue,
-                    // ECONNRESET and friends: the peer is gone.
-                    Err(_) => ReadEvent::Closed(CloseReason::Reset),
-                };
+                if input.is_empty() {
+                    return self.end_of_input();
+                }
+                let n = input.len().min(plaintext.len());
+                plaintext[..n].copy_from_slice(&input[..n]);
+                *input = &input[n..];
+                return ReadEvent::Data(n);
             };
             // Plaintext rustls has already decrypted comes first.
-            match tls.reader().read(buf) {
-                // A clean close_notify from the peer. Its FIN most likely came with it: read on
-                // until `WouldBlock`, so that a FIN already here spares the close a `shutdown`
-                // and a read later.
-                Ok(0) => {
-                    self.discard_until_would_block(buf);
-                    return ReadEvent::Closed(CloseReason::Eof);
+            if self.tls_plaintext > 0 {
+                let want = self.tls_plaintext.min(plaintext.len());
+                // rustls's `IoState` said this much is there: the read neither blocks nor fails.
+                let n = tls.reader().read(&mut plaintext[..want]).unwrap_or(0);
+                self.tls_plaintext = if n == 0 { 0 } else { self.tls_plaintext - n };
+                if n > 0 {
+                    return ReadEvent::Data(n);
                 }
-                Ok(n) => return ReadEvent::Data(n),
-                Err(e) if would_block(&e) => {}
-                // TCP closed without close_notify: the peer is gone all the same.
-                Err(_) => return ReadEvent::Closed(CloseReason::Eof),
             }
-            if self.peer_closed {
+            if self.tls_closed {
+                // A clean close_notify from the peer: whatever follows is not read.
+                *input = &[];
                 return ReadEvent::Closed(CloseReason::Eof);
             }
-            // Read until `WouldBlock`, every time: readiness is edge-triggered, and a short read
-            // proves nothing (urgent data stops a read at its mark with bytes behind it).
-            let read = if self.phase == Phase::Handshaking && self.first_bytes.wants_more() {
-                tls.read_tls(&mut self.first_bytes.noting(&mut self.transport))
-            } else {
-                tls.read_tls(&mut self.transport)
-            };
-            match read {
-                Ok(0) => self.peer_closed = true,
-                Ok(n) => {
-                    traffic.received += n as u64;
-                    self.spoke = true;
-                }
-                Err(e) if would_block(&e) => return ReadEvent::WouldBlock,
-                Err(e) if interrupted(&e) => continue,
-                Err(_) => return ReadEvent::Closed(CloseReason::Reset),
+            if input.is_empty() {
+                // TCP closed without close_notify: the peer is gone all the same.
+                return self.end_of_input();
             }
-            if let Err(e) = tls.process_new_packets() {
-                // rustls has queued an alert for the peer; `send_last_words` tries to send it.
-                self.failure = Some(Box::new(Failure::Tls(e)));
-                return ReadEvent::Closed(CloseReason::TlsError);
+            // rustls takes at most a few KiB at a time: the rest of `input` waits its turn.
+            let before = *input;
+            let read = tls.read_tls(input);
+            if self.phase == Phase::Handshaking && self.first_bytes.wants_more() {
+                self.first_bytes.note(&before[..before.len() - input.len()]);
+            }
+            if read.is_err() {
+                // Its buffers are full: cannot happen while its plaintext is taken out first.
+                return self.refuse_tls(rustls::Error::General("a TLS record too large".into()));
+            }
+            match tls.process_new_packets() {
+                Ok(state) => {
+                    self.tls_plaintext = state.plaintext_bytes_to_read();
+                    self.tls_closed = state.peer_has_closed();
+                }
+                // rustls has queued an alert for the peer; `poll_last_words` hands it out.
+                Err(e) => return self.refuse_tls(e),
             }
             if self.phase == Phase::Handshaking && !tls.is_handshaking() {
                 self.phase = Phase::Open;
@@ -370,37 +415,60 @@ impl<T: Transport> Conn<T> {
         }
     }
 
-    /// Peeks at what has arrived until a whole PROXY header is there, then takes exactly the
-    /// header off the socket: the client's own bytes behind it stay in the kernel for rustls
-    /// (or the line framer), so nothing that came in the same segment is lost.
-    fn read_proxy_header(&mut self, buf: &mut [u8], traffic: &mut Traffic) -> ReadEvent {
-        let window = buf.len().min(crate::proxy::MAX_HEADER);
-        let seen = loop {
-            match self.transport.peek(&mut buf[..window]) {
-                Ok(0) => return self.refuse_proxy("the connection ended before a PROXY header"),
-                Ok(n) => {
-                    self.spoke = true;
-                    break n;
-                }
-                Err(e) if would_block(&e) => return ReadEvent::WouldBlock,
-                Err(e) if interrupted(&e) => continue,
-                Err(_) => return ReadEvent::Closed(CloseReason::Reset),
-            }
+    fn end_of_input(&self) -> ReadEvent {
+        match self.peer_closed {
+            true => ReadEvent::Closed(CloseReason::Eof),
+            false => ReadEvent::NeedBytes,
+        }
+    }
+
+    fn refuse_tls(&mut self, e: rustls::Error) -> ReadEvent {
+        self.failure = Some(Box::new(Failure::Tls(e)));
+        ReadEvent::Closed(CloseReason::TlsError)
+    }
+
+    /// Gathers the PROXY header from the bytes handed in, then takes exactly the header: the
+    /// client's own bytes behind it stay in `input` for rustls (or the line framer), so nothing
+    /// that came in the same segment is lost. A header cut across reads is kept until it is whole.
+    fn take_proxy_header(&mut self, input: &mut &[u8]) -> ReadEvent {
+        if input.is_empty() {
+            return match (self.peer_closed, self.header.is_empty()) {
+                (false, _) => ReadEvent::NeedBytes,
+                (true, true) => self.refuse_proxy("the connection ended before a PROXY header"),
+                (true, false) => self.refuse_proxy("the connection ended inside its PROXY header"),
+            };
+        }
+        let before = self.header.len();
+        let parsed = if before == 0 {
+            // The common case: the whole header in one read, parsed where it lies.
+            crate::proxy::parse(input)
+        } else {
+            let take = input.len().min(crate::proxy::MAX_HEADER - before);
+            self.header.extend_from_slice(&input[..take]);
+            crate::proxy::parse(&self.header)
         };
-        let (len, client, local) = match crate::proxy::parse(&buf[..seen]) {
-            // More will come (a new readiness edge), or the handshake timeout ends the wait;
-            // unless the peer has closed its side, and nothing more can come.
-            Parsed::Incomplete if self.fin_before_header => {
-                return self.refuse_proxy("the connection ended inside its PROXY header");
+        let seen = if before == 0 {
+            input.len()
+        } else {
+            self.header.len()
+        };
+        let (len, client, local) = match parsed {
+            Parsed::Incomplete if seen >= crate::proxy::MAX_HEADER => {
+                return self.refuse_proxy("a PROXY header longer than the protocol allows");
             }
-            Parsed::Incomplete => return ReadEvent::WouldBlock,
+            Parsed::Incomplete => {
+                if before == 0 {
+                    self.header.extend_from_slice(input);
+                }
+                *input = &[];
+                // More will come, or the handshake timeout ends the wait.
+                return ReadEvent::NeedBytes;
+            }
             Parsed::Invalid(why) => return self.refuse_proxy(why),
             Parsed::Header { len, client, local } => (len, client, local),
         };
-        if self.transport.read_exact(&mut buf[..len]).is_err() {
-            return ReadEvent::Closed(CloseReason::Reset);
-        }
-        traffic.received += len as u64;
+        *input = &input[len - before..];
+        self.header = Vec::new();
         if let Some(client) = client {
             self.peer.proxy = Some(std::mem::replace(&mut self.peer.addr, client));
         }
@@ -418,48 +486,10 @@ impl<T: Transport> Conn<T> {
         ReadEvent::Closed(CloseReason::ProxyError)
     }
 
-    /// Reads and throws away what the socket holds (nothing may follow a close_notify), noting
-    /// the peer's FIN if it is there.
-    fn discard_until_would_block(&mut self, buf: &mut [u8]) {
-        while !self.peer_closed {
-            match self.transport.read(buf) {
-                Ok(0) => self.peer_closed = true,
-                Ok(_) => {}
-                Err(e) if interrupted(&e) => {}
-                // `WouldBlock`: nothing more for now. Anything else: the peer is gone, and the
-                // close that follows finds out when it writes.
-                Err(_) => return,
-            }
-        }
-    }
-
-    /// While lingering: throw away whatever arrives until the peer's EOF.
-    fn discard_until_eof(&mut self, buf: &mut [u8]) -> ReadEvent {
-        let Phase::Lingering { reason, .. } = self.phase else {
-            return ReadEvent::WouldBlock;
-        };
-        while !self.peer_closed {
-            match self.transport.read(buf) {
-                Ok(0) => break,
-                Ok(_) => continue,
-                Err(e) if would_block(&e) => return ReadEvent::WouldBlock,
-                Err(e) if interrupted(&e) => continue,
-                // The peer is gone all the same.
-                Err(_) => break,
-            }
-        }
-        self.peer_closed = true;
-        // Done, for the reason we began closing.
-        ReadEvent::Closed(reason)
-    }
-
-    /// The poll reported that the peer closed its side. Only a connection waiting for its PROXY
-    /// header needs telling: peeking shows the same bytes again and again. Everywhere else a
-    /// read sees the FIN itself.
-    pub fn on_peer_closed(&mut self) {
-        if self.phase == Phase::AwaitingProxy {
-            self.fin_before_header = true;
-        }
+    /// Plaintext that came in the same read as a pause (or behind held lines): kept unanswered,
+    /// to be answered through [`Conn::take_held`] once the connection may be read again.
+    pub fn hold(&mut self, data: &[u8]) {
+        self.lines.hold(data);
     }
 
     /// The PROXY header named the client, and admission over its address refused it.
@@ -629,11 +659,12 @@ impl<T: Transport> Conn<T> {
         }
     }
 
-    /// Last words before the socket is dropped after a TLS error: to a client whose first bytes
-    /// were a plain-text line, one plain line that says why (a TLS alert would read as binary
-    /// noise); to anyone else (an SSLv2 hello, binary, a bad record mid-handshake), the alert
-    /// rustls queued. Best effort, one try: the peer may not read at all.
-    pub fn send_last_words(&mut self) {
+    /// Last words before the socket is dropped after a TLS error, appended to `buf`: to a client
+    /// whose first bytes were a plain-text line, one plain line that says why (a TLS alert would
+    /// read as binary noise); to anyone else (an SSLv2 hello, binary, a bad record
+    /// mid-handshake), the alert rustls queued. The driver tries once: the peer may not read at
+    /// all.
+    pub fn poll_last_words(&mut self, buf: &mut Vec<u8>) {
         let spoke_plain_text = self.phase == Phase::Handshaking
             && self.first_bytes.is_plain_text_line()
             && matches!(
@@ -643,86 +674,101 @@ impl<T: Transport> Conn<T> {
                 )))
             );
         if spoke_plain_text {
-            let _ = self.transport.write(PLAIN_TEXT_ON_TLS_REPLY);
+            buf.extend_from_slice(PLAIN_TEXT_ON_TLS_REPLY);
         } else if let Some(tls) = &mut self.tls {
-            let _ = tls.write_tls(&mut self.transport);
+            // Into a `Vec`: cannot fail.
+            while tls.wants_write() && tls.write_tls(buf).is_ok() {}
         }
     }
 
     // ---- output ----
 
-    /// Writes as much queued output as the socket takes; a closing connection goes on to
-    /// close_notify and FIN, and then lingers. Returns true when a paused reader may be read
-    /// again (its output drained). `Err` means the peer is gone.
-    pub fn flush(&mut self, now: Instant, traffic: &mut Traffic) -> Result<bool, CloseReason> {
-        loop {
-            let mut progress = false;
-            let closing = matches!(self.phase, Phase::Closing { .. });
-            match &mut self.tls {
-                Some(tls) => {
-                    if self.out_sent < self.out.len() && !tls.is_handshaking() {
-                        // rustls takes at most its buffer limit; the rest waits in `out`.
-                        let n = tls.writer().write(&self.out[self.out_sent..]).unwrap_or(0);
-                        self.out_sent += n;
-                    }
-                    if self.out_sent == self.out.len()
-                        && let Phase::Closing {
-                            close_notify_sent: sent @ false,
-                            ..
-                        } = &mut self.phase
-                    {
-                        tls.send_close_notify();
-                        *sent = true;
-                    }
-                    if tls.wants_write() {
-                        match tls.write_tls(&mut self.transport) {
-                            Ok(n) => {
-                                traffic.sent += n as u64;
-                                progress = true;
-                            }
-                            Err(e) if would_block(&e) => {}
-                            Err(e) if interrupted(&e) => progress = true,
-                            Err(_) => return Err(CloseReason::Reset),
-                        }
-                    }
+    /// Appends to `buf` (empty) the bytes to write to the socket now: queued replies (sealed
+    /// into TLS records), and a closing connection's close_notify. The caller writes what the
+    /// socket takes and reports it with [`Conn::handle_transmitted`] before calling again; an
+    /// empty `buf` means there is nothing to write.
+    pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) {
+        debug_assert_eq!(
+            self.in_flight, 0,
+            "handle_transmitted comes between two polls"
+        );
+        match &mut self.tls {
+            Some(_) if !self.unsent.is_empty() => {
+                // What the socket did not take last time goes first, alone.
+                buf.extend_from_slice(&self.unsent);
+                self.unsent.clear();
+            }
+            Some(tls) => {
+                if self.out_sent < self.out.len() && !tls.is_handshaking() {
+                    // rustls takes at most its buffer limit; the rest waits in `out`.
+                    let n = tls.writer().write(&self.out[self.out_sent..]).unwrap_or(0);
+                    self.out_sent += n;
                 }
-                None => {
-                    if self.out_sent < self.out.len() {
-                        match self.transport.write(&self.out[self.out_sent..]) {
-                            Ok(n) => {
-                                traffic.sent += n as u64;
-                                self.out_sent += n;
-                                progress = n > 0;
-                            }
-                            Err(e) if would_block(&e) => {}
-                            Err(e) if interrupted(&e) => progress = true,
-                            Err(_) => return Err(CloseReason::Reset),
-                        }
-                    }
-                    if self.out_sent == self.out.len()
-                        && closing
-                        && let Phase::Closing {
-                            close_notify_sent, ..
-                        } = &mut self.phase
-                    {
-                        *close_notify_sent = true; // nothing to send without TLS
-                    }
+                if self.out_sent == self.out.len()
+                    && let Phase::Closing {
+                        close_notify_sent: sent @ false,
+                        ..
+                    } = &mut self.phase
+                {
+                    tls.send_close_notify();
+                    *sent = true;
+                }
+                // Into a `Vec`: cannot fail.
+                while tls.wants_write() && tls.write_tls(buf).is_ok() {}
+            }
+            None => {
+                let end = self.out.len().min(self.out_sent + TRANSMIT_CHUNK);
+                buf.extend_from_slice(&self.out[self.out_sent..end]);
+                if self.out_sent == self.out.len()
+                    && let Phase::Closing {
+                        close_notify_sent, ..
+                    } = &mut self.phase
+                {
+                    *close_notify_sent = true; // nothing to send without TLS
                 }
             }
-            if self.out_sent == self.out.len() && self.out_sent > 0 {
-                self.out.clear();
-                self.out_sent = 0;
-                if self.out.capacity() > KEEP_OUTPUT_CAPACITY {
-                    self.out = Vec::new();
-                }
-            }
-            if !progress {
-                break;
-            }
+        }
+        self.in_flight = buf.len();
+        self.release_sent_output();
+        self.advance_close();
+    }
+
+    /// The socket took `n` of the `buf` bytes [`Conn::poll_transmit`] handed out (0 when it
+    /// took none); the rest is sent next time.
+    pub fn handle_transmitted(&mut self, buf: &[u8], n: usize, now: Instant) {
+        debug_assert_eq!(self.in_flight, buf.len());
+        self.in_flight = 0;
+        match self.tls {
+            Some(_) => self.unsent.extend_from_slice(&buf[n..]),
+            None => self.out_sent += n,
+        }
+        if self.unsent.is_empty() && self.unsent.capacity() > KEEP_OUTPUT_CAPACITY {
+            self.unsent = Vec::new();
+        }
+        if n > 0 {
             // SPEC: any byte in either direction restarts the idle clock.
             self.last_activity = now;
             self.last_drained = now;
         }
+        self.release_sent_output();
+        self.advance_close();
+    }
+
+    /// An emptied output queue starts over, and a large one is given back to the allocator.
+    fn release_sent_output(&mut self) {
+        if self.out_sent == self.out.len() && self.out_sent > 0 {
+            self.out.clear();
+            self.out_sent = 0;
+            if self.out.capacity() > KEEP_OUTPUT_CAPACITY {
+                self.out = Vec::new();
+            }
+        }
+    }
+
+    /// A closing connection whose output, close_notify included, is all out lingers: our FIN
+    /// goes next (unless the peer's FIN is here: then dropping the socket sends ours, with no
+    /// `shutdown` and no read to wait for a FIN that came).
+    fn advance_close(&mut self) {
         if let Phase::Closing {
             reason,
             deadline,
@@ -730,21 +776,26 @@ impl<T: Transport> Conn<T> {
         } = self.phase
             && !self.wants_write()
         {
-            if self.peer_closed {
-                // The peer's FIN was read: dropping the socket sends our FIN after the
-                // close_notify. No `shutdown`, and no read to wait for a FIN that is here.
-            } else {
-                // Everything is out: send FIN, then wait for the peer's.
-                let _ = self.transport.shutdown_write();
-            }
+            self.fin_due = !self.peer_closed;
             self.phase = Phase::Lingering { reason, deadline };
         }
+    }
+
+    /// True once, when everything is out and the driver is to send our FIN (`shutdown(SHUT_WR)`)
+    /// and read on until the peer's.
+    pub fn poll_fin(&mut self) -> bool {
+        std::mem::take(&mut self.fin_due)
+    }
+
+    /// True when a reader paused for its output backlog may be read again: its replies drained
+    /// to half the pause mark.
+    pub fn resume_if_drained(&mut self) -> bool {
         let resumed =
             self.pauses.contains(Pauses::OUTPUT) && self.pending_output() <= READ_PAUSE_OUTPUT / 2;
         if resumed {
             self.pauses.remove(Pauses::OUTPUT);
         }
-        Ok(resumed)
+        resumed
     }
 
     /// True once a lingering connection's peer has closed too: it can be dropped.
@@ -752,18 +803,13 @@ impl<T: Transport> Conn<T> {
         matches!(self.phase, Phase::Lingering { .. }) && self.peer_closed
     }
 
-    fn wants_write(&self) -> bool {
-        self.out_sent < self.out.len() || self.tls.as_ref().is_some_and(|t| t.wants_write())
-    }
-
-    /// The readiness this connection needs now: always readable (EOF and resets must be
-    /// seen), writable only while there is something to write, or the loop would spin.
-    pub fn interest(&self) -> Interest {
-        if self.wants_write() && !matches!(self.phase, Phase::Lingering { .. }) {
-            Interest::READABLE | Interest::WRITABLE
-        } else {
-            Interest::READABLE
-        }
+    /// Whether there are bytes to write (the write interest follows it: registered while there
+    /// is output, or the loop would spin).
+    pub fn wants_write(&self) -> bool {
+        self.out_sent < self.out.len()
+            || self.in_flight > 0
+            || !self.unsent.is_empty()
+            || self.tls.as_ref().is_some_and(|t| t.wants_write())
     }
 }
 

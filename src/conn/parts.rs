@@ -3,7 +3,7 @@
 //! numbers, how it is set up, and what a read found. The state machine that moves between them
 //! is `conn/mod.rs`.
 
-use std::net::{IpAddr, SocketAddr};
+use core::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -96,18 +96,18 @@ pub struct Traffic {
     pub sent: u64,
 }
 
-/// What one call to [`Conn::read`] found.
+/// What one call to [`Conn::handle_bytes`] found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ReadEvent {
-    /// Plaintext bytes in the caller's buffer.
+    /// Plaintext bytes in the buffer the caller lent.
     Data(usize),
     /// The PROXY header was read (`peer` is now the client it names): admission by address,
     /// then on to the handshake (or, without TLS, the greeting).
     ProxyDone,
     /// The TLS handshake just finished: time to greet.
     HandshakeDone,
-    /// Nothing more until the next readiness event.
-    WouldBlock,
+    /// Every byte handed in is taken, and nothing more comes out of them: read the socket.
+    NeedBytes,
     /// The connection cannot be read any more, and why.
     Closed(CloseReason),
 }

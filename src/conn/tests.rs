@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,7 @@ use rustls::{ClientConnection, ServerConfig};
 use super::*;
 use crate::line::Flow;
 
-/// One direction of a TCP connection, and the socket's state as the server sees it.
+/// A TCP connection as the server's socket sees it, both directions.
 #[derive(Default)]
 struct Pipe {
     /// Bytes the client sent, not yet read by the server.
@@ -27,66 +28,91 @@ struct Pipe {
     server_fin: bool,
     /// How many more bytes the kernel takes from the server (`None`: any number).
     room: Option<usize>,
-    /// `read` calls made, `EAGAIN` included (each a `recvfrom` on a real socket).
+    /// Reads of the socket made (each a `recvfrom` on a real socket).
     reads: usize,
 }
 
-impl Read for Pipe {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.reads += 1;
-        if self.incoming.is_empty() {
-            return match self.client_fin {
-                true => Ok(0),
-                false => Err(io::ErrorKind::WouldBlock.into()),
-            };
-        }
-        let n = buf.len().min(self.incoming.len());
-        for (slot, byte) in buf.iter_mut().zip(self.incoming.drain(..n)) {
-            *slot = byte;
-        }
-        Ok(n)
+/// A connection and its in-memory socket, with the few lines of driving the reactor's driver
+/// does: bytes read from the pipe are handed in, bytes handed out are written to it. The tests
+/// reach the connection itself through `Deref`.
+struct Served {
+    conn: Conn,
+    transport: Pipe,
+    /// The last read's bytes, and how many the connection has taken.
+    input: Vec<u8>,
+    taken: usize,
+}
+
+impl std::ops::Deref for Served {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        &self.conn
     }
 }
 
-impl Write for Pipe {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.server_fin {
-            return Err(io::ErrorKind::BrokenPipe.into());
-        }
-        let n = self.room.map_or(buf.len(), |room| room.min(buf.len()));
-        if n == 0 && !buf.is_empty() {
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        self.outgoing.extend_from_slice(&buf[..n]);
-        if let Some(room) = &mut self.room {
-            *room -= n;
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+impl std::ops::DerefMut for Served {
+    fn deref_mut(&mut self) -> &mut Conn {
+        &mut self.conn
     }
 }
 
-impl Transport for Pipe {
-    fn peek(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.incoming.is_empty() {
-            return match self.client_fin {
-                true => Ok(0),
-                false => Err(io::ErrorKind::WouldBlock.into()),
-            };
+impl Served {
+    /// The next thing the connection reports; the socket is read when it needs bytes.
+    /// `NeedBytes`: the socket has nothing more.
+    fn read(&mut self, plaintext: &mut [u8], now: Instant, _: &mut Traffic) -> ReadEvent {
+        loop {
+            let mut input = &self.input[self.taken..];
+            let event = self.conn.handle_bytes(&mut input, plaintext, now);
+            self.taken = self.input.len() - input.len();
+            if event != ReadEvent::NeedBytes {
+                return event;
+            }
+            self.transport.reads += 1;
+            if self.transport.incoming.is_empty() {
+                if self.transport.client_fin && !self.conn.peer_closed() {
+                    self.conn.handle_eof();
+                    continue;
+                }
+                return ReadEvent::NeedBytes;
+            }
+            self.input = self.transport.incoming.drain(..).collect();
+            self.taken = 0;
         }
-        let n = buf.len().min(self.incoming.len());
-        for (slot, byte) in buf.iter_mut().zip(self.incoming.iter()) {
-            *slot = *byte;
-        }
-        Ok(n)
     }
 
-    fn shutdown_write(&mut self) -> io::Result<()> {
-        self.server_fin = true;
-        Ok(())
+    /// Writes what the connection hands out while the pipe takes it, then our FIN if asked.
+    fn flush(&mut self, now: Instant, _: &mut Traffic) -> Result<bool, CloseReason> {
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            self.conn.poll_transmit(&mut buf);
+            if buf.is_empty() {
+                break;
+            }
+            if self.transport.server_fin {
+                self.conn.handle_transmitted(&buf, 0, now);
+                return Err(CloseReason::Reset);
+            }
+            let n = self.transport.room.map_or(buf.len(), |r| r.min(buf.len()));
+            self.transport.outgoing.extend_from_slice(&buf[..n]);
+            if let Some(room) = &mut self.transport.room {
+                *room -= n;
+            }
+            self.conn.handle_transmitted(&buf, n, now);
+            if n < buf.len() {
+                break;
+            }
+        }
+        if self.conn.poll_fin() {
+            self.transport.server_fin = true;
+        }
+        Ok(self.conn.resume_if_drained())
+    }
+
+    fn send_last_words(&mut self) {
+        let mut buf = Vec::new();
+        self.conn.poll_last_words(&mut buf);
+        self.transport.outgoing.extend_from_slice(&buf);
     }
 }
 
@@ -100,7 +126,7 @@ fn peer() -> SocketAddr {
     "127.0.0.1:40000".parse().unwrap()
 }
 
-fn conn(tls: Option<&Arc<ServerConfig>>, expect_proxy: bool, rate: Option<u32>) -> Conn<Pipe> {
+fn conn(tls: Option<&Arc<ServerConfig>>, expect_proxy: bool, rate: Option<u32>) -> Served {
     let setup = Setup {
         tls,
         expect_proxy,
@@ -111,16 +137,17 @@ fn conn(tls: Option<&Arc<ServerConfig>>, expect_proxy: bool, rate: Option<u32>) 
         client: true,
         ..Places::default()
     };
-    Conn::new(
-        id(),
-        Pipe::default(),
-        peer(),
-        Kind::Client,
-        places,
-        setup,
-        t0(),
-    )
-    .unwrap()
+    let conn = Conn::new(id(), peer(), Kind::Client, places, setup, t0()).unwrap();
+    served(conn)
+}
+
+fn served(conn: Conn) -> Served {
+    Served {
+        conn,
+        transport: Pipe::default(),
+        input: Vec::new(),
+        taken: 0,
+    }
 }
 
 /// A fixed start of time: every test passes the clock in.
@@ -130,7 +157,7 @@ fn t0() -> Instant {
 }
 
 struct Pair {
-    server: Conn<Pipe>,
+    server: Served,
     client: ClientConnection,
     traffic: Traffic,
     now: Instant,
@@ -167,8 +194,8 @@ impl Pair {
             }
             match self.server.read(&mut buf, self.now, &mut self.traffic) {
                 ReadEvent::Data(n) => data.extend_from_slice(&buf[..n]),
-                ReadEvent::WouldBlock => {
-                    events.push(ReadEvent::WouldBlock);
+                ReadEvent::NeedBytes => {
+                    events.push(ReadEvent::NeedBytes);
                     break;
                 }
                 closed @ ReadEvent::Closed(_) => {
@@ -229,23 +256,22 @@ fn open_pair() -> Pair {
     pair
 }
 
-/// A `--no-tls` connection: open from the start.
-/// The peer's bytes reach the kernel's buffer, and the poll raises a readiness edge.
-fn arrive(conn: &mut Conn<Pipe>, bytes: &[u8]) {
+/// The peer's bytes reach the kernel's buffer.
+fn arrive(conn: &mut Served, bytes: &[u8]) {
     conn.transport.incoming.extend(bytes);
 }
 
-/// The peer's FIN, and the poll's `read_closed` event.
-fn peer_fin(conn: &mut Conn<Pipe>) {
+/// The peer's FIN reaches the kernel, behind whatever it sent.
+fn peer_fin(conn: &mut Served) {
     conn.transport.client_fin = true;
-    conn.on_peer_closed();
 }
 
-fn plain_conn(rate: Option<u32>) -> Conn<Pipe> {
+/// A `--no-tls` connection: open from the start.
+fn plain_conn(rate: Option<u32>) -> Served {
     conn(None, false, rate)
 }
 
-fn lines_of(conn: &mut Conn<Pipe>, data: &[u8]) -> Vec<String> {
+fn lines_of(conn: &mut Served, data: &[u8]) -> Vec<String> {
     let mut seen = Vec::new();
     conn.on_plaintext(data, t0(), |_, frame| {
         seen.push(match frame {
@@ -273,12 +299,12 @@ fn a_tls_connection_handshakes_then_reads_plaintext() {
 #[test]
 fn queued_replies_leave_in_one_flush_and_write_interest_follows_them() {
     let mut pair = open_pair();
-    assert_eq!(pair.server.interest(), Interest::READABLE);
+    assert!(!pair.server.wants_write());
     assert!(pair.server.queue(b"OK 7\n"));
     assert!(pair.server.queue(b"OK 8\n"));
-    assert!(pair.server.interest().is_writable());
+    assert!(pair.server.wants_write());
     assert_eq!(pair.client_receives(), b"OK 7\nOK 8\n");
-    assert_eq!(pair.server.interest(), Interest::READABLE);
+    assert!(!pair.server.wants_write());
     assert_eq!(pair.server.pending_output(), 0);
 }
 
@@ -288,7 +314,7 @@ fn a_full_socket_keeps_output_queued_until_it_drains() {
     pair.server.transport.room = Some(0);
     assert!(pair.server.queue(b"OK 1\n"));
     pair.server.flush(pair.now, &mut pair.traffic).unwrap();
-    assert!(pair.server.interest().is_writable(), "still wants to write");
+    assert!(pair.server.wants_write(), "still wants to write");
     pair.server.transport.room = None;
     assert_eq!(pair.client_receives(), b"OK 1\n");
 }
@@ -328,7 +354,7 @@ fn an_orderly_close_sends_the_replies_then_close_notify_then_fin_then_lingers() 
     assert!(pair.server.may_read());
     arrive(&mut pair.server, b"late bytes");
     let (events, _) = pair.server_reads();
-    assert_eq!(events, [ReadEvent::WouldBlock]);
+    assert_eq!(events, [ReadEvent::NeedBytes]);
     assert!(!pair.server.is_finished());
     peer_fin(&mut pair.server);
     let (events, _) = pair.server_reads();
@@ -507,7 +533,7 @@ fn a_proxy_header_split_across_reads_is_taken_off_exactly() {
     let header = b"PROXY TCP4 203.0.113.7 10.0.0.1 51234 5000\r\n";
     arrive(&mut pair.server, &header[..20]);
     let (events, _) = pair.server_reads();
-    assert_eq!(events, [ReadEvent::WouldBlock]);
+    assert_eq!(events, [ReadEvent::NeedBytes]);
     arrive(&mut pair.server, &header[20..]);
     // The client's hello comes in the same segment as the header's end.
     pair.client_sends();
@@ -598,7 +624,7 @@ fn reads_in_small_pieces_lose_nothing() {
     loop {
         match pair.server.read(&mut buf, pair.now, &mut pair.traffic) {
             ReadEvent::Data(n) => got.extend_from_slice(&buf[..n]),
-            ReadEvent::WouldBlock => break,
+            ReadEvent::NeedBytes => break,
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -617,16 +643,7 @@ fn a_scrape_lives_ten_seconds_whatever_it_does() {
         scrape: true,
         ..Places::default()
     };
-    let conn = Conn::new(
-        id(),
-        Pipe::default(),
-        peer(),
-        Kind::Scrape,
-        places,
-        setup,
-        t0(),
-    )
-    .unwrap();
+    let conn = Conn::new(id(), peer(), Kind::Scrape, places, setup, t0()).unwrap();
     // No PROXY header and no rate limit for the metrics endpoint: it is open at once.
     assert_eq!(conn.phase(), Phase::Open);
     assert!(!conn.was_greeted());
@@ -641,34 +658,35 @@ fn a_scrape_lives_ten_seconds_whatever_it_does() {
 }
 
 #[test]
-fn reading_goes_on_until_the_socket_would_block() {
-    // Readiness is edge-triggered and a short read proves nothing (urgent data stops a read at
-    // its mark with bytes behind it): the read after a short one is made, every time.
-    let mut plain = plain_conn(None);
-    arrive(&mut plain, b"+ 2 2\n");
-    let mut buf = [0u8; 64];
+fn every_byte_handed_in_is_taken_before_more_is_asked_for() {
+    // Two requests in one read, a plaintext buffer that holds one: both come out, then
+    // `NeedBytes` with the input all taken.
+    let mut conn = plain_conn(None);
+    let mut input: &[u8] = b"+ 2 2\n+ 1 1\n";
+    let mut buf = [0u8; 6];
+    for expected in [b"+ 2 2\n", b"+ 1 1\n"] {
+        assert_eq!(
+            conn.handle_bytes(&mut input, &mut buf, t0()),
+            ReadEvent::Data(6)
+        );
+        assert_eq!(&buf, expected);
+    }
     assert_eq!(
-        plain.read(&mut buf, t0(), &mut Traffic::default()),
-        ReadEvent::Data(6)
+        conn.handle_bytes(&mut input, &mut buf, t0()),
+        ReadEvent::NeedBytes
     );
-    // Bytes that came after the short read, with no new readiness event: still read.
-    plain.transport.incoming.extend(b"+ 1 1\n");
-    assert_eq!(
-        plain.read(&mut buf, t0(), &mut Traffic::default()),
-        ReadEvent::Data(6)
-    );
-    assert_eq!(
-        plain.read(&mut buf, t0(), &mut Traffic::default()),
-        ReadEvent::WouldBlock
-    );
-    assert_eq!(plain.transport.reads, 3, "the last read said EAGAIN");
-    // With TLS the same.
+    assert!(input.is_empty());
+    // With TLS: two records in one read.
     let mut pair = open_pair();
     pair.client_writes(b"+ 3 4\n");
+    pair.client_writes(b"+ 5 6\n");
     let (events, data) = pair.server_reads();
     assert_eq!(
         (events.as_slice(), data.as_slice()),
-        ([ReadEvent::WouldBlock].as_slice(), b"+ 3 4\n".as_slice())
+        (
+            [ReadEvent::NeedBytes].as_slice(),
+            b"+ 3 4\n+ 5 6\n".as_slice()
+        )
     );
 }
 
@@ -703,6 +721,9 @@ fn a_peer_that_closed_first_gets_close_notify_and_the_socket_is_dropped_without_
     peer_fin(&mut pair.server);
     let (events, _) = pair.server_reads();
     assert_eq!(events.last(), Some(&ReadEvent::Closed(CloseReason::Eof)));
+    // The close_notify ends the reading; the driver reads on and finds the FIN behind it
+    // (`reactor::driver::fin_is_here`).
+    pair.server.handle_eof();
     let deadline = pair.now + Duration::from_secs(2);
     assert!(pair.server.begin_close(CloseReason::Eof, deadline));
     let reads = pair.server.transport.reads;
@@ -715,5 +736,45 @@ fn a_peer_that_closed_first_gets_close_notify_and_the_socket_is_dropped_without_
     assert_eq!(
         pair.server.transport.reads, reads,
         "no read to wait for the FIN that is here"
+    );
+}
+
+#[test]
+fn a_proxy_header_and_the_bytes_behind_it_in_one_read_are_told_apart() {
+    let mut conn = conn(None, true, None);
+    let mut input: &[u8] = b"PROXY TCP4 203.0.113.7 10.0.0.1 51234 5000\r\n+ 3 4\n";
+    let mut buf = [0u8; 64];
+    assert_eq!(
+        conn.handle_bytes(&mut input, &mut buf, t0()),
+        ReadEvent::ProxyDone
+    );
+    assert_eq!(
+        input, b"+ 3 4\n",
+        "the client's bytes stay for the line framer"
+    );
+    assert_eq!(
+        conn.handle_bytes(&mut input, &mut buf, t0()),
+        ReadEvent::Data(6)
+    );
+    assert_eq!(&buf[..6], b"+ 3 4\n");
+}
+
+#[test]
+fn a_fin_inside_the_proxy_header_refuses_it_as_cut_short() {
+    let mut conn = conn(None, true, None);
+    let mut buf = [0u8; 64];
+    let mut input: &[u8] = b"PROXY TCP4 203.0.113.7 ";
+    assert_eq!(
+        conn.handle_bytes(&mut input, &mut buf, t0()),
+        ReadEvent::NeedBytes
+    );
+    conn.handle_eof();
+    assert_eq!(
+        conn.handle_bytes(&mut &b""[..], &mut buf, t0()),
+        ReadEvent::Closed(CloseReason::ProxyError)
+    );
+    assert_eq!(
+        conn.error().as_deref(),
+        Some("the connection ended inside its PROXY header")
     );
 }

@@ -224,7 +224,7 @@ impl Reactor {
             max_line: self.settings.max_line,
             rate_limit: self.settings.rate_limit,
         };
-        let conn = match Conn::new(id, stream, peer, kind, places, setup, self.clock.now) {
+        let conn = match Conn::new(id, peer, kind, places, setup, self.clock.now) {
             Ok(conn) => conn,
             Err(e) => {
                 self.conns.unused(id);
@@ -237,7 +237,7 @@ impl Reactor {
             }
         };
         let handshaking = conn.is_handshaking();
-        if let Err(e) = self.conns.insert(conn, self.poll.registry()) {
+        if let Err(e) = self.conns.insert(conn, stream, self.poll.registry()) {
             self.admission.release(places);
             self.log.line(format_args!(
                 "conn={id} peer={peer} event=error error={}",

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use super::{CLOSE_GRACE, Reactor, SHUTDOWN_GRACE, SHUTDOWN_REPLY, Worker};
-use crate::conn::{CloseReason, Conn, Kind, Phase, Transport};
+use crate::conn::{CloseReason, Conn, Kind, Phase};
 use crate::log::{Log, Value};
 use crate::outbox::ConnId;
 
@@ -14,17 +14,19 @@ impl Reactor {
     /// all of it in one batch (one `write_tls` carries every reply a read produced).
     pub(super) fn flush_dirty(&mut self) {
         while let Some(id) = self.conns.next_dirty() {
-            let Some(conn) = self.conns.get_mut(id) else {
+            let Some((conn, socket)) = self.conns.get_with_socket(id) else {
                 continue;
             };
-            let resumed = match conn.flush(self.clock.now, &mut self.meter.traffic) {
-                Ok(resumed) => resumed,
-                Err(reason) => {
-                    self.close(id, reason);
-                    self.settle(None);
-                    continue;
-                }
-            };
+            let (transmit, traffic) = (&mut self.transmit, &mut self.meter.traffic);
+            let resumed =
+                match super::driver::flush(conn, socket, transmit, self.clock.now, traffic) {
+                    Ok(resumed) => resumed,
+                    Err(reason) => {
+                        self.close(id, reason);
+                        self.settle(None);
+                        continue;
+                    }
+                };
             if matches!(conn.phase(), Phase::Lingering { .. }) {
                 // Our FIN is out; the peer's may already be waiting to be read.
                 self.read_from(id);
@@ -88,12 +90,12 @@ impl Reactor {
 
     /// Drops a connection: deregisters it, logs its close, tells the service, frees its slot.
     pub(super) fn finish(&mut self, id: ConnId, reason: CloseReason) {
-        let Some(mut conn) = self.conns.remove(id) else {
+        let Some((mut conn, mut socket)) = self.conns.remove(id) else {
             return;
         };
         let reason = conn.close_reason().unwrap_or(reason);
         if reason == CloseReason::TlsError {
-            conn.send_last_words();
+            super::driver::send_last_words(&mut conn, &mut socket, &mut self.transmit);
         }
         if let Some(places) = conn.take_places() {
             self.admission.release(places);
@@ -120,7 +122,7 @@ impl Reactor {
             self.worker.shared.ungreeted();
             self.service.on_close(id, &mut self.outbox);
         }
-        drop(conn);
+        drop((conn, socket));
         if self.clock.accept_paused_until.is_some() {
             // A descriptor was just freed: accept again now rather than at the pause's end.
             self.clock.accept_paused_until = Some(self.clock.now);
@@ -128,7 +130,7 @@ impl Reactor {
     }
 
     /// The close line (and, for one that never got ready, its open line first).
-    fn log_close<T: Transport>(&mut self, conn: &Conn<T>, reason: CloseReason) {
+    fn log_close(&mut self, conn: &Conn, reason: CloseReason) {
         let id = conn.id();
         let never_ready = conn.is_handshaking();
         // A balancer's health check (`LOCAL` header, then gone) is not worth two log lines a
@@ -207,7 +209,7 @@ impl Reactor {
 
 /// A ready connection's open line: who, through which balancer, over what TLS, and (mutual
 /// TLS) who the certificate says this is.
-pub(super) fn log_open<T: Transport>(log: &mut Log, worker: &Worker, conn: &Conn<T>) {
+pub(super) fn log_open(log: &mut Log, worker: &Worker, conn: &Conn) {
     let id = conn.id();
     let (peer, tls) = (conn.peer().addr, conn.tls_description());
     let proxy = ProxyTag(conn.peer().proxy);

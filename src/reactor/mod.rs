@@ -6,14 +6,16 @@
 //!
 //! ```text
 //! poll -> Source::Listener -> accept.rs     admission, a Conn per socket, a slot per Conn
-//!      -> Source::Conn     -> requests.rs   Conn::read (rustls) -> lines -> Service -> Outbox
-//!                                           -> replies queued, backpressure after every line
+//!      -> Source::Conn     -> requests.rs   driver::read (the socket) -> Conn::handle_bytes
+//!                                           (rustls) -> lines -> Service -> Outbox -> replies
+//!                                           queued, backpressure after every line
 //!      -> Source::Waker    -> other workers' room lines, shutdown, reloaded TLS
 //!      -> Source::Redis    -> room/         the other instances' room lines
 //!      -> Source::Signals  -> stop, reload, reopen the log
 //! timers                   -> timers.rs     handshake, line, idle and closing deadlines
 //! before sleep             -> room lines to the other workers, then flush: one batched TLS
-//!                             write per connection with output (closing.rs ends the finished)
+//!                             write per connection with output (driver::flush), closing.rs
+//!                             ends the finished
 //! ```
 //!
 //! The parts: `slots` (the connection table and its work lists), `admission` (every place),
@@ -24,6 +26,7 @@
 mod accept;
 mod admission;
 mod closing;
+mod driver;
 mod requests;
 mod slots;
 mod timers;
@@ -63,7 +66,9 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// SPEC: exit within 2 s of SIGTERM even if some client does not read.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
 
-/// Plaintext read buffer, shared by every connection (rustls records are at most 16 KiB).
+/// The buffer every connection's socket is read into, and the one its plaintext is handed out
+/// in: one each per reactor, so an idle connection holds no read buffer (rustls records are at
+/// most 16 KiB; a plain read's bytes go through in one piece).
 const READ_BUFFER: usize = 64 * 1024;
 
 /// The last line every greeted client gets when the server stops (SIGINT/SIGTERM).
@@ -99,7 +104,12 @@ pub struct Reactor {
     log: Log,
     settings: Settings,
     clock: Clock,
+    /// What the socket gave, lent to one connection at a time (see READ_BUFFER).
     scratch: Box<[u8]>,
+    /// The plaintext a connection hands out of `scratch`'s bytes (see READ_BUFFER).
+    plaintext: Box<[u8]>,
+    /// The bytes a connection hands out to write, lent to one connection at a time.
+    transmit: Vec<u8>,
 }
 
 struct Worker {
@@ -187,6 +197,8 @@ impl Reactor {
             },
             clock: Clock::new(Instant::now()),
             scratch: vec![0; READ_BUFFER].into_boxed_slice(),
+            plaintext: vec![0; READ_BUFFER].into_boxed_slice(),
+            transmit: Vec::new(),
         })
     }
 
@@ -228,11 +240,6 @@ impl Reactor {
                             self.conns.mark_dirty(id);
                         }
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
-                            if event.is_read_closed()
-                                && let Some(conn) = self.conns.get_mut(id)
-                            {
-                                conn.on_peer_closed();
-                            }
                             self.read_from(id);
                         }
                     }

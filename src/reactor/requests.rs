@@ -1,11 +1,12 @@
-//! Reading and answering: a connection's readiness turns into `Conn::read`, its plaintext into
+//! Reading and answering: a connection's readiness turns into reads (`driver::read`) whose bytes
+//! go to `Conn::handle_bytes`, its plaintext into
 //! request lines for the service, and the service's `Outbox` into queued replies. Backpressure is
 //! checked after every line: a read holding many lines stops at the first one after which the
 //! outbox is heavy, the client's own replies are far behind, or the room's receivers are.
 
-use super::Reactor;
 use super::slots::Slots;
-use crate::conn::{CloseReason, Conn, Kind, ReadEvent};
+use super::{Reactor, driver};
+use crate::conn::{CloseReason, Conn, Kind, Phase, ReadEvent};
 use crate::line::{Flow, Frame};
 use crate::log::{Log, Value};
 use crate::outbox::{Action, ConnId, Outbox};
@@ -22,11 +23,12 @@ const READ_BUDGET: usize = 256 * 1024;
 const OUTBOX_SOFT: usize = 64 * 1024;
 
 impl Reactor {
-    /// Reads until the socket has nothing more (or the connection is paused or closing).
+    /// Reads until the socket has nothing more (or the connection is paused or closing): each
+    /// read's bytes go to the connection core, and what it hands out is acted on.
     pub(super) fn read_from(&mut self, id: ConnId) {
         let mut budget = READ_BUDGET;
         loop {
-            let Some(conn) = self.conns.get_mut(id) else {
+            let Some((conn, socket)) = self.conns.get_with_socket(id) else {
                 return;
             };
             if !conn.may_read() {
@@ -44,23 +46,60 @@ impl Reactor {
                 }
                 continue;
             }
-            match conn.read(&mut self.scratch, self.clock.now, &mut self.meter.traffic) {
+            let n = match driver::read(socket, &mut self.scratch) {
+                driver::Read::Data(n) => n,
+                driver::Read::WouldBlock => {
+                    // Handshake messages (or a TLS key update) may be waiting to go out.
+                    if conn.wants_write() {
+                        self.conns.mark_dirty(id);
+                    }
+                    return;
+                }
+                driver::Read::Eof => {
+                    // What the connection still holds comes out before it says `Closed`.
+                    conn.handle_eof();
+                    0
+                }
+                driver::Read::Gone => {
+                    self.close(id, CloseReason::Reset);
+                    self.settle(None);
+                    return;
+                }
+            };
+            self.meter.traffic.received += n as u64;
+            budget = budget.saturating_sub(n);
+            // Lent out while the bytes are handled (an empty Box: no allocation).
+            let scratch = std::mem::take(&mut self.scratch);
+            let open = self.take_input(id, &scratch[..n]);
+            self.scratch = scratch;
+            if !open {
+                return;
+            }
+            if budget == 0 {
+                self.conns.read_later(id);
+                return;
+            }
+        }
+    }
+
+    /// Hands one read's bytes to the connection and acts on each thing it reports, until it has
+    /// taken them all. Plaintext that comes while the connection may not be answered (a pause
+    /// in the middle of the read, or lines held before) is held, in order, for later. False
+    /// once the connection is closed.
+    fn take_input(&mut self, id: ConnId, mut input: &[u8]) -> bool {
+        loop {
+            let Some(conn) = self.conns.get_mut(id) else {
+                return false;
+            };
+            let mut plaintext = std::mem::take(&mut self.plaintext);
+            let event = conn.handle_bytes(&mut input, &mut plaintext, self.clock.now);
+            match event {
+                ReadEvent::Data(_) if conn.phase() != Phase::Open => {} // after we closed: ignored
+                ReadEvent::Data(n) if conn.has_held() || !conn.may_read() => {
+                    conn.hold(&plaintext[..n]);
+                }
                 ReadEvent::Data(n) => {
-                    budget = budget.saturating_sub(n);
-                    if conn.phase() != crate::conn::Phase::Open {
-                        continue; // bytes after we closed: ignored
-                    }
-                    // Lent out while the lines are handled (an empty Box: no allocation).
-                    let scratch = std::mem::take(&mut self.scratch);
-                    let keep_reading = self.handle_plaintext(id, &scratch[..n]);
-                    self.scratch = scratch;
-                    if !keep_reading {
-                        return;
-                    }
-                    if budget == 0 {
-                        self.conns.read_later(id);
-                        return;
-                    }
+                    self.handle_plaintext(id, &plaintext[..n]);
                 }
                 ReadEvent::ProxyDone => self.admit_proxied(id),
                 ReadEvent::HandshakeDone => {
@@ -68,23 +107,30 @@ impl Reactor {
                     self.meter.counters.handshake_done(took);
                     self.on_ready(id);
                 }
-                ReadEvent::WouldBlock => {
-                    // Handshake messages (or a TLS key update) may be waiting to go out.
-                    if conn.interest().is_writable() {
-                        self.conns.mark_dirty(id);
-                    }
-                    return;
+                ReadEvent::NeedBytes => {
+                    self.plaintext = plaintext;
+                    return true;
                 }
                 ReadEvent::Closed(reason) => {
+                    self.plaintext = plaintext;
                     if conn.is_finished() {
                         self.finish(id, reason);
                     } else {
+                        if reason == CloseReason::Eof
+                            && !conn.peer_closed()
+                            && let Some((conn, socket)) = self.conns.get_with_socket(id)
+                            && driver::fin_is_here(socket)
+                        {
+                            // A close_notify, and the FIN behind it: no `shutdown` needed.
+                            conn.handle_eof();
+                        }
                         self.close(id, reason);
                     }
                     self.settle(None);
-                    return;
+                    return false;
                 }
             }
+            self.plaintext = plaintext;
         }
     }
 
@@ -248,8 +294,8 @@ impl Reactor {
 /// Frames one read's plaintext into lines and hands each to the service, logging request and
 /// reply. Stops at a line that closes the connection (`q`): what follows it is not answered;
 /// holds the rest once the outbox is heavy (it is applied, then reading goes on).
-fn dispatch_lines<T: crate::conn::Transport>(
-    conn: &mut Conn<T>,
+fn dispatch_lines(
+    conn: &mut Conn,
     data: &[u8],
     service: &mut dyn Service,
     out: &mut Outbox,

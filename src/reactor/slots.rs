@@ -1,5 +1,5 @@
 //! The connection table: a slot per connection, reused through a free list, each holding the
-//! `Conn`, its registration with the poll and whether it has output to write this turn. It also
+//! `Conn`, its socket, its registration with the poll and whether it has output to write this turn. It also
 //! owns the reactor's work lists of connections (to flush at the end of the turn, to read again
 //! next turn, to close once the current step is done), so each of those flags has one owner.
 //!
@@ -11,14 +11,13 @@ use std::io;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
-use crate::conn::{CloseReason, Conn};
+use crate::conn::{CloseReason, Conn, Phase};
 use crate::outbox::ConnId;
 
-/// A connection in the server: its socket is a mio `TcpStream`.
-pub type Connection = Conn<TcpStream>;
-
 struct Entry {
-    conn: Connection,
+    conn: Conn,
+    /// Read and written only through `driver`.
+    socket: TcpStream,
     /// The interest last given to the poll (changed only when the wanted one differs).
     registered: Interest,
     /// In `dirty`: to be flushed at the end of this turn.
@@ -57,19 +56,22 @@ impl Slots {
         self.free.push(id.slot());
     }
 
-    /// Puts a connection in its slot (from `next_id`) and registers it for reading.
-    pub fn insert(&mut self, mut conn: Connection, registry: &Registry) -> io::Result<()> {
+    /// Puts a connection and its socket in its slot (from `next_id`) and registers the socket
+    /// for reading.
+    pub fn insert(
+        &mut self,
+        conn: Conn,
+        mut socket: TcpStream,
+        registry: &Registry,
+    ) -> io::Result<()> {
         let id = conn.id();
-        if let Err(e) = registry.register(
-            conn.transport_mut(),
-            Token(id.as_usize()),
-            Interest::READABLE,
-        ) {
+        if let Err(e) = registry.register(&mut socket, Token(id.as_usize()), Interest::READABLE) {
             self.free.push(id.slot());
             return Err(e);
         }
         self.entries[id.slot()] = Some(Entry {
             conn,
+            socket,
             registered: Interest::READABLE,
             dirty: false,
         });
@@ -77,7 +79,7 @@ impl Slots {
         Ok(())
     }
 
-    pub fn get(&self, id: ConnId) -> Option<&Connection> {
+    pub fn get(&self, id: ConnId) -> Option<&Conn> {
         self.entries
             .get(id.slot())
             .and_then(Option::as_ref)
@@ -85,7 +87,16 @@ impl Slots {
             .filter(|c| c.id() == id)
     }
 
-    pub fn get_mut(&mut self, id: ConnId) -> Option<&mut Connection> {
+    /// The connection and its socket, for the driver.
+    pub fn get_with_socket(&mut self, id: ConnId) -> Option<(&mut Conn, &mut TcpStream)> {
+        self.entries
+            .get_mut(id.slot())
+            .and_then(Option::as_mut)
+            .filter(|e| e.conn.id() == id)
+            .map(|e| (&mut e.conn, &mut e.socket))
+    }
+
+    pub fn get_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
         self.entries
             .get_mut(id.slot())
             .and_then(Option::as_mut)
@@ -97,7 +108,7 @@ impl Slots {
     /// closing its socket takes it out of the poll: a file description leaves every epoll interest
     /// list when its last descriptor closes (epoll(7)), and a connection's socket is never
     /// duplicated. So no `EPOLL_CTL_DEL`, one syscall fewer per connection (tokio makes it).
-    pub fn remove(&mut self, id: ConnId) -> Option<Connection> {
+    pub fn remove(&mut self, id: ConnId) -> Option<(Conn, TcpStream)> {
         let slot = self.entries.get_mut(id.slot())?;
         if slot.as_ref().is_none_or(|e| e.conn.id() != id) {
             return None;
@@ -105,7 +116,7 @@ impl Slots {
         let entry = slot.take()?;
         self.free.push(id.slot());
         self.live -= 1;
-        Some(entry.conn)
+        Some((entry.conn, entry.socket))
     }
 
     /// Every connection now in the table.
@@ -113,7 +124,7 @@ impl Slots {
         self.iter().map(Conn::id).collect()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Connection> {
+    pub fn iter(&self) -> impl Iterator<Item = &Conn> {
         self.entries.iter().flatten().map(|e| &e.conn)
     }
 
@@ -166,11 +177,21 @@ impl Slots {
         let Some(entry) = self.entries.get_mut(id.slot()).and_then(Option::as_mut) else {
             return Ok(());
         };
-        let wanted = entry.conn.interest();
+        let wanted = interest(&entry.conn);
         if entry.conn.id() == id && wanted != entry.registered {
-            registry.reregister(entry.conn.transport_mut(), Token(id.as_usize()), wanted)?;
+            registry.reregister(&mut entry.socket, Token(id.as_usize()), wanted)?;
             entry.registered = wanted;
         }
         Ok(())
+    }
+}
+
+/// The readiness a connection needs now: always readable (EOF and resets must be seen), writable
+/// only while it has something to write, or the loop would spin.
+fn interest(conn: &Conn) -> Interest {
+    if conn.wants_write() && !matches!(conn.phase(), Phase::Lingering { .. }) {
+        Interest::READABLE | Interest::WRITABLE
+    } else {
+        Interest::READABLE
     }
 }

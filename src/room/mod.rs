@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use mio::{Registry, Token};
 
 use crate::bus::RoomLine;
-use crate::conn::{Conn, Transport};
+use crate::conn::Conn;
 use crate::log::Log;
 use crate::outbox::ConnId;
 use crate::shared::Shared;
@@ -182,12 +182,7 @@ impl Room {
     /// A line was queued for `receiver`; `sender` is the connection whose request caused it
     /// (`None` for lines from elsewhere). A receiver far behind but still reading holds
     /// senders back (its own replies congest nobody).
-    pub fn note_receiver<T: Transport>(
-        &mut self,
-        receiver: &Conn<T>,
-        sender: Option<ConnId>,
-        now: Instant,
-    ) {
+    pub fn note_receiver(&mut self, receiver: &Conn, sender: Option<ConnId>, now: Instant) {
         let id = receiver.id();
         let behind = receiver.pending_output() > FANOUT_SOFT
             && now.duration_since(receiver.last_drained()) < STALLED_AFTER;
@@ -203,7 +198,7 @@ impl Room {
     }
 
     /// Notes a paused sender, to resume it in `review`.
-    pub fn pause<T: Transport>(&mut self, sender: &mut Conn<T>) {
+    pub fn pause(&mut self, sender: &mut Conn) {
         if !sender.pauses().contains(crate::conn::Pauses::FANOUT) {
             sender.set_fanout_pause(true);
             self.paused.push(sender.id());
