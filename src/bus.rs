@@ -14,6 +14,7 @@
 //! The chat service does not know who is at the other end of either half.
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use crate::proto::name::NameKey;
 
@@ -40,12 +41,60 @@ pub fn as_taken_elsewhere(line: &[u8]) -> Option<&str> {
     std::str::from_utf8(name).ok()
 }
 
+/// Redis's clock as this instance last read it (`TIME`), pinned to this instance's monotonic
+/// clock: the order every instance shares for who took a name first (SPEC "Who took a name
+/// first"), where the instances' own wall clocks may be hours apart. Between two readings our
+/// monotonic clock carries it (it drifts by parts per million; it is read again every minute).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SharedClock {
+    /// Redis's time, milliseconds since the Unix epoch...
+    millis: u64,
+    /// ...at this moment of ours.
+    at: Instant,
+}
+
+impl SharedClock {
+    pub fn new(millis: u64, at: Instant) -> SharedClock {
+        SharedClock { millis, at }
+    }
+
+    /// Redis's time at our moment `then` (milliseconds since the Unix epoch).
+    pub fn at(&self, then: Instant) -> u64 {
+        match then.checked_duration_since(self.at) {
+            Some(after) => self.millis.saturating_add(after.as_millis() as u64),
+            None => self
+                .millis
+                .saturating_sub(self.at.duration_since(then).as_millis() as u64),
+        }
+    }
+}
+
+/// A claim's time on the shared clock when it is not known (no reading of Redis's clock yet):
+/// last, so a claim that cannot be placed never takes a name from one that can.
+pub const UNKNOWN_CLAIM_TIME: u64 = u64::MAX;
+
+#[derive(Debug)]
+struct Member {
+    name: Box<str>,
+    key: NameKey,
+    /// When it was claimed, on our monotonic clock...
+    claimed: Instant,
+    /// ...and on the [`SharedClock`], fixed once known.
+    shared: Option<u64>,
+}
+
+#[derive(Debug, Default)]
+struct Members {
+    list: Vec<Member>,
+    clock: Option<SharedClock>,
+}
+
 /// The names in the room, in join order, as typed; compared by their [`NameKey`], so that a
 /// name that would pass for a member's (`Alice` while `alice` is here) is taken. Each with when
-/// it was claimed (milliseconds since the Unix epoch): across instances, the first keeps it.
+/// it was claimed on the [`SharedClock`]: across instances, the first keeps it.
 #[derive(Debug, Default)]
 pub struct Directory {
-    members: Mutex<Vec<(Box<str>, NameKey, u64)>>,
+    members: Mutex<Members>,
 }
 
 impl Directory {
@@ -53,9 +102,9 @@ impl Directory {
         Arc::new(Directory::default())
     }
 
-    fn members(&self) -> MutexGuard<'_, Vec<(Box<str>, NameKey, u64)>> {
+    fn members(&self) -> MutexGuard<'_, Members> {
         // A panic elsewhere while holding the lock leaves a valid list (every change is one
-        // push or one remove), so the poison flag is ignored.
+        // push, one remove or one time filled in), so the poison flag is ignored.
         self.members.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -63,58 +112,74 @@ impl Directory {
     /// name that is the same by [`NameKey`].
     pub fn claim(&self, name: &str) -> bool {
         let key = NameKey::of(name);
-        let since_epoch = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let claimed = Instant::now();
         let mut members = self.members();
-        if members.iter().any(|(_, k, _)| k.same_as(&key)) {
+        if members.list.iter().any(|m| m.key.same_as(&key)) {
             return false;
         }
-        members.push((name.into(), key, since_epoch));
+        let shared = members.clock.map(|clock| clock.at(claimed));
+        members.list.push(Member {
+            name: name.into(),
+            key,
+            claimed,
+            shared,
+        });
         true
+    }
+
+    /// A reading of Redis's clock: later claims are placed on it when made, earlier ones not
+    /// placed yet (made before Redis was ever reached) now.
+    pub fn set_shared_clock(&self, clock: SharedClock) {
+        let mut members = self.members();
+        members.clock = Some(clock);
+        for member in members.list.iter_mut().filter(|m| m.shared.is_none()) {
+            member.shared = Some(clock.at(member.claimed));
+        }
     }
 
     /// True when `name`, or one the same by [`NameKey`], is in the room.
     pub fn is_taken(&self, name: &str) -> bool {
         let key = NameKey::of(name);
-        self.members().iter().any(|(_, k, _)| k.same_as(&key))
+        self.members().list.iter().any(|m| m.key.same_as(&key))
     }
 
     /// The name held in the room that is the same as `name` by [`NameKey`], as claimed, and
-    /// when it was claimed (milliseconds since the Unix epoch).
+    /// when it was claimed on the [`SharedClock`] (milliseconds since the Unix epoch;
+    /// [`UNKNOWN_CLAIM_TIME`] before any reading of it).
     pub fn holder(&self, name: &str) -> Option<(Box<str>, u64)> {
         let key = NameKey::of(name);
         let members = self.members();
-        let (held, _, at) = members.iter().find(|(_, k, _)| k.same_as(&key))?;
-        Some((held.clone(), *at))
+        let held = members.list.iter().find(|m| m.key.same_as(&key))?;
+        Some((held.name.clone(), held.shared.unwrap_or(UNKNOWN_CLAIM_TIME)))
     }
 
     /// The member with `name` (exactly as claimed) has left.
     pub fn release(&self, name: &str) {
         let mut members = self.members();
-        if let Some(i) = members.iter().position(|(n, _, _)| &**n == name) {
-            members.remove(i);
+        if let Some(i) = members.list.iter().position(|m| &*m.name == name) {
+            members.list.remove(i);
         }
     }
 
     /// `alice bob carol`: every member, in join order, for `who`.
     pub fn list(&self) -> String {
         let members = self.members();
-        let names: Vec<&str> = members.iter().map(|(n, _, _)| &**n).collect();
+        let names: Vec<&str> = members.list.iter().map(|m| &*m.name).collect();
         names.join(" ")
     }
 
-    /// Every name with when it was claimed, in join order (the Redis side's heartbeat picks
-    /// this instance's own).
+    /// Every name with when it was claimed, as [`Directory::holder`] gives it, in join order
+    /// (the Redis side's heartbeat picks this instance's own).
     pub fn snapshot(&self) -> Vec<(Box<str>, u64)> {
         self.members()
+            .list
             .iter()
-            .map(|(n, _, at)| (n.clone(), *at))
+            .map(|m| (m.name.clone(), m.shared.unwrap_or(UNKNOWN_CLAIM_TIME)))
             .collect()
     }
 
     pub fn len(&self) -> usize {
-        self.members().len()
+        self.members().list.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -155,6 +220,41 @@ mod tests {
         assert_eq!(room.len(), 2);
         room.release("Alice");
         assert!(room.claim("alice"));
+    }
+
+    #[test]
+    fn claims_are_placed_on_redis_clock_never_on_the_wall_clock() {
+        // Two instances read the same Redis clock at different moments of their own; their
+        // wall clocks play no part (SystemTime is not read).
+        let redis_now = 1_700_000_000_000;
+        let start = Instant::now();
+        let a = Directory::new();
+        let b = Directory::new();
+        // A claims bob before it ever reached Redis: placed once it does.
+        assert!(a.claim("bob"));
+        assert_eq!(a.holder("bob").unwrap().1, UNKNOWN_CLAIM_TIME);
+        let a_read = Instant::now();
+        a.set_shared_clock(SharedClock::new(redis_now, a_read));
+        let (_, a_bob) = a.holder("bob").unwrap();
+        assert!(a_bob <= redis_now && redis_now - a_bob <= 1_000, "{a_bob}");
+        // B read Redis's clock 50 ms (of Redis's) later; its bob comes after A's.
+        b.set_shared_clock(SharedClock::new(redis_now + 50, a_read));
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert!(b.claim("bob"));
+        let (_, b_bob) = b.holder("bob").unwrap();
+        assert!(b_bob > a_bob, "{b_bob} {a_bob}");
+        assert_eq!(b.snapshot(), [("bob".into(), b_bob)]);
+        // A later reading does not move a claim already placed.
+        a.set_shared_clock(SharedClock::new(redis_now + 99_999, Instant::now()));
+        assert_eq!(a.holder("bob").unwrap().1, a_bob);
+        // The clock before and after its reading.
+        let clock = SharedClock::new(10_000, start + std::time::Duration::from_secs(5));
+        assert_eq!(clock.at(start), 5_000);
+        assert_eq!(clock.at(start + std::time::Duration::from_secs(7)), 12_000);
+        assert_eq!(
+            SharedClock::new(10, start + std::time::Duration::from_secs(5)).at(start),
+            0
+        );
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //!   instance's members, exactly as its own members got them, numbered 1, 2, 3... per instance
 //!   (`room/history.rs` keeps them for resending);
 //! - `<instance> 9 HERE 1732912345678:alice ...`: its members with when each logged in
-//!   (milliseconds since the Unix epoch), once a second (presence and heartbeat at once), with
+//!   (milliseconds since the Unix epoch on Redis's clock, [`crate::bus::SharedClock`], never
+//!   the instance's own), once a second (presence and heartbeat at once), with
 //!   the number of its last line, so a receiver also notices a lost last line;
 //! - `<instance> 9 RESEND <other> 5`: asks `<other>` for its lines from number 5 on;
 //! - `<instance> 9 SKIP 6`: its lines before 6 are no longer kept (an answer to RESEND);
@@ -30,7 +31,8 @@
 //! One name, one member: when a `HERE` lists a name one of our members holds (the two logged in
 //! while the rooms were apart), the one who logged in first keeps it (ties: the instance name
 //! that sorts first); if that is theirs, ours is told to go ([`crate::bus::taken_elsewhere`]),
-//! and its `LEFT` reaches everyone. Each instance decides the same from the same two times.
+//! and its `LEFT` reaches everyone. Each instance decides the same from the same two times, both
+//! on Redis's clock: the instances' wall clocks may be hours apart.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -562,6 +564,7 @@ fn line(text: &str) -> RoomLine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bus::SharedClock;
 
     fn texts(lines: &[RoomLine]) -> Vec<String> {
         lines
@@ -833,6 +836,7 @@ mod tests {
     #[test]
     fn a_name_held_on_two_instances_stays_with_who_took_it_first() {
         let room = Directory::new();
+        room.set_shared_clock(SharedClock::new(1_700_000_000_000, Instant::now()));
         assert!(room.claim("bob")); // ours, logged in while the rooms were apart
         let (_, ours) = room.holder("bob").unwrap();
         let mut presence = Presence::new("A".into(), Arc::clone(&room));
@@ -858,6 +862,7 @@ mod tests {
         assert_eq!(texts(&got), ["JOIN BOB"]);
         // The same time: the instance name that sorts first keeps it.
         let room = Directory::new();
+        room.set_shared_clock(SharedClock::new(1_700_000_000_000, Instant::now()));
         assert!(room.claim("eve"));
         let (_, ours) = room.holder("eve").unwrap();
         let mut presence = Presence::new("M".into(), Arc::clone(&room));

@@ -350,6 +350,66 @@ fn a_name_taken_on_two_instances_while_apart_stays_with_who_took_it_first() {
     until(&mut carol, "MSG bob the one bob");
 }
 
+/// libfaketime (Debian package faketime), preloaded by the environment; `None` when missing.
+fn faketime_library() -> Option<String> {
+    let lib = std::fs::read_dir("/usr/lib")
+        .ok()?
+        .flatten()
+        .map(|dir| dir.path().join("faketime/libfaketime.so.1"))
+        .find(|path| path.exists())?;
+    Some(lib.to_str()?.to_string())
+}
+
+#[test]
+fn who_took_a_name_first_is_decided_by_redis_clock_not_the_instances() {
+    if !common::require_program("redis-server", "redis-server")
+        || !common::require_program("faketime", "faketime")
+    {
+        return;
+    }
+    let lib = faketime_library().expect("faketime installs libfaketime.so.1 under /usr/lib");
+    // A's wall clock is an hour behind (its monotonic clock, which only measures intervals,
+    // is left alone). A makes the certificates, so they are valid on both clocks.
+    let behind = [
+        ("LD_PRELOAD", lib.as_str()),
+        ("FAKETIME", "-1h"),
+        ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+    ];
+    let mut redis = Redis::start(&[], None);
+    let a = instance(&redis.url(""), None, &behind);
+    let b = instance(&redis.url(""), Some(&a), &[]);
+    a.wait_for_log("event=bus-up");
+    b.wait_for_log("event=bus-up");
+    let log = a.wait_for_log("event=clock-skew");
+    let skew: i64 = log
+        .split("redis_minus_local_ms=")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next()?.parse().ok())
+        .unwrap();
+    assert!((skew - 3_600_000).abs() < 10_000, "{log}");
+    assert!(!b.log().contains("event=clock-skew"), "{}", b.log());
+    let mut alice = member(&a, "alice");
+    let mut carol = member(&b, "carol");
+    until_who_lists(&mut [&mut alice, &mut carol], &["alice", "carol"]);
+    // Redis goes away; bob logs in on B, then another bob on A. By the wall clocks A's bob
+    // came an hour before B's, and the code before this made B's the one told to go (issue
+    // 31 item 9); by Redis's clock B's came first.
+    redis.kill();
+    a.wait_for_log("event=bus-down");
+    b.wait_for_log("event=bus-down");
+    let mut bob_b = member(&b, "bob");
+    std::thread::sleep(Duration::from_millis(200));
+    let mut bob_a = member(&a, "bob");
+    let _redis = Redis::start_on(redis.port, Vec::new(), None);
+    until(&mut bob_a, "BYE name taken elsewhere");
+    until_who_lists(
+        &mut [&mut alice, &mut carol, &mut bob_b],
+        &["alice", "bob", "carol"],
+    );
+    bob_b.send_line("the first bob").unwrap();
+    until(&mut alice, "MSG bob the first bob");
+}
+
 #[test]
 fn rediss_speaks_tls_to_redis_verified_against_redis_ca() {
     if !common::require_program("redis-server", "redis-server") {

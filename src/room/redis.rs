@@ -24,7 +24,7 @@ use rustls::pki_types::ServerName;
 
 use super::history::{HISTORY_BYTES, History};
 use super::retry::Retry;
-use crate::bus::{Directory, RoomLine};
+use crate::bus::{Directory, RoomLine, SharedClock};
 use crate::cluster::{HEARTBEAT, Presence, RedisUrl};
 use crate::log::{Log, Value};
 use crate::outbox::ConnId;
@@ -43,6 +43,22 @@ const MAX_FRAME: usize = 1 << 20;
 /// [`HEARTBEAT`]) not back through the subscription. So a stalled Redis is `bus-down` within
 /// this plus one heartbeat: under the 5 s of the contract.
 const STALL_LIMIT: Duration = Duration::from_secs(3);
+/// Redis's clock is read (`TIME`) in the handshake and then this often, so that a claim's
+/// place on it never rests on our monotonic clock's drift over more than a minute.
+const CLOCK_READ_EVERY: Duration = Duration::from_secs(60);
+/// Our wall clock this far from Redis's is logged (`event=clock-skew`), and again when the
+/// difference moves by as much: it decides nothing (Redis's clock orders the claims), but an
+/// operator wants to know. Far above the round trip a reading carries as its error.
+const CLOCK_SKEW_NOTED_MS: i64 = 1000;
+
+/// What a reply of the publisher's connection answers, in the order sent.
+#[derive(Debug, Clone, Copy)]
+enum Owed {
+    /// A `PUBLISH` of our line with this number (0: a message that is not a line).
+    Publish(u64),
+    /// A `TIME` asked then.
+    Time(Instant),
+}
 
 /// One connection to Redis.
 struct Side {
@@ -80,8 +96,13 @@ pub struct RedisBus {
     stall_check_at: Instant,
     /// This instance's numbered lines, kept for resending.
     history: History,
-    /// The numbers of the `PUBLISH`es Redis has yet to answer, in order (0: not a line).
-    unanswered: VecDeque<u64>,
+    /// The commands of the publisher Redis has yet to answer, in order.
+    unanswered: VecDeque<Owed>,
+    /// Where Redis's clock is read and pinned, for who took a name first.
+    room: Arc<Directory>,
+    next_clock_read: Instant,
+    /// Redis's clock minus our wall clock as last logged (0: not logged).
+    logged_skew_ms: i64,
     /// The message being published, kept for the next one.
     payload: Vec<u8>,
 }
@@ -114,7 +135,7 @@ impl RedisBus {
             url,
             addr,
             tls,
-            presence: Presence::new(me, room),
+            presence: Presence::new(me, Arc::clone(&room)),
             subscriber: None,
             publisher: None,
             up: false,
@@ -127,6 +148,9 @@ impl RedisBus {
             history: History::new(),
             unanswered: VecDeque::new(),
             payload: Vec::new(),
+            room,
+            next_clock_read: now,
+            logged_skew_ms: 0,
         })
     }
 
@@ -163,6 +187,14 @@ impl RedisBus {
             } else {
                 self.stall_check_at = answered + STALL_LIMIT;
             }
+        }
+        if self.up
+            && now >= self.next_clock_read
+            && let Some(publisher) = self.publisher.as_mut()
+        {
+            command(&mut publisher.output, [b"TIME"]);
+            self.unanswered.push_back(Owed::Time(now));
+            self.next_clock_read = now + CLOCK_READ_EVERY;
         }
         if self.up && now >= self.next_heartbeat {
             self.next_heartbeat = now + HEARTBEAT;
@@ -232,6 +264,9 @@ impl RedisBus {
                     &mut subscriber.output,
                     [b"SUBSCRIBE", self.url.channel.as_bytes()],
                 );
+                // Redis's clock, the order of the name claims (SPEC "Who took a name first").
+                command(&mut publisher.output, [b"TIME"]);
+                publisher.handshake_owed += 1;
                 // The publisher is ready once Redis took a PUBLISH to the channel: a Redis that
                 // refuses it (an ACL user without it, `READONLY`, `OOM`) is refused here, not
                 // seen up for a moment at every try. An empty message: every receiver drops
@@ -297,9 +332,20 @@ impl RedisBus {
             } else if let Some(publisher) = self.publisher.as_mut() {
                 if publisher.handshake_owed > 0 {
                     publisher.handshake_owed -= 1;
+                    if let Some(millis) = redis_time(&frame) {
+                        self.read_clock(millis, self.since, now, log);
+                    }
                     self.maybe_up(now, log);
-                } else if let Some(number) = self.unanswered.pop_front() {
-                    self.history.acknowledged(number);
+                } else {
+                    match self.unanswered.pop_front() {
+                        Some(Owed::Publish(number)) => self.history.acknowledged(number),
+                        Some(Owed::Time(asked)) => {
+                            if let Some(millis) = redis_time(&frame) {
+                                self.read_clock(millis, asked, now, log);
+                            }
+                        }
+                        None => {}
+                    }
                 }
             }
         }
@@ -383,14 +429,14 @@ impl RedisBus {
                 &mut publisher.output,
                 [b"PUBLISH", self.url.channel.as_bytes(), &skip],
             );
-            self.unanswered.push_back(0);
+            self.unanswered.push_back(Owed::Publish(0));
         }
         let channel = self.url.channel.as_bytes();
         let unanswered = &mut self.unanswered;
         self.history
             .replay(first, &mut self.payload, |number, payload| {
                 command(&mut publisher.output, [b"PUBLISH", channel, payload]);
-                unanswered.push_back(number);
+                unanswered.push_back(Owed::Publish(number));
             });
     }
 
@@ -429,7 +475,7 @@ impl RedisBus {
             &mut publisher.output,
             [b"PUBLISH", self.url.channel.as_bytes(), payload],
         );
-        self.unanswered.push_back(number);
+        self.unanswered.push_back(Owed::Publish(number));
         if publisher.output.len() > MAX_BACKLOG {
             self.down("Redis is not keeping up", registry, now, log);
         }
@@ -474,6 +520,26 @@ impl RedisBus {
             let bye = self.presence.farewell(self.history.last_number());
             self.publish_payload(&bye, 0, registry, now, log);
             self.flush(registry, now, log);
+        }
+    }
+
+    /// Redis's clock said `millis` to a `TIME` asked at `asked`, answered `now`: pinned to the
+    /// middle of the round trip. Our wall clock far from it is logged.
+    fn read_clock(&mut self, millis: u64, asked: Instant, now: Instant, log: &mut Log) {
+        let at = asked + now.saturating_duration_since(asked) / 2;
+        self.room.set_shared_clock(SharedClock::new(millis, at));
+        self.next_clock_read = now + CLOCK_READ_EVERY;
+        let wall_now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let wall_at = wall_now - now.saturating_duration_since(at).as_millis() as i64;
+        let skew = millis as i64 - wall_at;
+        if (skew - self.logged_skew_ms).abs() >= CLOCK_SKEW_NOTED_MS {
+            self.logged_skew_ms = skew;
+            log.line(format_args!(
+                "event=clock-skew redis={} redis_minus_local_ms={skew} note=\"this machine's clock differs from Redis's; Redis's decides who took a name first\"",
+                self.addr
+            ));
         }
     }
 
@@ -632,6 +698,21 @@ fn redis_tls(url: &RedisUrl) -> Result<(Arc<rustls::ClientConfig>, ServerName<'s
     Ok((Arc::new(config), name))
 }
 
+/// Redis's answer to `TIME` (seconds and microseconds, as bulk strings) in milliseconds since
+/// the Unix epoch; `None` for any other frame.
+fn redis_time(frame: &OwnedFrame) -> Option<u64> {
+    let OwnedFrame::Array(parts) = frame else {
+        return None;
+    };
+    let [OwnedFrame::BulkString(secs), OwnedFrame::BulkString(micros)] = parts.as_slice() else {
+        return None;
+    };
+    let number = |bytes: &[u8]| std::str::from_utf8(bytes).ok()?.parse::<u64>().ok();
+    number(secs)?
+        .checked_mul(1000)?
+        .checked_add(number(micros)? / 1000)
+}
+
 /// A command as RESP (an array of bulk strings), appended to `out` (a buffer that only grows
 /// while a backlog builds: no allocation per message once it has).
 fn command<const N: usize>(out: &mut Vec<u8>, parts: [&[u8]; N]) {
@@ -642,4 +723,24 @@ fn command<const N: usize>(out: &mut Vec<u8>, parts: [&[u8]; N]) {
     // The buffer was sized by the codec itself, so encoding cannot run out of room.
     let written = encode_borrowed(&mut out[at..], &frame, false).unwrap_or(0);
     out.truncate(at + written);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_time_is_read_in_milliseconds() {
+        let bulk = |s: &str| OwnedFrame::BulkString(s.as_bytes().to_vec());
+        let time = OwnedFrame::Array(vec![bulk("1700000000"), bulk("123999")]);
+        assert_eq!(redis_time(&time), Some(1_700_000_000_123));
+        for other in [
+            OwnedFrame::Integer(1),
+            OwnedFrame::Array(vec![bulk("1")]),
+            OwnedFrame::Array(vec![bulk("x"), bulk("1")]),
+            OwnedFrame::Array(vec![bulk("99999999999999999999"), bulk("1")]),
+        ] {
+            assert_eq!(redis_time(&other), None, "{other:?}");
+        }
+    }
 }
