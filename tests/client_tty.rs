@@ -95,6 +95,29 @@ fn chat_messages_arrive_above_the_line_being_typed() {
 }
 
 #[test]
+fn tab_is_sent_as_typed_and_emoji_sequences_print_as_themselves() {
+    // Issue 27: the line editor took TAB as completion and dropped it; `❤️` and ZWJ emoji were
+    // printed as `❤\u{fe0f}` and `👨\u{200d}👩\u{200d}👧`.
+    let server = Server::start(&["--service", "chat"]);
+    let port = server.addr().port().to_string();
+    let mut bob = server.connect();
+    assert!(bob.request("name bob").unwrap().starts_with("OK"));
+    let mut alice = client_on_terminal(&server, &["127.0.0.1", &port, "--name", "alice"]);
+    alice.expect("alice> ");
+    assert_eq!(bob.read_line().unwrap().unwrap(), "JOIN alice");
+    let family = "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}";
+    bob.send_line(&format!("\u{2764}\u{FE0F} {family} x\u{202E}y"))
+        .unwrap();
+    // The override still shows as its code; the emoji as themselves.
+    alice.expect(&format!("bob: \u{2764}\u{FE0F} {family} x\\u{{202e}}y"));
+    alice.type_text("one\ttwo\r");
+    assert_eq!(bob.read_line().unwrap().unwrap(), "MSG alice one\ttwo");
+    alice.type_text("\x04");
+    alice.expect("Session ended");
+    assert!(alice.wait_exit().success());
+}
+
+#[test]
 fn a_shutdown_while_the_editor_waits_ends_cleanly_and_restores_the_terminal() {
     let mut server = Server::start(&["--service", "chat"]);
     let port = server.addr().port().to_string();

@@ -128,6 +128,12 @@ impl Console {
             KeyEvent(KeyCode::BracketedPasteStart, Modifiers::NONE),
             Cmd::Noop,
         );
+        // TAB is text in the protocol: typed or pasted, it goes into the line, never to
+        // rustyline's completion (which would drop it).
+        editor.bind_sequence(
+            KeyEvent(KeyCode::Tab, Modifiers::NONE),
+            Cmd::Insert(1, "\t".into()),
+        );
         let printer = editor.create_external_printer().ok()?;
         self.printer = Some(Box::new(printer));
         self.saved_terminal = terminal_settings();
