@@ -31,6 +31,8 @@
 //!                    until the buffer comes back empty or the socket is full; then poll_fin()
 //!                    (send FIN) and resume_if_drained()
 //! any change      -> wants_write() for the write interest, deadline() for the next wake-up
+//! deadline passed -> handle_timeout(now): the consequence (`ERR line took too long` queued,
+//!                    the PROXY error noted) and what the reactor is to do (close, or drop)
 //! ```
 
 mod first_bytes;
@@ -69,6 +71,9 @@ pub const MAX_PENDING_OUTPUT: usize = 1 << 20;
 /// A `--metrics` connection is closed this long after it was accepted, answered or not (SPEC:
 /// the metrics listener holds its connections at most 10 s).
 pub const SCRAPE_LIFETIME: Duration = Duration::from_secs(10);
+
+/// What a client reads when its line did not end within `--line-timeout` (SPEC).
+pub const LINE_TIMEOUT_REPLY: &[u8] = b"ERR line took too long\n";
 
 /// The plain-text answer to a client that speaks plain text on a TLS port.
 pub const PLAIN_TEXT_ON_TLS_REPLY: &[u8] = b"ERR this port speaks TLS\n";
@@ -263,11 +268,6 @@ impl Conn {
             Failure::Tls(e) => Some(crate::tls::describe_error(e)),
             Failure::Proxy(why) => Some(why.to_string()),
         }
-    }
-
-    /// Sets what went wrong when it was found outside the connection (no PROXY header in time).
-    pub fn note_proxy_error(&mut self, why: &str) {
-        self.failure = Some(Box::new(Failure::Proxy(why.into())));
     }
 
     /// Reply bytes waiting in our queue (rustls's own buffer, at most 64 KiB, not counted).
@@ -484,6 +484,29 @@ impl Conn {
     fn refuse_proxy(&mut self, why: &str) -> ReadEvent {
         self.failure = Some(Box::new(Failure::Proxy(why.into())));
         ReadEvent::Closed(CloseReason::ProxyError)
+    }
+
+    /// The time is `now`: if [`Conn::deadline`] has passed, its consequence, decided here. A line
+    /// begun and not finished in time gets `ERR line took too long` queued; a PROXY header not
+    /// come in time is a `proxy-error` with its reason. `None`: nothing is due yet.
+    pub fn handle_timeout(&mut self, now: Instant, timeouts: &Timeouts) -> Option<Expiry> {
+        let (at, reason) = self.deadline(timeouts)?;
+        if now < at {
+            return None;
+        }
+        Some(match self.phase {
+            Phase::AwaitingProxy => {
+                self.refuse_proxy("no PROXY header within --handshake-timeout");
+                Expiry::Close(reason)
+            }
+            // Its close took too long: the peer does not read, or does not close.
+            Phase::Closing { .. } | Phase::Lingering { .. } => Expiry::Drop(reason),
+            Phase::Open if reason == CloseReason::LineTimeout => {
+                self.queue(LINE_TIMEOUT_REPLY);
+                Expiry::Close(reason)
+            }
+            Phase::Handshaking | Phase::Open => Expiry::Close(reason),
+        })
     }
 
     /// Plaintext that came in the same read as a pause (or behind held lines): kept unanswered,
@@ -811,6 +834,15 @@ impl Conn {
             || !self.unsent.is_empty()
             || self.tls.as_ref().is_some_and(|t| t.wants_write())
     }
+}
+
+/// What a passed deadline asks of the reactor ([`Conn::handle_timeout`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// Close it for this reason: in order when the reason allows (`CloseReason::is_orderly`).
+    Close(CloseReason),
+    /// It was closing and its close took too long: drop it now.
+    Drop(CloseReason),
 }
 
 /// What went wrong on a connection, kept for its close line.

@@ -778,3 +778,53 @@ fn a_fin_inside_the_proxy_header_refuses_it_as_cut_short() {
         Some("the connection ended inside its PROXY header")
     );
 }
+
+#[test]
+fn each_timeout_decides_its_own_consequence_on_simulated_time() {
+    let timeouts = Timeouts {
+        handshake: Some(Duration::from_secs(10)),
+        idle: Some(Duration::from_secs(300)),
+        line: Some(Duration::from_secs(30)),
+    };
+    let secs = |n| t0() + Duration::from_secs(n);
+    // A line begun and not finished: nothing before its deadline, then the SPEC's ERR line and
+    // an orderly close.
+    let mut conn = plain_conn(None);
+    assert_eq!(lines_of(&mut conn, b"+ 1"), Vec::<String>::new());
+    assert_eq!(conn.handle_timeout(secs(29), &timeouts), None);
+    assert_eq!(
+        conn.handle_timeout(secs(30), &timeouts),
+        Some(Expiry::Close(CloseReason::LineTimeout))
+    );
+    assert_eq!(conn.pending_output(), LINE_TIMEOUT_REPLY.len());
+    // An idle connection: closed in order, told nothing.
+    let mut idle = plain_conn(None);
+    assert_eq!(
+        idle.handle_timeout(secs(300), &timeouts),
+        Some(Expiry::Close(CloseReason::IdleTimeout))
+    );
+    assert_eq!(idle.pending_output(), 0);
+    // No PROXY header in time: a proxy error that says so.
+    let mut proxied = conn_with_proxy();
+    assert_eq!(
+        proxied.handle_timeout(secs(10), &timeouts),
+        Some(Expiry::Close(CloseReason::ProxyError))
+    );
+    assert_eq!(
+        proxied.error().as_deref(),
+        Some("no PROXY header within --handshake-timeout")
+    );
+    // A close that takes past its deadline: dropped, for the reason it began with.
+    let mut closing = plain_conn(None);
+    assert!(closing.begin_close(CloseReason::Quit, secs(2)));
+    closing.queue(b"BYE\n");
+    assert_eq!(closing.handle_timeout(secs(1), &timeouts), None);
+    assert_eq!(
+        closing.handle_timeout(secs(2), &timeouts),
+        Some(Expiry::Drop(CloseReason::Quit))
+    );
+}
+
+fn conn_with_proxy() -> Served {
+    conn(None, true, None)
+}

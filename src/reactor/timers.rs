@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use super::Reactor;
-use crate::conn::{CloseReason, Pauses, Phase};
+use crate::conn::{Expiry, Pauses};
 
 pub struct Clock {
     /// The time of this loop turn (read once after the poll returns).
@@ -81,7 +81,7 @@ impl Reactor {
                 rate_due.push(conn.id());
             }
             match conn.deadline(&self.settings.timeouts) {
-                Some((at, reason)) if at <= now => expired.push((conn.id(), conn.phase(), reason)),
+                Some((at, _)) if at <= now => expired.push(conn.id()),
                 Some((at, _)) => next = Some(next.map_or(at, |n| n.min(at))),
                 None => {}
             }
@@ -90,22 +90,16 @@ impl Reactor {
         for id in rate_due {
             self.resume_when_token(id);
         }
-        for (id, phase, reason) in expired {
-            match phase {
-                Phase::AwaitingProxy => {
-                    if let Some(conn) = self.conns.get_mut(id) {
-                        conn.note_proxy_error("no PROXY header within --handshake-timeout");
-                    }
-                    self.close(id, reason);
-                }
-                Phase::Closing { .. } | Phase::Lingering { .. } => self.finish(id, reason),
-                Phase::Open if reason == CloseReason::LineTimeout => {
-                    if let Some(conn) = self.conns.get_mut(id) {
-                        conn.queue(b"ERR line took too long\n");
-                    }
-                    self.close(id, reason);
-                }
-                _ => self.close(id, reason),
+        for id in expired {
+            let timeouts = &self.settings.timeouts;
+            let expiry = self
+                .conns
+                .get_mut(id)
+                .and_then(|c| c.handle_timeout(now, timeouts));
+            match expiry {
+                Some(Expiry::Close(reason)) => self.close(id, reason),
+                Some(Expiry::Drop(reason)) => self.finish(id, reason),
+                None => {}
             }
         }
         self.settle(None);
