@@ -404,6 +404,9 @@ impl RedisBus {
         self.start_reported = true;
         self.since = now;
         self.next_heartbeat = now; // say who is here at once
+        // The handshake's reading spans the connection and AUTH too: read again at once, over
+        // one round trip, for a reading as close as the link allows.
+        self.next_clock_read = now;
         self.presence.bus_up(now);
         if self.retry.up(now) {
             log.line(format_args!(
