@@ -137,7 +137,8 @@ fn the_first_server_that_answers_serves() {
     assert_eq!(
         err,
         format!(
-            "note: {dead}: connection refused by {dead}: is the server running?\nSession ended\n"
+            "note: connection refused by {dead}: is the server running? (trying the next \
+             server)\nSession ended\n"
         )
     );
     // Nobody answers: exit 1 with the last reason.

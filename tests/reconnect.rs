@@ -86,3 +86,40 @@ fn with_one_server_a_lost_connection_is_tried_again_once() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_server_lost_for_good_is_one_line_that_says_what_happened_and_what_was_tried() {
+    // Issue 27 friction 3: losing the one server printed `note: A: connection refused by A: is
+    // the server running?`, then `error: the server closed the connection`: two lines that
+    // seem to disagree, in the wrong order, with the address twice.
+    let mut server = Server::start(&[]);
+    let port = server.addr().port().to_string();
+    let mut client = Command::new(client_bin())
+        .args(["--ca", server.ca().to_str().unwrap(), "127.0.0.1", &port])
+        .current_dir(&server.dir.0)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = client.stdin.take().unwrap();
+    let mut stdout = BufReader::new(client.stdout.take().unwrap());
+    writeln!(stdin, "+ 1 1").unwrap();
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line, "2\n");
+    server.child.kill().unwrap();
+    let _ = server.child.wait();
+    // The client hears the loss by itself (its reader sees EOF) and tries the address again.
+    let status = common::wait_for_exit(&mut client, WAIT, || "the client did not exit".into());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut client.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr,
+        format!(
+            "error: lost the connection to 127.0.0.1:{port}, and it refuses a new one: is the \
+             server running?\n"
+        )
+    );
+}

@@ -119,8 +119,15 @@ fn talk_to(servers: Vec<(String, u16)>, o: &ClientOptions) -> i32 {
                 break;
             }
             Err(e) => {
-                if servers.len() > 1 {
-                    eprintln!("note: {}: {e}", server_name(host, *port));
+                // The last one's failure is the error line below, said once.
+                if index + 1 < servers.len() {
+                    match e.names_the_server() {
+                        true => eprintln!("note: {e} (trying the next server)"),
+                        false => eprintln!(
+                            "note: {}: {e} (trying the next server)",
+                            server_name(host, *port)
+                        ),
+                    }
                 }
                 last_error = Some(e);
             }

@@ -134,8 +134,9 @@ impl Talk {
                 }
                 Ok(Event::Server(Ok(Some(line)))) => return Ok(Heard::Line(line)),
                 Ok(Event::Server(_)) if self.stale_ends > 0 => self.stale_ends -= 1,
-                Ok(Event::Server(Ok(None))) => return self.fail_over(ClientError::Closed),
-                Ok(Event::Server(Err(e))) => return self.fail_over(e.into()),
+                Ok(Event::Server(Ok(None))) => return self.fail_over(),
+                // Whatever ended it (a reset, EOF without close_notify), the server is gone.
+                Ok(Event::Server(Err(_))) => return self.fail_over(),
                 Err(_) => return Err(ClientError::Closed),
             }
         }
@@ -144,19 +145,34 @@ impl Talk {
     /// The server went away without a `BYE`: the next servers of the list are tried in turn,
     /// once round at most; the first that answers takes over, and the conversation logs in
     /// again where it had. A single server is tried once more: behind a balancer's one address
-    /// (HAProxy in front of several instances) that reaches a live instance. `lost` is the
-    /// error when no server answers.
-    fn fail_over(&mut self, lost: ClientError) -> Result<Heard, ClientError> {
+    /// (HAProxy in front of several instances) that reaches a live instance. When none answers,
+    /// the error says the server was lost and why the retry failed, in one line.
+    fn fail_over(&mut self) -> Result<Heard, ClientError> {
         let count = self.servers.len();
         let tries = count.max(2) - 1;
+        let (host, port) = &self.servers[self.current];
+        let from = server_name(host, *port);
+        if count > 1 {
+            self.console.tell(&format!(
+                "note: lost the connection to {from}; trying the next server"
+            ));
+        }
+        let mut retry = None;
         for step in 1..=tries {
             let index = (self.current + step) % count;
             let (host, port) = self.servers[index].clone();
             let name = server_name(&host, port);
             let session = match Session::connect(&host, port, &self.options) {
                 Ok(session) => session,
+                Err(e) if count > 1 => {
+                    match e.names_the_server() {
+                        true => self.console.tell(&format!("note: {e}")),
+                        false => self.console.tell(&format!("note: {name}: {e}")),
+                    }
+                    continue;
+                }
                 Err(e) => {
-                    self.console.tell(&format!("note: {name}: {e}"));
+                    retry = Some(Box::new(e));
                     continue;
                 }
             };
@@ -170,14 +186,16 @@ impl Talk {
             }
             return Ok(Heard::Moved);
         }
-        Err(lost)
+        // One line that says what happened and what was tried, not the loss and the retry's
+        // failure as two that seem to disagree.
+        Err(ClientError::Lost { from, retry })
     }
 
     /// A write found the server gone: [`Talk::fail_over`], and the end its reader thread
     /// will report is not a failure of the next server.
-    fn fail_over_from_write(&mut self, lost: ClientError) -> Result<Heard, ClientError> {
+    fn fail_over_from_write(&mut self) -> Result<Heard, ClientError> {
         self.stale_ends += 1;
-        self.fail_over(lost)
+        self.fail_over()
     }
 
     /// Sends `line` (`name NAME`) to the server that just took over. Its answer may be
@@ -188,9 +206,9 @@ impl Talk {
     fn log_in_again(&mut self, line: &str, server: &str) -> Result<(), ClientError> {
         let deadline = Instant::now() + RELOGIN_FOR;
         loop {
-            if let Err(lost) = self.send(line) {
+            if self.send(line).is_err() {
                 // That server went away too: the next one takes over, and logs in.
-                self.fail_over_from_write(lost)?;
+                self.fail_over_from_write()?;
                 return Ok(());
             }
             let reply = match self.server_line()? {
@@ -247,8 +265,8 @@ impl Talk {
                 Ok(Event::Server(Ok(Some(line)))) => self.show_unasked(&line),
                 Ok(Event::Server(_)) if self.stale_ends > 0 => self.stale_ends -= 1,
                 // Gone without a word while the person types: the next server takes over.
-                Ok(Event::Server(Ok(None))) => _ = self.fail_over(ClientError::Closed)?,
-                Ok(Event::Server(Err(e))) => _ = self.fail_over(e.into())?,
+                Ok(Event::Server(Ok(None))) => _ = self.fail_over()?,
+                Ok(Event::Server(Err(_))) => _ = self.fail_over()?,
                 Err(_) => return Err(ClientError::Closed),
             }
         }
@@ -261,7 +279,7 @@ impl Talk {
         loop {
             let heard = match self.send(line) {
                 Ok(()) => self.server_line()?,
-                Err(lost) => self.fail_over_from_write(lost)?,
+                Err(_) => self.fail_over_from_write()?,
             };
             match heard {
                 Heard::Line(reply) if is_bye(&reply) => {
@@ -646,9 +664,9 @@ fn chat(talk: &mut Talk, o: &ClientOptions) -> Result<(), ClientError> {
                 if is_quit(line) {
                     break;
                 }
-                if let Err(lost) = talk.send(line) {
+                if talk.send(line).is_err() {
                     // The server went away under this line: it goes to the next one.
-                    talk.fail_over_from_write(lost)?;
+                    talk.fail_over_from_write()?;
                     talk.send(line)?;
                 }
             }

@@ -181,6 +181,13 @@ pub enum ClientError {
     /// The server said why it would not serve us (`too many connections from your address`).
     Turned(String),
     Closed,
+    /// The session's server went away without `BYE`, and no server answered again: `from` is the
+    /// server lost, `retry` why the one server of the list refused a new connection (`None`
+    /// when a list of servers was tried, each said in a note of its own).
+    Lost {
+        from: String,
+        retry: Option<Box<ClientError>>,
+    },
     /// The chat refused the name, and nobody is there to type another.
     Login(String),
     Io(io::Error),
@@ -220,12 +227,38 @@ impl fmt::Display for ClientError {
             ),
             ClientError::Turned(reason) => write!(f, "the server turned us away: {reason}"),
             ClientError::Closed => f.write_str("the server closed the connection"),
+            ClientError::Lost { from, retry: None } => write!(
+                f,
+                "lost the connection to {from}, and no server of the list answered"
+            ),
+            ClientError::Lost {
+                from,
+                retry: Some(why),
+            } => match why.as_ref() {
+                ClientError::Refused(_) => write!(
+                    f,
+                    "lost the connection to {from}, and it refuses a new one: is the server running?"
+                ),
+                why => write!(
+                    f,
+                    "lost the connection to {from}, and could not connect again: {why}"
+                ),
+            },
             ClientError::Io(e) => write!(f, "connection failed: {e}"),
         }
     }
 }
 
 impl ClientError {
+    /// Whether the sentence already says which server it is about, so a note need not say it
+    /// again.
+    pub fn names_the_server(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Refused(_) | ClientError::Connect(..) | ClientError::Lost { .. }
+        )
+    }
+
     /// The server's TLS alert, during the handshake or on the first read after it (TLS 1.3
     /// judges the client's certificate after the client thinks the handshake is done).
     pub(crate) fn from_alert(alert: rustls::AlertDescription) -> ClientError {
