@@ -226,6 +226,14 @@ fn a_chat_client_whose_old_session_is_still_listed_logs_in_again_and_loses_nothi
     for i in 0..10 {
         bob.say(&format!("after the failover {i}"));
     }
+    expect(
+        &bob.err,
+        &format!(
+            "note: \"bob\" is still held at {} by the session that was lost; trying again for up \
+             to 5 s",
+            b.addr()
+        ),
+    );
     let mut got = 0;
     while got < 10 {
         let line = next(&mut ann);

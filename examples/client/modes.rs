@@ -205,6 +205,7 @@ impl Talk {
     /// be restored, which is an error (the client exits 1), never a session left logged out.
     fn log_in_again(&mut self, line: &str, server: &str) -> Result<(), ClientError> {
         let deadline = Instant::now() + RELOGIN_FOR;
+        let mut told = false;
         loop {
             if self.send(line).is_err() {
                 // That server went away too: the next one takes over, and logs in.
@@ -220,6 +221,15 @@ impl Talk {
                 return Ok(());
             };
             if reason == "name taken" && Instant::now() < deadline {
+                if !told {
+                    told = true;
+                    self.console.tell(&format!(
+                        "note: {} is still held at {server} by the session that was lost; trying \
+                         again for up to {} s",
+                        quote(line.strip_prefix("name ").unwrap_or(line)),
+                        RELOGIN_FOR.as_secs()
+                    ));
+                }
                 std::thread::sleep(RELOGIN_EVERY);
                 continue;
             }
