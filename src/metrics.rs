@@ -193,7 +193,14 @@ pub fn sum(all: impl Iterator<Item = Counters>) -> Counters {
 }
 
 /// The Prometheus text format (version 0.0.4) of the process's counters.
-pub fn render(c: &Counters, chat_members: usize, workers: usize) -> String {
+/// `certificate_not_after`: the served server certificate's notAfter (Unix seconds), when the
+/// server speaks TLS and the certificate was read.
+pub fn render(
+    c: &Counters,
+    chat_members: usize,
+    workers: usize,
+    certificate_not_after: Option<i64>,
+) -> String {
     let mut out = String::with_capacity(4096);
     let mut series = |name: &str, kind: &str, help: &str, lines: &[(String, String)]| {
         let _ = writeln!(out, "# HELP {name} {help}");
@@ -262,6 +269,14 @@ pub fn render(c: &Counters, chat_members: usize, workers: usize) -> String {
     ];
     for (name, kind, help, value) in scalars {
         series(name, kind, help, &plain(value));
+    }
+    if let Some(not_after) = certificate_not_after {
+        series(
+            "securetcp_certificate_expiry_timestamp_seconds",
+            "gauge",
+            "The served server certificate's notAfter, in Unix seconds.",
+            &[(String::new(), not_after.to_string())],
+        );
     }
     series(
         "securetcp_handshakes_total",
@@ -351,7 +366,7 @@ mod tests {
         let mut c = Counters::default();
         c.handshake_done(Duration::from_micros(300));
         c.handshake_done(Duration::from_millis(3));
-        let text = render(&c, 4, 2);
+        let text = render(&c, 4, 2, Some(1_798_761_600));
         assert!(text.contains("# TYPE securetcp_handshake_seconds histogram\n"));
         assert!(text.contains("securetcp_handshake_seconds_bucket{le=\"0.0005\"} 1\n"));
         assert!(text.contains("securetcp_handshake_seconds_bucket{le=\"0.005\"} 2\n"));
@@ -359,5 +374,11 @@ mod tests {
         assert!(text.contains("securetcp_handshake_seconds_count 2\n"));
         assert!(text.contains("securetcp_chat_members 4\n"));
         assert!(text.contains("securetcp_closes_total{reason=\"slow-reader\"} 0\n"));
+        assert!(text.contains(
+            "# TYPE securetcp_certificate_expiry_timestamp_seconds gauge\n\
+             securetcp_certificate_expiry_timestamp_seconds 1798761600\n"
+        ));
+        // Without TLS (or a certificate read), no such series.
+        assert!(!render(&c, 4, 2, None).contains("certificate_expiry"));
     }
 }

@@ -142,6 +142,7 @@ impl Service for Scrape {
                     &self.shared.counters(),
                     self.room.len(),
                     self.shared.workers(),
+                    self.shared.certificate_not_after(),
                 );
                 let kind = "text/plain; version=0.0.4; charset=utf-8";
                 self.respond(id, "200 OK", kind, "", &body, head_only, out);

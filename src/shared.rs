@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -24,6 +24,8 @@ use rustls::ServerConfig;
 
 use crate::bus::RoomLine;
 use crate::metrics::{self, Counters, Published};
+use crate::tls::expiry::ExpiryWarning;
+use crate::tls::{ServerTls, Validity};
 
 /// Room bytes on their way to one worker beyond which the senders of the room are paused (the
 /// same bound as a member's own queue, `FANOUT_SOFT`).
@@ -40,8 +42,9 @@ pub enum WorkerMsg {
     Shutdown,
     /// New connections get this TLS set-up from now on (SIGHUP reloaded the files).
     Tls(Arc<ServerConfig>),
-    /// Worker 0 only: how the reload went, for the log.
-    Reloaded(Result<(), String>),
+    /// Worker 0 only: how the reload went, for the log, and the new certificate's expiry
+    /// warning when it expires within 14 days.
+    Reloaded(Result<Option<ExpiryWarning>, String>),
     /// Another worker took a place over `--max-clients` (`Shared::admit_over`): give one back
     /// by evicting a connection still handshaking here, if there is one.
     Evict,
@@ -74,6 +77,8 @@ pub struct Shared {
     peers: OnceLock<Vec<Peer>>,
     /// Each worker's counters as last published (for `--metrics`).
     stats: Box<[Published]>,
+    /// The server certificate's notAfter in Unix seconds (`i64::MIN`: none, or unread).
+    certificate_not_after: AtomicI64,
     metrics_on: bool,
     /// `--max-per-ip`: connections now, per client address (only with the option).
     per_ip: Option<(usize, Mutex<HashMap<IpAddr, usize>>)>,
@@ -104,6 +109,7 @@ impl Shared {
             room_backlog: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
             peers: OnceLock::new(),
             stats: (0..workers).map(|_| Published::default()).collect(),
+            certificate_not_after: AtomicI64::new(i64::MIN),
             metrics_on,
             per_ip: max_per_ip.map(|limit| (limit, Mutex::new(HashMap::new()))),
         })
@@ -117,6 +123,18 @@ impl Shared {
     /// Publishes worker `me`'s counters (once per loop turn, with `--metrics`).
     pub fn publish(&self, me: usize, counters: &Counters) {
         self.stats[me].store(counters);
+    }
+
+    /// The server certificate now served: its validity, for the expiry gauge.
+    pub fn set_certificate(&self, validity: Option<Validity>) {
+        let not_after = validity.map_or(i64::MIN, |v| v.not_after);
+        self.certificate_not_after
+            .store(not_after, Ordering::Relaxed);
+    }
+
+    /// The served server certificate's notAfter in Unix seconds, when known.
+    pub fn certificate_not_after(&self) -> Option<i64> {
+        Some(self.certificate_not_after.load(Ordering::Relaxed)).filter(|&t| t != i64::MIN)
     }
 
     /// Every worker's counters, summed: what a scrape shows.
@@ -282,11 +300,12 @@ impl Shared {
 
     /// The outcome of a reload (built off the reactors' threads): a new set-up goes to every
     /// worker, and worker 0 logs how it went. A failure keeps the set-up in use.
-    pub fn install_tls(&self, reloaded: Result<Arc<ServerConfig>, String>) {
+    pub fn install_tls(&self, reloaded: Result<(ServerTls, Option<ExpiryWarning>), String>) {
         let report = match reloaded {
-            Ok(config) => {
-                self.tell_others(usize::MAX, || WorkerMsg::Tls(Arc::clone(&config)));
-                Ok(())
+            Ok((loaded, warning)) => {
+                self.set_certificate(loaded.validity);
+                self.tell_others(usize::MAX, || WorkerMsg::Tls(Arc::clone(&loaded.config)));
+                Ok(warning)
             }
             Err(why) => Err(why),
         };

@@ -22,7 +22,6 @@ use std::sync::Arc;
 use std::sync::mpsc;
 
 use mio::{Poll, Waker};
-use rustls::ServerConfig;
 
 use crate::bus::Directory;
 use crate::config::Config;
@@ -31,17 +30,18 @@ use crate::reactor::{Reactor, WAKER_TOKEN, WorkerParts};
 use crate::scrape::Scrape;
 use crate::service;
 use crate::shared::Shared;
-use crate::tls::TlsFiles;
+use crate::tls::{ServerTls, TlsFiles};
 
 /// Binds every worker's listeners, prints the ready lines, runs the workers until shutdown and
 /// waits for them all. Worker 0 runs on this thread.
 pub fn serve(
     config: &Config,
-    tls: Option<(Arc<ServerConfig>, TlsFiles)>,
+    tls: Option<(ServerTls, TlsFiles)>,
     log: Log,
     passed: Option<Vec<std::net::TcpListener>>,
 ) -> Result<(), String> {
-    let (tls, tls_files) = tls.unzip();
+    let (loaded, tls_files) = tls.unzip();
+    let tls = loaded.as_ref().map(|loaded| Arc::clone(&loaded.config));
     let workers = config.workers.max(1);
     let shared = Shared::configured(
         workers,
@@ -51,6 +51,14 @@ pub fn serve(
     );
     let room = Directory::new();
     let mut main_log = log.another();
+    if let (Some(loaded), Some(files)) = (&loaded, &tls_files) {
+        // SPEC: a certificate expiring within 14 days (or expired) is warned of at start, and
+        // served all the same (refused only at reload).
+        shared.set_certificate(loaded.validity);
+        if let Some(warning) = files.expiry_warning(loaded) {
+            crate::reactor::log_expiry(&mut main_log, &warning);
+        }
+    }
     let listeners = match passed {
         // Socket activation: systemd's sockets, not the command line's addresses.
         Some(sockets) => crate::listen::from_passed(sockets, workers)?,

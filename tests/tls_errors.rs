@@ -9,6 +9,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use common::certs::TestCa;
 use common::{Server, TestDir};
 use securetcp::client::{ClientOptions, Session};
 
@@ -73,44 +74,12 @@ fn openssl_offering_what_the_server_lacks_is_logged_by_what_was_missing() {
     }
 }
 
-/// A CA of this test's own, named `ca_name` (rcgen keeps its key, so it can sign a client certificate that has
-/// expired), written as `ca.pem`; and a client certificate it signs, valid from `not_before` to
-/// `not_after` (days from today), written as `client.pem` and `client.key`.
-fn ca_and_client(dir: &Path, ca_name: &str, not_before: i64, not_after: i64) {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-    let day = |offset: i64| {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64;
-        let days = (now / 86_400 + offset) as u64;
-        rcgen::date_time_ymd(1970, 1, 1) + std::time::Duration::from_secs(days * 86_400)
-    };
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(DnType::CommonName, ca_name);
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca, &ca_key);
-    let key = KeyPair::generate().unwrap();
-    let mut client = CertificateParams::new(Vec::<String>::new()).unwrap();
-    client
-        .distinguished_name
-        .push(DnType::CommonName, "old-timer");
-    client.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-    client.not_before = day(not_before);
-    client.not_after = day(not_after);
-    let client_cert = client.signed_by(&key, &issuer).unwrap();
-    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
-    std::fs::write(dir.join("client.pem"), client_cert.pem()).unwrap();
-    std::fs::write(dir.join("client.key"), key.serialize_pem()).unwrap();
-}
-
 #[test]
 fn client_certificates_refused_say_why() {
     let ours = TestDir::new("tls-errors-ca");
-    ca_and_client(&ours.0, "trusted test CA", -30, -2);
-    let ca = ours.0.join("ca.pem");
+    let trusted = TestCa::new("trusted test CA");
+    let ca = trusted.write(&ours.0.join("ca.pem"));
+    let expired = trusted.client(&ours.0, "client", "old-timer", -30, -2);
     let server = {
         let dir = TestDir::new("tls-errors");
         std::fs::create_dir_all(dir.0.join("certs")).unwrap();
@@ -138,7 +107,6 @@ fn client_certificates_refused_say_why() {
     };
 
     // An expired client certificate from the trusted CA.
-    let expired = (ours.0.join("client.pem"), ours.0.join("client.key"));
     attempt(&options(Some((&expired.0, &expired.1))));
     let error = nth_tls_error(&server, 1);
     assert!(error.starts_with("certificate expired on "), "{error}");
@@ -152,11 +120,8 @@ fn client_certificates_refused_say_why() {
 
     // One from a CA the server does not trust.
     let elsewhere = TestDir::new("tls-errors-other");
-    ca_and_client(&elsewhere.0, "another test CA", -1, 30);
-    let (cert, key) = (
-        elsewhere.0.join("client.pem"),
-        elsewhere.0.join("client.key"),
-    );
+    let (cert, key) =
+        TestCa::new("another test CA").client(&elsewhere.0, "client", "stranger", -1, 30);
     attempt(&options(Some((&cert, &key))));
     assert_eq!(
         nth_tls_error(&server, 3),

@@ -52,6 +52,7 @@ use crate::room::Room;
 use crate::service::Service;
 use crate::shared::{Shared, WorkerMsg};
 use crate::tls::TlsFiles;
+use crate::tls::expiry::ExpiryWarning;
 
 use accept::Listeners;
 use admission::Admission;
@@ -309,7 +310,12 @@ impl Reactor {
                 WorkerMsg::Shutdown => self.begin_shutdown(),
                 // Only new connections get it; open ones keep the set-up they began with.
                 WorkerMsg::Tls(config) => self.settings.tls = Some(config),
-                WorkerMsg::Reloaded(Ok(())) => self.log.line(format_args!("event=reload ok=1")),
+                WorkerMsg::Reloaded(Ok(warning)) => {
+                    self.log.line(format_args!("event=reload ok=1"));
+                    if let Some(warning) = warning {
+                        log_expiry(&mut self.log, &warning);
+                    }
+                }
                 WorkerMsg::Reloaded(Err(why)) => self.log.line(format_args!(
                     "event=reload ok=0 error={}",
                     Value(why.as_bytes())
@@ -393,7 +399,13 @@ impl Reactor {
         let shared = Arc::clone(&self.worker.shared);
         let started = std::thread::Builder::new()
             .name("tls-reload".into())
-            .spawn(move || shared.install_tls(files.reload()));
+            .spawn(move || {
+                let reloaded = files.reload().map(|loaded| {
+                    let warning = files.expiry_warning(&loaded);
+                    (loaded, warning)
+                });
+                shared.install_tls(reloaded);
+            });
         if let Err(e) = started {
             self.log.line(format_args!(
                 "event=reload ok=0 error={}",
@@ -401,4 +413,14 @@ impl Reactor {
             ));
         }
     }
+}
+
+/// The `event=cert-expiry` line: the server certificate expires within 14 days, or has.
+pub fn log_expiry(log: &mut Log, warning: &ExpiryWarning) {
+    log.line(format_args!(
+        "event=cert-expiry cert={} not_after={} days_left={}",
+        Value(warning.cert.as_bytes()),
+        warning.date(),
+        warning.days_left
+    ));
 }

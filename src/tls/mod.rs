@@ -1,13 +1,15 @@
 //! TLS set-up: rustls configurations for the server and the client, PEM loading, and where
 //! the server's files come from (SIGHUP loads them again). What else TLS needs has a file of its
 //! own: `dev_certs` (the development certificates rcgen makes on first start), `error` (rustls's
-//! errors in words), `x509` (what a certificate says: its names).
+//! errors in words), `x509` (what a certificate says: its names, its validity), `expiry`
+//! (certificates in time: refused out of date at reload, warned of 14 days ahead).
 //!
 //! Every failure is a `String` a user can act on ("cannot read certs/server.key: ..."),
 //! because start-up errors end the program with one clear line, never a panic.
 
 mod dev_certs;
 mod error;
+pub mod expiry;
 mod x509;
 
 use std::path::{Path, PathBuf};
@@ -20,7 +22,8 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
 pub use dev_certs::{DEV_CLIENT_NAME, DevCerts, generate_dev_certs};
 pub use error::describe_error;
-pub use x509::{certificate_name, subject};
+pub use expiry::expiry_warning;
+pub use x509::{Validity, certificate_name, subject, validity};
 
 /// Where the development certificates live, relative to the working directory.
 pub const CERT_DIR: &str = "certs";
@@ -80,7 +83,16 @@ pub fn server_config(
     key: &Path,
     client_ca: Option<&Path>,
 ) -> Result<Arc<ServerConfig>, String> {
-    let chain = load_certs(cert)?;
+    server_config_for(load_certs(cert)?, cert, key, client_ca)
+}
+
+/// [`server_config`] for a chain already read from `cert`.
+fn server_config_for(
+    chain: Vec<CertificateDer<'static>>,
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> Result<Arc<ServerConfig>, String> {
     let key = load_key(key)?;
     let builder = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
@@ -123,12 +135,26 @@ pub struct TlsFiles {
     pub client_ca: Option<PathBuf>,
 }
 
+/// A server TLS set-up as loaded: the rustls configuration, and when its certificate is valid
+/// (`None` if x509-parser could not read a certificate rustls took).
+pub struct ServerTls {
+    pub config: Arc<ServerConfig>,
+    pub validity: Option<Validity>,
+}
+
 impl TlsFiles {
-    pub fn load(&self) -> Result<Arc<ServerConfig>, String> {
-        server_config(&self.cert, &self.key, self.client_ca.as_deref())
+    /// The files as loaded at start. A certificate out of its validity period is not refused
+    /// here (SPEC: warned of at start); [`expiry_warning`] says so.
+    pub fn load(&self) -> Result<ServerTls, String> {
+        let chain = load_certs(&self.cert)?;
+        let validity = chain.first().and_then(|leaf| x509::validity(leaf));
+        let config = server_config_for(chain, &self.cert, &self.key, self.client_ca.as_deref())?;
+        Ok(ServerTls { config, validity })
     }
 
     /// The files loaded again (SIGHUP), with new session-ticket keys and an empty session cache.
+    /// Errors: any file that does not load, and a server certificate that has expired or is not
+    /// valid yet (`... expired on 2026-01-01T00:00:00Z`): the caller keeps the previous set.
     ///
     /// Nothing of `previous`'s TLS sessions is carried over, on purpose: rustls does not verify a
     /// client's certificate again when it resumes, so a ticket issued under the old `--client-ca`
@@ -137,9 +163,22 @@ impl TlsFiles {
     /// makes one full handshake under the new set. Keeping the keys when the files are unchanged
     /// was considered and left out: it saves one handshake per client per reload, and any
     /// comparison of "what is trusted" is a second place to get wrong.
-    pub fn reload(&self) -> Result<Arc<ServerConfig>, String> {
+    pub fn reload(&self) -> Result<ServerTls, String> {
         // `load` makes a new ticketer and rustls's default session cache.
-        self.load()
+        let loaded = self.load()?;
+        if let Some(validity) = &loaded.validity {
+            expiry::check_in_time(validity, expiry::now())
+                .map_err(|why| format!("{}: {why}", self.cert.display()))?;
+        }
+        Ok(loaded)
+    }
+
+    /// The warning due for `loaded`'s certificate now (it expires within 14 days, or has),
+    /// written once to stderr here; the caller logs it (`event=cert-expiry`).
+    pub fn expiry_warning(&self, loaded: &ServerTls) -> Option<expiry::ExpiryWarning> {
+        let warning = expiry_warning(&self.cert, loaded.validity.as_ref()?, expiry::now())?;
+        eprintln!("securetcp: {}", warning.sentence());
+        Some(warning)
     }
 }
 

@@ -1,22 +1,50 @@
-//! What a certificate says, read from its DER: the subject, and the name a client certificate
-//! gives its holder under mutual TLS.
+//! What a certificate says: its subject, the name a client certificate gives its holder under
+//! mutual TLS, and when it is valid. Read with x509-parser (see Cargo.toml), never by hand.
 
-/// The subject of a DER certificate as `CN=...,O=...` (the attributes people read; others are
-/// left out), or `None` if the certificate cannot be read. For the log line of a client that
-/// presented a certificate; rustls has already verified it, this only names it.
+use x509_parser::asn1_rs::{Oid, Tag};
+use x509_parser::certificate::X509Certificate;
+use x509_parser::extensions::GeneralName;
+use x509_parser::oid_registry::{
+    OID_X509_COMMON_NAME, OID_X509_COUNTRY_NAME, OID_X509_LOCALITY_NAME,
+    OID_X509_ORGANIZATION_NAME, OID_X509_ORGANIZATIONAL_UNIT, OID_X509_STATE_OR_PROVINCE_NAME,
+};
+use x509_parser::x509::X509Name;
+
+/// The subject attributes people read, by their short names (RFC 4514 3).
+const SHORT_NAMES: [(Oid<'static>, &str); 6] = [
+    (OID_X509_COMMON_NAME, "CN"),
+    (OID_X509_COUNTRY_NAME, "C"),
+    (OID_X509_LOCALITY_NAME, "L"),
+    (OID_X509_STATE_OR_PROVINCE_NAME, "ST"),
+    (OID_X509_ORGANIZATION_NAME, "O"),
+    (OID_X509_ORGANIZATIONAL_UNIT, "OU"),
+];
+
+/// The certificate in `der`, when it parses as one X.509 certificate.
+fn parse(der: &[u8]) -> Option<X509Certificate<'_>> {
+    x509_parser::parse_x509_certificate(der)
+        .ok()
+        .map(|(_, cert)| cert)
+}
+
+/// The subject of a DER certificate as `CN=...,O=...` (the attributes people read, in the
+/// certificate's order; others are left out), or `None` if the certificate cannot be read. For
+/// the log line of a client that presented a certificate; rustls has already verified it, this
+/// only names it.
 pub fn subject(cert: &[u8]) -> Option<String> {
+    let cert = parse(cert)?;
     let mut parts = Vec::new();
-    for (oid, _, value) in subject_attributes(tbs_fields(cert)?.subject?)? {
-        let short = match oid {
-            [0x55, 0x04, 0x03] => "CN",
-            [0x55, 0x04, 0x06] => "C",
-            [0x55, 0x04, 0x07] => "L",
-            [0x55, 0x04, 0x08] => "ST",
-            [0x55, 0x04, 0x0A] => "O",
-            [0x55, 0x04, 0x0B] => "OU",
-            _ => continue,
-        };
-        parts.push(format!("{short}={}", String::from_utf8_lossy(value)));
+    for attribute in cert.subject().iter_attributes() {
+        let oid = attribute.attr_type();
+        let short = SHORT_NAMES
+            .into_iter()
+            .find_map(|(known, short)| (known == *oid).then_some(short));
+        if let Some(short) = short {
+            let value = attribute.attr_value();
+            let text = directory_string(value.tag(), value.data)
+                .unwrap_or_else(|| String::from_utf8_lossy(value.data).into_owned());
+            parts.push(format!("{short}={text}"));
+        }
     }
     Some(parts.join(","))
 }
@@ -27,104 +55,53 @@ pub fn subject(cert: &[u8]) -> Option<String> {
 /// Whether the name is a valid name is for [`crate::proto::name::check`] to say. The server reads the
 /// certificate the client presented (verified by rustls), the clients their `--cert`.
 pub fn certificate_name(cert: &[u8]) -> Option<String> {
-    let fields = tbs_fields(cert)?;
-    let common_name = subject_attributes(fields.subject?)?
-        .into_iter()
-        .find(|(oid, _, _)| *oid == [0x55, 0x04, 0x03])
-        .and_then(|(_, tag, value)| directory_string(tag, value));
-    common_name.or_else(|| alternative_name(fields.extensions?))
+    let cert = parse(cert)?;
+    common_name(cert.subject()).or_else(|| alternative_name(&cert))
 }
 
-/// The parts of a tbsCertificate this file reads.
-struct TbsFields<'a> {
-    subject: Option<&'a [u8]>,
-    extensions: Option<&'a [u8]>,
+/// When a certificate is valid: its notBefore and notAfter, in Unix seconds (RFC 5280 4.1.2.5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Validity {
+    pub not_before: i64,
+    pub not_after: i64,
 }
 
-fn tbs_fields(cert: &[u8]) -> Option<TbsFields<'_>> {
-    // Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { [0] version OPTIONAL, serialNumber,
-    //   signature, issuer, validity, subject, subjectPublicKeyInfo, [1] [2] OPTIONAL,
-    //   [3] extensions OPTIONAL }, ... }
-    let (_, tbs, _) = der_item(der_item(cert)?.1)?;
-    let mut rest = tbs;
-    let mut universal = 0; // fields that are not context-tagged: serial is 0, subject 4
-    let mut fields = TbsFields {
-        subject: None,
-        extensions: None,
-    };
-    while !rest.is_empty() {
-        let (tag, body, after) = der_item(rest)?;
-        rest = after;
-        match tag {
-            0xA3 => fields.extensions = Some(body),
-            0xA0..=0xA2 => {}
-            _ => {
-                if universal == 4 {
-                    fields.subject = Some(body);
-                }
-                universal += 1;
-            }
-        }
-    }
-    Some(fields)
+/// The validity period of a DER certificate, `None` if it cannot be read.
+pub fn validity(cert: &[u8]) -> Option<Validity> {
+    let validity = parse(cert)?.validity().clone();
+    Some(Validity {
+        not_before: validity.not_before.timestamp(),
+        not_after: validity.not_after.timestamp(),
+    })
 }
 
-/// One attribute of a Name: (OID, the value's tag, the value).
-type Attribute<'a> = (&'a [u8], u8, &'a [u8]);
-
-/// A Name's attributes in order.
-fn subject_attributes(name: &[u8]) -> Option<Vec<Attribute<'_>>> {
-    let mut attributes = Vec::new();
-    let mut sets = name;
-    while !sets.is_empty() {
-        let (_, set, after) = der_item(sets)?;
-        sets = after;
-        let (_, attribute, _) = der_item(set)?;
-        let (_, oid, value) = der_item(attribute)?;
-        let (tag, value, _) = der_item(value)?;
-        attributes.push((oid, tag, value));
-    }
-    Some(attributes)
+/// The subject's first CN, as text.
+fn common_name(name: &X509Name<'_>) -> Option<String> {
+    let value = name.iter_common_name().next()?.attr_value();
+    directory_string(value.tag(), value.data)
 }
 
-/// The first DNS name or e-mail address of the subjectAltName extension (2.5.29.17), if any.
-fn alternative_name(extensions: &[u8]) -> Option<String> {
-    let (_, mut list, _) = der_item(extensions)?; // Extensions ::= SEQUENCE OF Extension
-    while !list.is_empty() {
-        let (_, extension, after) = der_item(list)?;
-        list = after;
-        // Extension ::= SEQUENCE { extnID, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }
-        let (_, oid, mut rest) = der_item(extension)?;
-        if oid != [0x55, 0x1D, 0x11] {
-            continue;
-        }
-        let (mut tag, mut value, after) = der_item(rest)?;
-        if tag == 0x01 {
-            (tag, value, _) = der_item(after)?; // skip `critical`
-        }
-        if tag != 0x04 {
-            return None;
-        }
-        (_, rest, _) = der_item(value)?; // GeneralNames ::= SEQUENCE OF GeneralName
-        while !rest.is_empty() {
-            let (tag, name, after) = der_item(rest)?;
-            rest = after;
-            // [1] rfc822Name and [2] dNSName, both IA5String, implicitly tagged.
-            if tag == 0x81 || tag == 0x82 {
-                return directory_string(0x16, name);
-            }
-        }
-        return None;
-    }
-    None
+/// The first DNS name or e-mail address of the subjectAltName extension, if any.
+fn alternative_name(cert: &X509Certificate<'_>) -> Option<String> {
+    let names = cert.subject_alternative_name().ok()??;
+    names
+        .value
+        .general_names
+        .iter()
+        .find_map(|name| match name {
+            GeneralName::RFC822Name(text) | GeneralName::DNSName(text) => Some(text.to_string()),
+            _ => None,
+        })
 }
 
 /// A DER string as text: UTF8String, PrintableString and IA5String are UTF-8 (or its ASCII
 /// subset), BMPString is UTF-16 big-endian; anything else, or bytes that do not decode, is None.
-fn directory_string(tag: u8, value: &[u8]) -> Option<String> {
+fn directory_string(tag: Tag, value: &[u8]) -> Option<String> {
     match tag {
-        0x0C | 0x13 | 0x16 => String::from_utf8(value.to_vec()).ok(),
-        0x1E if value.len() % 2 == 0 => {
+        Tag::Utf8String | Tag::PrintableString | Tag::Ia5String => {
+            String::from_utf8(value.to_vec()).ok()
+        }
+        Tag::BmpString if value.len() % 2 == 0 => {
             let units = value.chunks(2).map(|p| u16::from_be_bytes([p[0], p[1]]));
             char::decode_utf16(units)
                 .collect::<Result<String, _>>()
@@ -132,28 +109,6 @@ fn directory_string(tag: u8, value: &[u8]) -> Option<String> {
         }
         _ => None,
     }
-}
-
-/// One DER item: (tag, contents, what follows). Definite lengths only, as DER requires.
-fn der_item(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (usize::from(first), rest)
-    } else {
-        let count = usize::from(first & 0x7F);
-        if count == 0 || count > 4 || rest.len() < count {
-            return None;
-        }
-        let len = rest[..count]
-            .iter()
-            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
-        (len, &rest[count..])
-    };
-    if rest.len() < len {
-        return None;
-    }
-    Some((tag, &rest[..len], &rest[len..]))
 }
 
 #[cfg(test)]

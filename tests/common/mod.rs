@@ -2,6 +2,7 @@
 //! its ready line, and talk to it with real TLS using the CA it generated.
 #![allow(dead_code)] // each test file uses a different part of this module
 
+pub mod certs;
 pub mod mtls;
 pub mod pty;
 pub mod redis;

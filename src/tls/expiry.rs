@@ -1,0 +1,132 @@
+//! Certificates in time (SPEC "Trust at the edges"): a server certificate that has expired or is
+//! not valid yet is refused at SIGHUP, and one that expires within 14 days (or already has) is
+//! warned of at start and at every reload, once on stderr and once in the log
+//! (`event=cert-expiry`). Times are Unix seconds, as [`Validity`] holds them.
+
+use std::path::Path;
+
+use super::Validity;
+use super::error::utc;
+
+/// How long before its notAfter a certificate is warned of: 14 days, in seconds.
+pub const WARN_BEFORE_SECS: i64 = 14 * 86_400;
+
+/// Now, in Unix seconds.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// `Ok` when `now` lies within the validity period (RFC 5280 4.1.2.5: both ends included), else
+/// why not: `expired on <date>` or `not valid before <date>`.
+pub fn check_in_time(validity: &Validity, now: i64) -> Result<(), String> {
+    if now > validity.not_after {
+        Err(format!(
+            "the certificate expired on {}",
+            utc(validity.not_after as u64)
+        ))
+    } else if now < validity.not_before {
+        Err(format!(
+            "the certificate is not valid before {}",
+            utc(validity.not_before.max(0) as u64)
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// A certificate that expires soon, or has: what the warning says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpiryWarning {
+    /// The certificate file, as given.
+    pub cert: String,
+    /// Its notAfter, in Unix seconds.
+    pub not_after: i64,
+    /// Whole days left (0 on its last day), negative once it has expired.
+    pub days_left: i64,
+}
+
+/// The warning for `cert` when its notAfter is within [`WARN_BEFORE_SECS`] of `now`, or past.
+pub fn expiry_warning(cert: &Path, validity: &Validity, now: i64) -> Option<ExpiryWarning> {
+    let left = validity.not_after - now;
+    (left <= WARN_BEFORE_SECS).then(|| ExpiryWarning {
+        cert: cert.display().to_string(),
+        not_after: validity.not_after,
+        days_left: left.div_euclid(86_400),
+    })
+}
+
+impl ExpiryWarning {
+    /// The date it expires (or expired), as `2026-12-20T00:00:00Z`.
+    pub fn date(&self) -> String {
+        utc(self.not_after.max(0) as u64)
+    }
+
+    /// The line for stderr (without the program's prefix).
+    pub fn sentence(&self) -> String {
+        if self.days_left < 0 {
+            format!(
+                "warning: the certificate {} expired on {}: clients that verify it refuse it; renew it, then send SIGHUP",
+                self.cert,
+                self.date()
+            )
+        } else {
+            format!(
+                "warning: the certificate {} expires on {} (in {} days): renew it, then send SIGHUP",
+                self.cert,
+                self.date(),
+                self.days_left
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400;
+
+    fn valid(from: i64, to: i64) -> Validity {
+        Validity {
+            not_before: from,
+            not_after: to,
+        }
+    }
+
+    #[test]
+    fn only_a_certificate_within_its_period_is_in_time() {
+        let period = valid(10 * DAY, 20 * DAY);
+        assert_eq!(check_in_time(&period, 15 * DAY), Ok(()));
+        assert_eq!(check_in_time(&period, 10 * DAY), Ok(()));
+        assert_eq!(check_in_time(&period, 20 * DAY), Ok(()));
+        assert_eq!(
+            check_in_time(&period, 20 * DAY + 1),
+            Err("the certificate expired on 1970-01-21T00:00:00Z".into())
+        );
+        assert_eq!(
+            check_in_time(&period, 10 * DAY - 1),
+            Err("the certificate is not valid before 1970-01-11T00:00:00Z".into())
+        );
+    }
+
+    #[test]
+    fn a_warning_comes_from_fourteen_days_before_the_end() {
+        let cert = Path::new("certs/server.pem");
+        let period = valid(0, 100 * DAY);
+        assert_eq!(expiry_warning(cert, &period, 100 * DAY - 15 * DAY), None);
+        let soon = expiry_warning(cert, &period, 100 * DAY - 14 * DAY).unwrap();
+        assert_eq!(soon.days_left, 14);
+        assert_eq!(
+            soon.sentence(),
+            "warning: the certificate certs/server.pem expires on 1970-04-11T00:00:00Z (in 14 days): renew it, then send SIGHUP"
+        );
+        let gone = expiry_warning(cert, &period, 100 * DAY + 1).unwrap();
+        assert_eq!(gone.days_left, -1);
+        assert!(
+            gone.sentence().contains("expired on 1970-04-11"),
+            "{gone:?}"
+        );
+    }
+}
