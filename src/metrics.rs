@@ -274,7 +274,7 @@ pub fn render(
         series(
             "securetcp_certificate_expiry_timestamp_seconds",
             "gauge",
-            "The served server certificate's notAfter, in Unix seconds.",
+            "The served certificate chain's end: the server certificate's notAfter (or a CA certificate's sent with it, if that ends sooner), in Unix seconds.",
             &[(String::new(), not_after.to_string())],
         );
     }

@@ -170,3 +170,41 @@ fn securetcp_date(secs: i64) -> String {
     let (y, m, d) = securetcp::log::civil_from_days(secs.div_euclid(86_400));
     format!("{y:04}-{m:02}-{d:02}T00:00:00Z")
 }
+
+#[test]
+fn an_intermediate_ca_that_ends_first_ends_the_chain() {
+    let dir = TestDir::new("cert-expiry-chain");
+    let root = TestCa::new("chain root CA");
+    let root_file = root.write(&dir.0.join("root.pem"));
+    // The server's own certificate has 300 days; the intermediate sent with it, 5; another, none.
+    let short = root.intermediate("short intermediate", -30, 5);
+    let (cert, key) = short.server(&dir.0, "server", -1, 300);
+    let (mut server, metrics) = Server::start_with_metrics(&[
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ]);
+    let log = server.wait_for_log("event=cert-expiry");
+    let line = log
+        .lines()
+        .find(|l| l.contains("event=cert-expiry"))
+        .unwrap();
+    assert!(line.contains("CN=short intermediate"), "{line}");
+    assert_eq!(expiry_gauge(metrics), Some(midnight(5)));
+    assert_eq!(served(&server, &root_file).unwrap(), "OK 3");
+
+    // An expired intermediate is refused at reload, though the server certificate is in time.
+    let gone = root.intermediate("expired intermediate", -60, -1);
+    let stale = gone.server(&dir.0, "stale", -1, 300);
+    let line = reload_with(&server, (&cert, &key), (&stale.0, &stale.1), 1);
+    assert!(line.contains("event=reload ok=0"), "{line}");
+    assert!(
+        line.contains("(its CA certificate CN=expired intermediate)"),
+        "{line}"
+    );
+    assert!(line.contains("expired on"), "{line}");
+    assert_eq!(served(&server, &root_file).unwrap(), "OK 3");
+    server.signal(libc::SIGTERM);
+    let _ = server.wait_exit(WAIT);
+}

@@ -3,10 +3,10 @@
 //! warned of at start and at every reload, once on stderr and once in the log
 //! (`event=cert-expiry`). Times are Unix seconds, as [`Validity`] holds them.
 
-use std::path::Path;
+use rustls::pki_types::CertificateDer;
 
-use super::Validity;
 use super::error::utc;
+use super::{Validity, subject, validity};
 
 /// How long before its notAfter a certificate is warned of: 14 days, in seconds.
 pub const WARN_BEFORE_SECS: i64 = 14 * 86_400;
@@ -47,11 +47,31 @@ pub struct ExpiryWarning {
     pub days_left: i64,
 }
 
-/// The warning for `cert` when its notAfter is within [`WARN_BEFORE_SECS`] of `now`, or past.
-pub fn expiry_warning(cert: &Path, validity: &Validity, now: i64) -> Option<ExpiryWarning> {
+/// When every certificate of `chain` (the server's own first) is valid at once: the latest
+/// notBefore and the earliest notAfter, since a client checks each certificate the server sends.
+/// With it, the subject of a CA certificate that ends before the server's own, if one does.
+/// `None` when the server's own cannot be read; a CA certificate that cannot be read is left out.
+pub fn chain_validity(chain: &[CertificateDer<'_>]) -> Option<(Validity, Option<String>)> {
+    let (leaf, rest) = chain.split_first()?;
+    let mut together = validity(leaf)?;
+    let mut ended_by = None;
+    for ca in rest {
+        let Some(period) = validity(ca) else { continue };
+        together.not_before = together.not_before.max(period.not_before);
+        if period.not_after < together.not_after {
+            together.not_after = period.not_after;
+            ended_by = Some(subject(ca).unwrap_or_default());
+        }
+    }
+    Some((together, ended_by))
+}
+
+/// The warning for `cert` (a name for messages) when its notAfter is within
+/// [`WARN_BEFORE_SECS`] of `now`, or past.
+pub fn expiry_warning(cert: &str, validity: &Validity, now: i64) -> Option<ExpiryWarning> {
     let left = validity.not_after - now;
     (left <= WARN_BEFORE_SECS).then(|| ExpiryWarning {
-        cert: cert.display().to_string(),
+        cert: cert.to_string(),
         not_after: validity.not_after,
         days_left: left.div_euclid(86_400),
     })
@@ -113,7 +133,7 @@ mod tests {
 
     #[test]
     fn a_warning_comes_from_fourteen_days_before_the_end() {
-        let cert = Path::new("certs/server.pem");
+        let cert = "certs/server.pem";
         let period = valid(0, 100 * DAY);
         assert_eq!(expiry_warning(cert, &period, 100 * DAY - 15 * DAY), None);
         let soon = expiry_warning(cert, &period, 100 * DAY - 14 * DAY).unwrap();

@@ -135,11 +135,25 @@ pub struct TlsFiles {
     pub client_ca: Option<PathBuf>,
 }
 
-/// A server TLS set-up as loaded: the rustls configuration, and when its certificate is valid
-/// (`None` if x509-parser could not read a certificate rustls took).
+/// A server TLS set-up as loaded: the rustls configuration, and when its certificate chain is
+/// valid (`None` if x509-parser could not read the certificate rustls took).
 pub struct ServerTls {
     pub config: Arc<ServerConfig>,
+    /// When every certificate the server sends is valid at once (see [`expiry::chain_validity`]).
     pub validity: Option<Validity>,
+    /// The subject of a CA certificate sent with the server's own that ends before it, if any:
+    /// then the chain's end is that certificate's, and the messages name it.
+    pub ended_by: Option<String>,
+}
+
+impl ServerTls {
+    /// What the chain's end is, for messages: the certificate file, or a CA certificate in it.
+    fn what_ends(&self, cert: &Path) -> String {
+        match &self.ended_by {
+            None => cert.display().to_string(),
+            Some(ca) => format!("{} (its CA certificate {ca})", cert.display()),
+        }
+    }
 }
 
 impl TlsFiles {
@@ -147,14 +161,19 @@ impl TlsFiles {
     /// here (SPEC: warned of at start); [`expiry_warning`] says so.
     pub fn load(&self) -> Result<ServerTls, String> {
         let chain = load_certs(&self.cert)?;
-        let validity = chain.first().and_then(|leaf| x509::validity(leaf));
+        let (validity, ended_by) = expiry::chain_validity(&chain).unzip();
         let config = server_config_for(chain, &self.cert, &self.key, self.client_ca.as_deref())?;
-        Ok(ServerTls { config, validity })
+        Ok(ServerTls {
+            config,
+            validity,
+            ended_by: ended_by.flatten(),
+        })
     }
 
     /// The files loaded again (SIGHUP), with new session-ticket keys and an empty session cache.
-    /// Errors: any file that does not load, and a server certificate that has expired or is not
-    /// valid yet (`... expired on 2026-01-01T00:00:00Z`): the caller keeps the previous set.
+    /// Errors: any file that does not load, and a server certificate (or a CA certificate sent
+    /// with it) that has expired or is not valid yet (`... expired on 2026-01-01T00:00:00Z`):
+    /// the caller keeps the previous set.
     ///
     /// Nothing of `previous`'s TLS sessions is carried over, on purpose: rustls does not verify a
     /// client's certificate again when it resumes, so a ticket issued under the old `--client-ca`
@@ -168,7 +187,7 @@ impl TlsFiles {
         let loaded = self.load()?;
         if let Some(validity) = &loaded.validity {
             expiry::check_in_time(validity, expiry::now())
-                .map_err(|why| format!("{}: {why}", self.cert.display()))?;
+                .map_err(|why| format!("{}: {why}", loaded.what_ends(&self.cert)))?;
         }
         Ok(loaded)
     }
@@ -176,7 +195,8 @@ impl TlsFiles {
     /// The warning due for `loaded`'s certificate now (it expires within 14 days, or has),
     /// written once to stderr here; the caller logs it (`event=cert-expiry`).
     pub fn expiry_warning(&self, loaded: &ServerTls) -> Option<expiry::ExpiryWarning> {
-        let warning = expiry_warning(&self.cert, loaded.validity.as_ref()?, expiry::now())?;
+        let what = loaded.what_ends(&self.cert);
+        let warning = expiry_warning(&what, loaded.validity.as_ref()?, expiry::now())?;
         eprintln!("securetcp: {}", warning.sentence());
         Some(warning)
     }

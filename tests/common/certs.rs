@@ -46,6 +46,19 @@ impl TestCa {
         TestCa { params, key, pem }
     }
 
+    /// An intermediate CA named `name` that this one signs, valid from `from` to `to` (days from
+    /// today). Its leaves' chain files hold the leaf, then it.
+    pub fn intermediate(&self, name: &str, from: i64, to: i64) -> TestCa {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        valid_days(&mut params, from, to);
+        let issuer = rcgen::Issuer::new(self.params.clone(), &self.key);
+        let pem = params.signed_by(&key, &issuer).unwrap().pem();
+        TestCa { params, key, pem }
+    }
+
     /// Writes the CA certificate to `path`.
     pub fn write(&self, path: &Path) -> PathBuf {
         std::fs::write(path, &self.pem).unwrap();
