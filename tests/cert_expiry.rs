@@ -208,3 +208,30 @@ fn an_intermediate_ca_that_ends_first_ends_the_chain() {
     server.signal(libc::SIGTERM);
     let _ = server.wait_exit(WAIT);
 }
+
+#[test]
+fn a_certificate_not_valid_yet_at_start_is_warned_of() {
+    let dir = TestDir::new("cert-early-start");
+    let ca = TestCa::new("early start CA");
+    let (cert, key) = ca.server(&dir.0, "server", 2, 300);
+    let mut server = Server::start(&[
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ]);
+    let log = server.wait_for_log("event=cert-expiry");
+    let line = log
+        .lines()
+        .find(|l| l.contains("event=cert-expiry"))
+        .unwrap();
+    let date = securetcp_date(midnight(2));
+    assert!(line.contains(&format!("not_valid_before={date}")), "{line}");
+    server.signal(libc::SIGTERM);
+    let _ = server.wait_exit(WAIT);
+    let stderr = server.stderr();
+    assert!(
+        stderr.contains(&format!("is not valid before {date}")),
+        "{stderr}"
+    );
+}

@@ -416,9 +416,14 @@ impl Reactor {
 }
 
 /// The `event=cert-expiry` line: the server certificate expires within 14 days, or has.
+/// With ` not_valid_before=<date>` when its notBefore is still to come.
 pub fn log_expiry(log: &mut Log, warning: &ExpiryWarning) {
+    let early = warning
+        .not_valid_before
+        .map(|t| format!(" not_valid_before={}", crate::tls::expiry::utc_date(t)))
+        .unwrap_or_default();
     log.line(format_args!(
-        "event=cert-expiry cert={} not_after={} days_left={}",
+        "event=cert-expiry cert={} not_after={} days_left={}{early}",
         Value(warning.cert.as_bytes()),
         warning.date(),
         warning.days_left

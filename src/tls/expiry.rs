@@ -45,6 +45,8 @@ pub struct ExpiryWarning {
     pub not_after: i64,
     /// Whole days left (0 on its last day), negative once it has expired.
     pub days_left: i64,
+    /// Its notBefore, when that is still to come (clients that verify refuse it until then).
+    pub not_valid_before: Option<i64>,
 }
 
 /// When every certificate of `chain` (the server's own first) is valid at once: the latest
@@ -67,14 +69,22 @@ pub fn chain_validity(chain: &[CertificateDer<'_>]) -> Option<(Validity, Option<
 }
 
 /// The warning for `cert` (a name for messages) when its notAfter is within
-/// [`WARN_BEFORE_SECS`] of `now`, or past.
+/// [`WARN_BEFORE_SECS`] of `now`, or past, or when its notBefore is still to come (at start,
+/// where such a certificate is served all the same).
 pub fn expiry_warning(cert: &str, validity: &Validity, now: i64) -> Option<ExpiryWarning> {
     let left = validity.not_after - now;
-    (left <= WARN_BEFORE_SECS).then(|| ExpiryWarning {
+    let early = now < validity.not_before;
+    (left <= WARN_BEFORE_SECS || early).then(|| ExpiryWarning {
         cert: cert.to_string(),
         not_after: validity.not_after,
         days_left: left.div_euclid(86_400),
+        not_valid_before: early.then_some(validity.not_before),
     })
+}
+
+/// Unix seconds as `2026-12-20T00:00:00Z` (before 1970: 1970).
+pub fn utc_date(secs: i64) -> String {
+    utc(secs.max(0) as u64)
 }
 
 impl ExpiryWarning {
@@ -85,7 +95,13 @@ impl ExpiryWarning {
 
     /// The line for stderr (without the program's prefix).
     pub fn sentence(&self) -> String {
-        if self.days_left < 0 {
+        if let Some(not_before) = self.not_valid_before {
+            format!(
+                "warning: the certificate {} is not valid before {}: clients that verify it refuse it until then (check the certificate, and this machine's clock)",
+                self.cert,
+                utc(not_before.max(0) as u64)
+            )
+        } else if self.days_left < 0 {
             format!(
                 "warning: the certificate {} expired on {}: clients that verify it refuse it; renew it, then send SIGHUP",
                 self.cert,
@@ -142,6 +158,15 @@ mod tests {
             soon.sentence(),
             "warning: the certificate certs/server.pem expires on 1970-04-11T00:00:00Z (in 14 days): renew it, then send SIGHUP"
         );
+        let early = expiry_warning(cert, &valid(10 * DAY, 100 * DAY), 5 * DAY).unwrap();
+        assert_eq!(early.not_valid_before, Some(10 * DAY));
+        assert!(
+            early
+                .sentence()
+                .contains("is not valid before 1970-01-11T00:00:00Z"),
+            "{early:?}"
+        );
+        assert_eq!(soon.not_valid_before, None);
         let gone = expiry_warning(cert, &period, 100 * DAY + 1).unwrap();
         assert_eq!(gone.days_left, -1);
         assert!(
