@@ -10,20 +10,16 @@ pub mod cli;
 pub mod client;
 pub mod cluster;
 pub mod config;
-pub mod conn;
 pub mod expr;
 #[cfg(feature = "gui")]
 pub mod gui;
-pub mod line;
 pub mod listen;
 pub mod log;
 pub mod metrics;
-pub mod outbox;
 pub mod peer;
 pub mod procstat;
 pub mod proto;
 pub mod proxy;
-pub mod rate;
 pub mod reactor;
 pub mod room;
 pub mod scrape;
@@ -33,3 +29,7 @@ pub mod signals;
 pub mod systemd;
 pub mod tls;
 pub mod workers;
+
+// The connection core (core/, its own crate with no mio), under the names the server has always
+// used for it.
+pub use securetcp_core::{conn, line, outbox, rate};

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use super::{CLOSE_GRACE, Reactor, SHUTDOWN_GRACE, SHUTDOWN_REPLY, Worker};
-use crate::conn::{CloseReason, Conn, Kind, Phase};
+use crate::conn::{CloseReason, Conn, ConnError, Kind, Phase};
 use crate::log::{Log, Value};
 use crate::outbox::ConnId;
 
@@ -152,7 +152,11 @@ impl Reactor {
         }
         let requests = conn.session().requests;
         let error = match reason {
-            CloseReason::TlsError | CloseReason::ProxyError => conn.error(),
+            CloseReason::TlsError | CloseReason::ProxyError => conn.error().map(|e| match e {
+                ConnError::Tls(e) => crate::tls::describe_error(e),
+                ConnError::NotTls(what) => what,
+                ConnError::Proxy(why) => why.to_string(),
+            }),
             _ => None,
         };
         match error {
@@ -213,7 +217,10 @@ pub(super) fn log_open(log: &mut Log, worker: &Worker, conn: &Conn) {
     let id = conn.id();
     let (peer, tls) = (conn.peer().addr, conn.tls_description());
     let proxy = ProxyTag(conn.peer().proxy);
-    match conn.client_subject() {
+    match conn
+        .client_certificate()
+        .and_then(|c| crate::tls::subject(c))
+    {
         Some(subject) => log.line(format_args!(
             "conn={id}{} peer={peer}{proxy} event=open tls={tls} client={}",
             worker_tag(worker),

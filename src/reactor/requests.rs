@@ -204,7 +204,10 @@ impl Reactor {
             }
             Kind::Client => {
                 // Mutual TLS: the name the client's certificate gives it, for the service.
-                let identity = conn.client_identity();
+                // Its CN, else its first DNS or e-mail name; "" when it gives none.
+                let identity = conn
+                    .client_certificate()
+                    .map(|cert| crate::tls::certificate_name(cert).unwrap_or_default());
                 self.worker.shared.greeted();
                 self.service
                     .greeting(id, identity.as_deref(), &mut self.outbox);

@@ -34,7 +34,7 @@ impl ConnId {
         self.0 >> SLOT_BITS
     }
 
-    /// The id as a mio token value.
+    /// The id as a poll token value (the reactor registers the socket under it).
     pub fn as_usize(self) -> usize {
         self.0 as usize
     }
@@ -314,7 +314,7 @@ impl Outbox {
 }
 
 /// `fmt::Write` over a byte vector, so `write!` formats straight into a reused buffer.
-pub(crate) struct ByteWriter<'a>(pub(crate) &'a mut Vec<u8>);
+pub struct ByteWriter<'a>(pub &'a mut Vec<u8>);
 
 impl fmt::Write for ByteWriter<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {

@@ -259,15 +259,15 @@ impl Conn {
         }
     }
 
-    /// What went wrong, in words for the close line (`error=`), if anything did.
-    pub fn error(&self) -> Option<String> {
-        match self.failure.as_deref()? {
+    /// What went wrong, for the close line (`error=`), if anything did.
+    pub fn error(&self) -> Option<ConnError<'_>> {
+        Some(match self.failure.as_deref()? {
             Failure::Tls(rustls::Error::InvalidMessage(
                 rustls::InvalidMessage::InvalidContentType,
-            )) => Some(self.first_bytes.describe()),
-            Failure::Tls(e) => Some(crate::tls::describe_error(e)),
-            Failure::Proxy(why) => Some(why.to_string()),
-        }
+            )) => ConnError::NotTls(self.first_bytes.describe()),
+            Failure::Tls(e) => ConnError::Tls(e),
+            Failure::Proxy(why) => ConnError::Proxy(why),
+        })
     }
 
     /// Reply bytes waiting in our queue (rustls's own buffer, at most 64 KiB, not counted).
@@ -843,6 +843,17 @@ pub enum Expiry {
     Close(CloseReason),
     /// It was closing and its close took too long: drop it now.
     Drop(CloseReason),
+}
+
+/// What went wrong on a connection, as [`Conn::error`] tells it.
+#[derive(Debug, PartialEq)]
+pub enum ConnError<'a> {
+    /// What rustls refused (the server puts it in words: `tls::describe_error`).
+    Tls(&'a rustls::Error),
+    /// The bytes were not TLS at all: what came, in words (`not TLS: a plain-text line`).
+    NotTls(String),
+    /// Why the PROXY header was refused, in words.
+    Proxy(&'a str),
 }
 
 /// What went wrong on a connection, kept for its close line.

@@ -1,0 +1,33 @@
+//! What a connection's TLS session says about the other end: the protocol and cipher suite in
+//! words for the log's open line, and, with mutual TLS, the certificate the client presented (the
+//! server reads its subject for the log and its name, the only name the client may take).
+
+use rustls::pki_types::CertificateDer;
+
+use super::Conn;
+
+impl Conn {
+    /// `TLSv1_3/TLS13_AES_256_GCM_SHA384`, or `plain`.
+    pub fn tls_description(&self) -> String {
+        match &self.tls {
+            None => "plain".to_string(),
+            Some(tls) => match (tls.protocol_version(), tls.negotiated_cipher_suite()) {
+                (Some(version), Some(suite)) => {
+                    // A resumed session (a returning client's ticket) says so.
+                    let resumed = tls.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+                    format!(
+                        "{version:?}/{:?}{}",
+                        suite.suite(),
+                        if resumed { " resumed=yes" } else { "" }
+                    )
+                }
+                _ => "-".to_string(),
+            },
+        }
+    }
+
+    /// The certificate the client presented (mutual TLS): the first of its chain.
+    pub fn client_certificate(&self) -> Option<&CertificateDer<'static>> {
+        self.tls.as_ref()?.peer_certificates()?.first()
+    }
+}
