@@ -165,7 +165,7 @@ impl Reactor {
             self.meter.counters.requests += requests;
         }
         // A line just begun (`--line-timeout`) may be the nearest deadline.
-        if let Some((at, _)) = conn.deadline(&self.settings.timeouts) {
+        if let Some((at, _)) = conn.poll_timeout(&self.settings.timeouts) {
             self.clock.note_deadline(at);
         }
         self.settle(Some(id));

@@ -80,7 +80,7 @@ impl Reactor {
             if conn.pauses().contains(Pauses::RATE) {
                 rate_due.push(conn.id());
             }
-            match conn.deadline(&self.settings.timeouts) {
+            match conn.poll_timeout(&self.settings.timeouts) {
                 Some((at, _)) if at <= now => expired.push(conn.id()),
                 Some((at, _)) => next = Some(next.map_or(at, |n| n.min(at))),
                 None => {}

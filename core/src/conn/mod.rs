@@ -30,7 +30,7 @@
 //! output queued   -> (before sleep) poll_transmit(buf), write buf, handle_transmitted(buf, n)
 //!                    until the buffer comes back empty or the socket is full; then poll_fin()
 //!                    (send FIN) and resume_if_drained()
-//! any change      -> wants_write() for the write interest, deadline() for the next wake-up
+//! any change      -> wants_write() for the write interest, poll_timeout() for the next wake-up
 //! deadline passed -> handle_timeout(now): the consequence (`ERR line took too long` queued,
 //!                    the PROXY error noted) and what the reactor is to do (close, or drop)
 //! ```
@@ -277,8 +277,9 @@ impl Conn {
 
     /// When this connection must be dealt with next, and the reason it closes if nothing else
     /// happens first: the handshake (or PROXY header) timeout, the line and idle timeouts while
-    /// open, the close deadline while closing. `None`: no deadline.
-    pub fn deadline(&self, timeouts: &Timeouts) -> Option<(Instant, CloseReason)> {
+    /// open, the close deadline while closing. `None`: no deadline. Once that time has come,
+    /// call [`Conn::handle_timeout`].
+    pub fn poll_timeout(&self, timeouts: &Timeouts) -> Option<(Instant, CloseReason)> {
         let after = |start: Instant, limit: Option<Duration>| limit.map(|t| start + t);
         match self.phase {
             Phase::AwaitingProxy => {
@@ -486,11 +487,12 @@ impl Conn {
         ReadEvent::Closed(CloseReason::ProxyError)
     }
 
-    /// The time is `now`: if [`Conn::deadline`] has passed, its consequence, decided here. A line
-    /// begun and not finished in time gets `ERR line took too long` queued; a PROXY header not
-    /// come in time is a `proxy-error` with its reason. `None`: nothing is due yet.
+    /// The time is `now`: if the time [`Conn::poll_timeout`] gave has come, its consequence,
+    /// decided here. A line begun and not finished in time gets `ERR line took too long`
+    /// queued; a PROXY header not come in time is a `proxy-error` with its reason. `None`:
+    /// nothing is due yet.
     pub fn handle_timeout(&mut self, now: Instant, timeouts: &Timeouts) -> Option<Expiry> {
-        let (at, reason) = self.deadline(timeouts)?;
+        let (at, reason) = self.poll_timeout(timeouts)?;
         if now < at {
             return None;
         }

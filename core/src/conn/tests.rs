@@ -281,6 +281,25 @@ fn open_pair() -> Pair {
     pair
 }
 
+/// A pair whose server has begun an orderly close (`q`, a 2 s deadline), its last reply queued
+/// and not yet sent: the phase every test about closing starts from.
+fn closing_pair(last_reply: &[u8]) -> Pair {
+    let mut pair = open_pair();
+    pair.server.queue(last_reply);
+    let deadline = pair.now + Duration::from_secs(2);
+    assert!(pair.server.begin_close(CloseReason::Quit, deadline));
+    pair
+}
+
+/// A pair whose server lingers: its reply, close_notify and FIN are out, the client has read
+/// them, and the client's FIN has not come.
+fn lingering_pair() -> Pair {
+    let mut pair = closing_pair(b"BYE\n");
+    assert_eq!(pair.client_receives(), b"BYE\n");
+    assert!(matches!(pair.server.phase(), Phase::Lingering { .. }));
+    pair
+}
+
 /// The peer's bytes reach the kernel's buffer.
 fn arrive(conn: &mut Served, bytes: &[u8]) {
     conn.transport.incoming.extend(bytes);
@@ -363,10 +382,7 @@ fn a_fin_without_close_notify_reads_as_eof_too() {
 
 #[test]
 fn an_orderly_close_sends_the_replies_then_close_notify_then_fin_then_lingers() {
-    let mut pair = open_pair();
-    pair.server.queue(b"BYE session ended\n");
-    let deadline = pair.now + Duration::from_secs(2);
-    assert!(pair.server.begin_close(CloseReason::Quit, deadline));
+    let mut pair = closing_pair(b"BYE session ended\n");
     assert!(!pair.server.may_read(), "requests are no longer read");
     assert_eq!(pair.server.close_reason(), Some(CloseReason::Quit));
     assert_eq!(pair.client_receives(), b"BYE session ended\n");
@@ -375,11 +391,18 @@ fn an_orderly_close_sends_the_replies_then_close_notify_then_fin_then_lingers() 
     // The client reads close_notify as the clean end of the stream.
     let mut rest = Vec::new();
     assert_eq!(pair.client.reader().read_to_end(&mut rest).unwrap(), 0);
-    // Lingering: late bytes are thrown away until the peer's FIN.
-    assert!(pair.server.may_read());
+}
+
+#[test]
+fn a_lingering_connection_throws_late_bytes_away_until_the_peers_fin() {
+    let mut pair = lingering_pair();
+    assert!(pair.server.may_read(), "read, to see the peer's FIN");
     arrive(&mut pair.server, b"late bytes");
-    let (events, _) = pair.server_reads();
-    assert_eq!(events, [ReadEvent::NeedBytes]);
+    let (events, data) = pair.server_reads();
+    assert_eq!(
+        (events.as_slice(), data.as_slice()),
+        ([ReadEvent::NeedBytes].as_slice(), b"".as_slice())
+    );
     assert!(!pair.server.is_finished());
     peer_fin(&mut pair.server);
     let (events, _) = pair.server_reads();
@@ -395,7 +418,7 @@ fn closing_keeps_its_first_reason_and_its_deadline() {
     assert!(pair.server.begin_close(CloseReason::Shutdown, deadline));
     let timeouts = Timeouts::default();
     assert_eq!(
-        pair.server.deadline(&timeouts),
+        pair.server.poll_timeout(&timeouts),
         Some((deadline, CloseReason::Quit))
     );
 }
@@ -419,7 +442,7 @@ fn the_handshake_has_a_deadline_and_an_open_connection_an_idle_one() {
     };
     let mut pair = Pair::new(false);
     assert_eq!(
-        pair.server.deadline(&timeouts),
+        pair.server.poll_timeout(&timeouts),
         Some((
             t0() + Duration::from_secs(10),
             CloseReason::HandshakeTimeout
@@ -427,7 +450,7 @@ fn the_handshake_has_a_deadline_and_an_open_connection_an_idle_one() {
     );
     pair.handshake();
     assert_eq!(
-        pair.server.deadline(&timeouts),
+        pair.server.poll_timeout(&timeouts),
         Some((t0() + Duration::from_secs(300), CloseReason::IdleTimeout))
     );
     // Any byte restarts the idle clock.
@@ -435,7 +458,7 @@ fn the_handshake_has_a_deadline_and_an_open_connection_an_idle_one() {
     pair.client_writes(b"x\n");
     pair.server_reads();
     assert_eq!(
-        pair.server.deadline(&timeouts),
+        pair.server.poll_timeout(&timeouts),
         Some((
             pair.now + Duration::from_secs(300),
             CloseReason::IdleTimeout
@@ -453,18 +476,18 @@ fn a_begun_line_must_end_within_the_line_timeout() {
     let mut conn = plain_conn(None);
     assert_eq!(lines_of(&mut conn, b"+ 1"), Vec::<String>::new());
     assert_eq!(
-        conn.deadline(&timeouts),
+        conn.poll_timeout(&timeouts),
         Some((t0() + Duration::from_secs(30), CloseReason::LineTimeout))
     );
     // Trickling more of the same line does not move the deadline.
     conn.on_plaintext(b" 2", t0() + Duration::from_secs(20), |_, _| Flow::Continue);
     assert_eq!(
-        conn.deadline(&timeouts).map(|d| d.1),
+        conn.poll_timeout(&timeouts).map(|d| d.1),
         Some(CloseReason::LineTimeout)
     );
     assert_eq!(lines_of(&mut conn, b"\n"), ["+ 1 2"]);
     assert_eq!(
-        conn.deadline(&timeouts).map(|d| d.1),
+        conn.poll_timeout(&timeouts).map(|d| d.1),
         Some(CloseReason::IdleTimeout)
     );
 }
@@ -680,7 +703,7 @@ fn a_scrape_lives_ten_seconds_whatever_it_does() {
         ..Timeouts::default()
     };
     assert_eq!(
-        conn.deadline(&timeouts),
+        conn.poll_timeout(&timeouts),
         Some((t0() + SCRAPE_LIFETIME, CloseReason::IdleTimeout))
     );
 }
