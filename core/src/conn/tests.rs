@@ -883,3 +883,74 @@ fn each_timeout_decides_its_own_consequence_on_simulated_time() {
 fn conn_with_proxy() -> Served {
     conn(None, true, None)
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Hands `wire` to `conn` cut into pieces of the sizes in `cuts` (cycled), as reads of any
+    /// size would bring it; returns the events (`NeedBytes` left out) and the plaintext.
+    fn feed_in_pieces(conn: &mut Conn, wire: &[u8], cuts: &[usize]) -> (Vec<ReadEvent>, Vec<u8>) {
+        let (mut events, mut plain) = (Vec::new(), Vec::new());
+        let mut buf = [0u8; 17 * 1024];
+        let mut at = 0;
+        for &cut in cuts.iter().cycle() {
+            if at >= wire.len() {
+                break;
+            }
+            let end = (at + cut).min(wire.len());
+            let mut input = &wire[at..end];
+            at = end;
+            loop {
+                match conn.handle_bytes(&mut input, &mut buf, t0()) {
+                    ReadEvent::NeedBytes => break,
+                    ReadEvent::Data(n) => plain.extend_from_slice(&buf[..n]),
+                    other => events.push(other),
+                }
+            }
+        }
+        (events, plain)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// TLS records cut anywhere, in reads of any size, give the same plaintext, once.
+        #[test]
+        fn tls_records_cut_anywhere_give_the_same_plaintext(
+            lines in proptest::collection::vec("[ -~]{0,300}", 1..20),
+            cuts in proptest::collection::vec(1usize..5000, 1..8),
+        ) {
+            let mut pair = open_pair();
+            let mut text = Vec::new();
+            let mut wire = Vec::new();
+            for line in &lines {
+                let line = format!("{line}\n");
+                text.extend_from_slice(line.as_bytes());
+                pair.client.writer().write_all(line.as_bytes()).unwrap();
+                while pair.client.wants_write() {
+                    pair.client.write_tls(&mut wire).unwrap();
+                }
+            }
+            let (events, plain) = feed_in_pieces(&mut pair.server, &wire, &cuts);
+            prop_assert!(events.is_empty(), "{events:?}");
+            prop_assert_eq!(plain, text);
+        }
+
+        /// A PROXY header and the lines behind it, cut anywhere: the header is taken once, the
+        /// lines come out whole.
+        #[test]
+        fn a_proxy_header_and_its_tail_cut_anywhere_are_told_apart(
+            tail in "[ -~\n]{0,200}",
+            cuts in proptest::collection::vec(1usize..64, 1..8),
+        ) {
+            let mut served = conn(None, true, None);
+            let mut wire = b"PROXY TCP4 203.0.113.7 10.0.0.1 51234 5000\r\n".to_vec();
+            wire.extend_from_slice(tail.as_bytes());
+            let (events, plain) = feed_in_pieces(&mut served, &wire, &cuts);
+            prop_assert_eq!(events, vec![ReadEvent::ProxyDone]);
+            prop_assert_eq!(plain, tail.as_bytes());
+            prop_assert_eq!(served.peer().addr, "203.0.113.7:51234".parse().unwrap());
+        }
+    }
+}
