@@ -187,12 +187,13 @@ fn handshake_timeout_closes_a_silent_connection() {
 }
 
 #[test]
-fn idle_timeout_closes_a_silent_client_with_close_notify() {
+fn idle_timeout_closes_a_silent_client_with_bye_and_close_notify() {
     let server = Server::start(&["--idle-timeout", "1"]);
     let mut s = server.connect();
     assert_eq!(s.request("+ 1 1").unwrap(), "OK 2");
     let start = Instant::now();
-    // A clean end (close_notify), not a reset.
+    // SPEC "An idle close says so": told why, then a clean end (close_notify), not a reset.
+    assert_eq!(s.read_line().unwrap().as_deref(), Some("BYE idle timeout"));
     assert_eq!(s.read_line().unwrap(), None);
     let took = start.elapsed();
     assert!(

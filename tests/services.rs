@@ -217,3 +217,62 @@ fn chat_exit_when_empty_exits_after_the_last_member() {
     assert_eq!(status.code(), Some(0));
     std::thread::sleep(Duration::from_millis(10));
 }
+
+/// Issue 31 item 6, SPEC "A session ends at BYE": a member who said `q` and read his `BYE` but
+/// keeps his socket open (Python does while a `makefile()` lives) has left the room at once:
+/// the others hear `LEFT`, `who` no longer lists him, and his name is free, long before the
+/// 2 s the server waits for his side of the close.
+#[test]
+fn a_member_who_quits_leaves_at_bye_though_his_socket_stays_open() {
+    let server = Server::start(&["--service", "chat"]);
+    let mut alice = login(&server, "alice");
+    let mut bob = login(&server, "bob");
+    assert_eq!(alice.read_line().unwrap().unwrap(), "JOIN bob");
+    assert_eq!(bob.request("q").unwrap(), "BYE session ended");
+    // bob's socket stays open: no close_notify, no FIN from him until the end of the test.
+    let prompt = Duration::from_secs(1);
+    alice.set_read_timeout(Some(prompt)).unwrap();
+    let start = std::time::Instant::now();
+    let left = alice.read_line();
+    assert!(
+        matches!(&left, Ok(Some(line)) if line == "LEFT bob"),
+        "no LEFT within {prompt:?} of bob's BYE: {left:?}"
+    );
+    assert_eq!(alice.request("who").unwrap(), "OK alice");
+    assert!(start.elapsed() < prompt, "{:?}", start.elapsed());
+    let mut bob_again = login(&server, "bob");
+    assert_eq!(alice.read_line().unwrap().unwrap(), "JOIN bob");
+    assert_eq!(bob_again.request("who").unwrap(), "OK alice bob");
+    drop(bob);
+}
+
+/// Issue 27 defect 2, SPEC "An idle close says so": `--idle-timeout` ends a chat member's
+/// session with `BYE idle timeout`, and the room hears him leave at that moment.
+#[test]
+fn an_idle_member_is_told_bye_idle_timeout_and_the_room_hears_left() {
+    let server = Server::start(&["--service", "chat", "--idle-timeout", "1"]);
+    let mut quiet = login(&server, "quiet");
+    let mut talker = login(&server, "talker");
+    assert_eq!(quiet.read_line().unwrap().unwrap(), "JOIN talker");
+    // talker keeps his own session alive with `who` (its replies reach him alone, so quiet
+    // hears nothing and is idle) until he hears quiet leave.
+    talker
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let start = std::time::Instant::now();
+    let mut heard = Vec::new();
+    while !heard.iter().any(|l| l == "LEFT quiet") && start.elapsed() < Duration::from_secs(5) {
+        talker.send_line("who").unwrap();
+        while let Ok(Some(line)) = talker.read_line() {
+            heard.push(line);
+        }
+    }
+    assert_eq!(
+        quiet.read_line().unwrap().as_deref(),
+        Some("BYE idle timeout")
+    );
+    assert_eq!(quiet.read_line().unwrap(), None);
+    assert!(heard.iter().any(|l| l == "LEFT quiet"), "{heard:?}");
+    let log = server.wait_for_log("reason=idle-timeout");
+    assert_eq!(log.matches("reason=idle-timeout").count(), 1, "{log}");
+}

@@ -204,6 +204,13 @@ impl Console {
         self.status(text);
     }
 
+    /// Like [`Console::farewell`], but a note for the person on stderr, whatever stdout is
+    /// (`disconnected after 300 s idle`).
+    pub(crate) fn farewell_note(&mut self, text: &str) {
+        self.leave_editor();
+        self.tell(text);
+    }
+
     fn leave_editor(&mut self) {
         if let Some(settings) = &self.saved_terminal {
             // SAFETY: tcsetattr reads the struct we pass; fd 0 is our stdin, a terminal.

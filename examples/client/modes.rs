@@ -12,6 +12,7 @@
 //! Each conversation counts the lines that got an `ERR` (or were refused locally): with
 //! `--exec`, any makes the exit code 1.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender};
@@ -53,6 +54,7 @@ pub fn converse(
         options: o.clone(),
         relogin: None,
         stale_ends: 0,
+        last_traffic: Cell::new(Instant::now()),
     };
     let result = match talk.service {
         ServiceKind::Chat => chat(&mut talk, o),
@@ -113,6 +115,9 @@ struct Talk {
     /// Ends of connections already failed over from (a write found the server gone before
     /// its reader thread said so): each reader says it once, and that is no new failure.
     stale_ends: usize,
+    /// When a line last went either way: how long the session had been idle when the server
+    /// ends it with `BYE idle timeout`.
+    last_traffic: Cell<Instant>,
 }
 
 impl Talk {
@@ -120,7 +125,16 @@ impl Talk {
         let mut bytes = Vec::with_capacity(line.len() + 1);
         bytes.extend_from_slice(line.as_bytes());
         bytes.push(b'\n');
-        Ok(self.transport.write_all(&bytes)?)
+        self.transport.write_all(&bytes)?;
+        self.last_traffic.set(Instant::now());
+        Ok(())
+    }
+
+    /// A line from the server arrived (its `BYE` does not count: it ends the idle time).
+    fn heard(&self, line: &str) {
+        if !is_bye(line) {
+            self.last_traffic.set(Instant::now());
+        }
     }
 
     /// The next line from the server; what is typed meanwhile waits its turn. A server that
@@ -132,7 +146,10 @@ impl Talk {
                     self.console.typed_arrived();
                     self.typed_ahead.push_back(typed);
                 }
-                Ok(Event::Server(Ok(Some(line)))) => return Ok(Heard::Line(line)),
+                Ok(Event::Server(Ok(Some(line)))) => {
+                    self.heard(&line);
+                    return Ok(Heard::Line(line));
+                }
                 Ok(Event::Server(_)) if self.stale_ends > 0 => self.stale_ends -= 1,
                 Ok(Event::Server(Ok(None))) => return self.fail_over(),
                 // Whatever ended it (a reset, EOF without close_notify), the server is gone.
@@ -272,7 +289,10 @@ impl Talk {
                     self.show_bye(&line);
                     return Ok(Typed::ServerEnded);
                 }
-                Ok(Event::Server(Ok(Some(line)))) => self.show_unasked(&line),
+                Ok(Event::Server(Ok(Some(line)))) => {
+                    self.heard(&line);
+                    self.show_unasked(&line);
+                }
                 Ok(Event::Server(_)) if self.stale_ends > 0 => self.stale_ends -= 1,
                 // Gone without a word while the person types: the next server takes over.
                 Ok(Event::Server(Ok(None))) => _ = self.fail_over()?,
@@ -319,9 +339,16 @@ impl Talk {
         }
     }
 
-    /// `BYE session ended` reads `Session ended`; any other reason follows it.
+    /// `BYE session ended` reads `Session ended`; any other reason follows it. `BYE idle timeout`
+    /// reads `disconnected after N s idle` (on stderr): the session is over, the server is not
+    /// lost, so nothing reconnects (SPEC "An idle close says so").
     fn show_bye(&mut self, line: &str) {
         match Reply::parse(line) {
+            Some(Reply::Bye(IDLE_TIMEOUT)) => {
+                let idle = self.last_traffic.get().elapsed().as_secs_f64().round();
+                self.console
+                    .farewell_note(&format!("disconnected after {idle} s idle"));
+            }
             Some(Reply::Bye(reason)) if !reason.is_empty() && reason != "session ended" => {
                 self.console.farewell(&format!("Session ended: {reason}"))
             }
@@ -385,6 +412,9 @@ impl Talk {
 const RELOGIN_FOR: Duration = Duration::from_secs(5);
 /// How often the login is tried again meanwhile.
 const RELOGIN_EVERY: Duration = Duration::from_millis(250);
+
+/// The reason of the `BYE` that ends an idle session (`--idle-timeout`).
+const IDLE_TIMEOUT: &str = "idle timeout";
 
 /// `BYE ...`: the server ends the session.
 fn is_bye(line: &str) -> bool {

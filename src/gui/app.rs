@@ -10,7 +10,7 @@ use std::path::Path;
 use eframe::egui;
 
 use super::form::ConnectForm;
-use super::net::{self, Ending, FromNet, Link};
+use super::net::{Ending, FromNet, Link};
 use super::picker::{self, PickFor, Picked, Picker};
 use super::screens::Screen;
 use super::session::{Action, Session};
@@ -160,10 +160,7 @@ impl App {
                 }))
             }
             (Phase::Connecting { .. }, FromNet::Ended(ending)) => Phase::Form {
-                error: Some(match ending {
-                    Ending::Failed(why) => why,
-                    Ending::Bye(text) => net::bye_sentence(&text),
-                }),
+                error: Some(ending.sentence()),
             },
             (Phase::Session(mut session), FromNet::Line(line)) => {
                 session.screen.on_line(&line);

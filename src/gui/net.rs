@@ -6,8 +6,10 @@
 //! block the window either. Each event wakes the window (`wake`, egui's `request_repaint`).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
+use std::time::Instant;
 
 use crate::client::{ClientError, ClientOptions, Session, Transport};
 use crate::proto::{Reply, ServiceKind};
@@ -28,6 +30,9 @@ pub enum FromNet {
 pub enum Ending {
     /// The server said `BYE <text>`: after our `q`, or because it shuts down.
     Bye(String),
+    /// The server ended the session after this many seconds without a line either way
+    /// (`BYE idle timeout`): the end of the session, not a lost server.
+    Idle(u64),
     /// The connection could not be made, or broke: one clear sentence.
     Failed(String),
 }
@@ -39,6 +44,45 @@ pub struct Link {
     /// Set once connected, so that dropping the link can close the socket under the reader.
     transport: Option<Arc<Transport>>,
     transport_rx: Receiver<Arc<Transport>>,
+}
+
+impl Ending {
+    /// Why the session ended, in one sentence for a person.
+    pub fn sentence(&self) -> String {
+        match self {
+            Ending::Bye(text) => bye_sentence(text),
+            Ending::Idle(seconds) => format!("Disconnected after {seconds} s idle."),
+            Ending::Failed(why) => why.clone(),
+        }
+    }
+}
+
+/// When a line last went either way on one connection, in milliseconds since it began: the
+/// reader and the writer thread both note theirs.
+struct LastTraffic {
+    start: Instant,
+    millis: AtomicU64,
+}
+
+impl LastTraffic {
+    fn new() -> LastTraffic {
+        LastTraffic {
+            start: Instant::now(),
+            millis: AtomicU64::new(0),
+        }
+    }
+
+    fn note(&self) {
+        let now = self.start.elapsed().as_millis() as u64;
+        self.millis.store(now, Ordering::Relaxed);
+    }
+
+    /// Whole seconds since the last line.
+    fn idle_seconds(&self) -> u64 {
+        let now = self.start.elapsed().as_millis() as u64;
+        let idle = now.saturating_sub(self.millis.load(Ordering::Relaxed));
+        (idle + 500) / 1000
+    }
 }
 
 impl Link {
@@ -68,17 +112,24 @@ impl Link {
                 });
                 let (transport, mut reader) = session.into_parts();
                 let _ = transport_tx.send(Arc::clone(&transport));
-                spawn_writer(transport, outgoing);
+                let last_traffic = Arc::new(LastTraffic::new());
+                spawn_writer(transport, outgoing, Arc::clone(&last_traffic));
                 loop {
                     match reader.read_line() {
                         Ok(Some(line)) => {
-                            let bye = match Reply::parse(&line) {
-                                Some(Reply::Bye(text)) => Some(text.to_string()),
+                            let ending = match Reply::parse(&line) {
+                                // SPEC "An idle close says so": said as such, and not taken
+                                // for a lost server.
+                                Some(Reply::Bye("idle timeout")) => {
+                                    Some(Ending::Idle(last_traffic.idle_seconds()))
+                                }
+                                Some(Reply::Bye(text)) => Some(Ending::Bye(text.to_string())),
                                 _ => None,
                             };
+                            last_traffic.note();
                             send(FromNet::Line(line));
-                            if let Some(text) = bye {
-                                return send(FromNet::Ended(Ending::Bye(text)));
+                            if let Some(ending) = ending {
+                                return send(FromNet::Ended(ending));
                             }
                         }
                         Ok(None) | Err(_) => {
@@ -132,7 +183,11 @@ impl Drop for Link {
 }
 
 /// Writes queued lines until the window drops its sender or the socket fails.
-fn spawn_writer(transport: Arc<Transport>, outgoing: Receiver<String>) {
+fn spawn_writer(
+    transport: Arc<Transport>,
+    outgoing: Receiver<String>,
+    last_traffic: Arc<LastTraffic>,
+) {
     let _ = thread::Builder::new()
         .name("gui-net-write".into())
         .spawn(move || {
@@ -141,6 +196,7 @@ fn spawn_writer(transport: Arc<Transport>, outgoing: Receiver<String>) {
                 if transport.write_all(line.as_bytes()).is_err() {
                     break;
                 }
+                last_traffic.note();
             }
         });
 }
@@ -209,5 +265,17 @@ mod tests {
             bye_sentence("idle for 300 s"),
             "The server ended the session: idle for 300 s."
         );
+    }
+
+    /// Issue 27 defect 2: `BYE idle timeout` is the end of the session, said with how long.
+    #[test]
+    fn an_idle_close_says_how_long() {
+        assert_eq!(
+            Ending::Idle(300).sentence(),
+            "Disconnected after 300 s idle."
+        );
+        let last = LastTraffic::new();
+        last.note();
+        assert_eq!(last.idle_seconds(), 0);
     }
 }

@@ -5,7 +5,6 @@
 use eframe::egui::{self, Color32, RichText};
 
 use super::form::ConnectForm;
-use super::net::{self, Ending};
 use super::screens::{Calc, Chat, ChatKind, Quiz, Screen, Sum, SumResult, Verdict};
 use super::session::{Action, Session};
 use crate::proto::Reply;
@@ -218,10 +217,7 @@ pub(super) fn session(ui: &mut egui::Ui, session: &mut Session, form: &ConnectFo
             });
         });
         if let Some(ending) = &session.ended {
-            let text = match ending {
-                Ending::Bye(text) => net::bye_sentence(text),
-                Ending::Failed(why) => why.clone(),
-            };
+            let text = ending.sentence();
             error_banner(ui, &text);
             ui.horizontal_wrapped(|ui| {
                 if ui.button("Reconnect").clicked() {

@@ -74,12 +74,10 @@ impl Reactor {
             Some(shutdown) => shutdown.min(self.clock.now + CLOSE_GRACE),
             None => self.clock.now + CLOSE_GRACE,
         };
+        self.end_session(id);
         let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
-        if let Some(places) = conn.take_places() {
-            self.admission.release(places);
-        }
         if conn.begin_close(reason, deadline) {
             self.clock.note_deadline(deadline);
             self.conns.mark_dirty(id);
@@ -88,17 +86,35 @@ impl Reactor {
         }
     }
 
-    /// Drops a connection: deregisters it, logs its close, tells the service, frees its slot.
+    /// SPEC "A session ends at BYE": the moment a connection is told `BYE` or a refusal (or is
+    /// closed for any reason), its places are free and a greeted client leaves the service (the
+    /// room hears `LEFT`, `who` no longer lists it, its name is free), whether or not its TCP
+    /// connection is still open: a client may keep its socket long after our close_notify.
+    /// Once per connection: the places are taken only once.
+    fn end_session(&mut self, id: ConnId) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        let Some(places) = conn.take_places() else {
+            return; // ended already
+        };
+        self.admission.release(places);
+        if conn.was_greeted() {
+            self.worker.shared.ungreeted();
+            self.service.on_close(id, &mut self.outbox);
+        }
+    }
+
+    /// Drops a connection: deregisters it, logs its close, frees its slot (its session ended
+    /// when its close began, or ends now).
     pub(super) fn finish(&mut self, id: ConnId, reason: CloseReason) {
+        self.end_session(id);
         let Some((mut conn, mut socket)) = self.conns.remove(id) else {
             return;
         };
         let reason = conn.close_reason().unwrap_or(reason);
         if reason == CloseReason::TlsError {
             super::driver::send_last_words(&mut conn, &mut socket, &mut self.transmit);
-        }
-        if let Some(places) = conn.take_places() {
-            self.admission.release(places);
         }
         if conn.kind() == Kind::Scrape {
             // A scrape writes at most one line: this one.
@@ -117,10 +133,6 @@ impl Reactor {
             if conn.phase() == Phase::Handshaking && self.settings.tls.is_some() {
                 self.meter.counters.handshakes_failed += 1;
             }
-        }
-        if conn.was_greeted() {
-            self.worker.shared.ungreeted();
-            self.service.on_close(id, &mut self.outbox);
         }
         drop((conn, socket));
         if self.clock.accept_paused_until.is_some() {

@@ -75,6 +75,10 @@ pub const SCRAPE_LIFETIME: Duration = Duration::from_secs(10);
 /// What a client reads when its line did not end within `--line-timeout` (SPEC).
 pub const LINE_TIMEOUT_REPLY: &[u8] = b"ERR line took too long\n";
 
+/// The last line a greeted client gets when `--idle-timeout` ends its session (SPEC "An idle
+/// close says so": a client takes it for the end of the session, not for a lost server).
+pub const IDLE_TIMEOUT_REPLY: &[u8] = b"BYE idle timeout\n";
+
 /// The plain-text answer to a client that speaks plain text on a TLS port.
 pub const PLAIN_TEXT_ON_TLS_REPLY: &[u8] = b"ERR this port speaks TLS\n";
 
@@ -489,8 +493,8 @@ impl Conn {
 
     /// The time is `now`: if the time [`Conn::poll_timeout`] gave has come, its consequence,
     /// decided here. A line begun and not finished in time gets `ERR line took too long`
-    /// queued; a PROXY header not come in time is a `proxy-error` with its reason. `None`:
-    /// nothing is due yet.
+    /// queued, a greeted client idle too long `BYE idle timeout`; a PROXY header not come in
+    /// time is a `proxy-error` with its reason. `None`: nothing is due yet.
     pub fn handle_timeout(&mut self, now: Instant, timeouts: &Timeouts) -> Option<Expiry> {
         let (at, reason) = self.poll_timeout(timeouts)?;
         if now < at {
@@ -505,6 +509,10 @@ impl Conn {
             Phase::Closing { .. } | Phase::Lingering { .. } => Expiry::Drop(reason),
             Phase::Open if reason == CloseReason::LineTimeout => {
                 self.queue(LINE_TIMEOUT_REPLY);
+                Expiry::Close(reason)
+            }
+            Phase::Open if reason == CloseReason::IdleTimeout && self.was_greeted() => {
+                self.queue(IDLE_TIMEOUT_REPLY);
                 Expiry::Close(reason)
             }
             Phase::Handshaking | Phase::Open => Expiry::Close(reason),

@@ -850,13 +850,14 @@ fn each_timeout_decides_its_own_consequence_on_simulated_time() {
         Some(Expiry::Close(CloseReason::LineTimeout))
     );
     assert_eq!(conn.pending_output(), LINE_TIMEOUT_REPLY.len());
-    // An idle connection: closed in order, told nothing.
+    // An idle greeted client: told `BYE idle timeout` (SPEC "An idle close says so"), then
+    // closed in order.
     let mut idle = plain_conn(None);
     assert_eq!(
         idle.handle_timeout(secs(300), &timeouts),
         Some(Expiry::Close(CloseReason::IdleTimeout))
     );
-    assert_eq!(idle.pending_output(), 0);
+    assert_eq!(idle.pending_output(), IDLE_TIMEOUT_REPLY.len());
     // No PROXY header in time: a proxy error that says so.
     let mut proxied = conn_with_proxy();
     assert_eq!(
