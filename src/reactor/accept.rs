@@ -26,6 +26,10 @@ pub struct Listeners {
     sockets: Vec<TcpListener>,
     /// The index of the `--metrics` listener (the last), if any.
     metrics: Option<usize>,
+    /// Accepting is paused (out of descriptors, or an error that will not go away) while
+    /// connections wait: how many have been accepted since it began. Logged once when it
+    /// begins and once when it ends, never once per retry (SPEC "Operations (additions)").
+    pause: Option<u64>,
 }
 
 impl Listeners {
@@ -44,7 +48,11 @@ impl Listeners {
                 .register(listener, Token(i), Interest::READABLE)
                 .map_err(|e| format!("cannot register a listener: {e}"))?;
         }
-        Ok(Listeners { sockets, metrics })
+        Ok(Listeners {
+            sockets,
+            metrics,
+            pause: None,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -74,6 +82,9 @@ impl Reactor {
             };
             match listener.accept() {
                 Ok((stream, peer)) => {
+                    if let Some(waited) = &mut self.listeners.pause {
+                        *waited += 1;
+                    }
                     // One client, one address: `::ffff:a.b.c.d` is `a.b.c.d` from here on.
                     let peer = crate::peer::canonical(peer);
                     self.admit(stream, peer, scrape)
@@ -98,21 +109,46 @@ impl Reactor {
                     // (its descriptor is freed at once), so a flood of silent sockets cannot
                     // keep real clients out below --max-clients either. Only for a newcomer
                     // that is there: Linux says EMFILE before it looks at the backlog.
+                    let out_of_descriptors = out_of_descriptors(&e);
+                    let waiting = out_of_descriptors && connection_waiting(listener);
                     if failures < MAX_ACCEPT_FAILURES_IN_A_ROW
-                        && out_of_descriptors(&e)
-                        && connection_waiting(listener)
+                        && waiting
                         && self.evict_longest_handshaking()
                     {
                         continue;
                     }
-                    self.log.line(format_args!(
-                        "event=accept-paused error={}",
-                        Value(e.to_string().as_bytes())
-                    ));
+                    if out_of_descriptors && !waiting {
+                        // Nobody waits (Linux says EMFILE before it looks at the backlog): no
+                        // pause, and the edge of the next arrival brings us back here.
+                        return;
+                    }
+                    if self.listeners.pause.is_none() {
+                        self.listeners.pause = Some(0);
+                        self.log.line(format_args!(
+                            "event=accept-paused error={}",
+                            Value(e.to_string().as_bytes())
+                        ));
+                    }
                     self.clock.accept_paused_until = Some(self.clock.now + ACCEPT_PAUSE);
                     return;
                 }
             }
+        }
+    }
+
+    /// The pause's end is due (or a descriptor was freed): every listener is tried again. The
+    /// pause is over once no try paused again: one line says so, with how many connections
+    /// were accepted that had waited (counted from its start).
+    pub(super) fn retry_accepts(&mut self) {
+        self.clock.accept_paused_until = None;
+        for index in 0..self.listeners.len() {
+            self.accept_all(index);
+        }
+        if self.clock.accept_paused_until.is_none()
+            && let Some(waited) = self.listeners.pause.take()
+        {
+            self.log
+                .line(format_args!("event=accept-resumed waited={waited}"));
         }
     }
 

@@ -63,10 +63,7 @@ impl Reactor {
     pub(super) fn run_timers(&mut self) {
         let now = self.clock.now;
         if self.clock.accept_paused_until.is_some_and(|at| now >= at) {
-            self.clock.accept_paused_until = None;
-            for index in 0..self.listeners.len() {
-                self.accept_all(index);
-            }
+            self.retry_accepts();
         }
         if self.clock.next_wake.is_none_or(|at| now < at) {
             return;
