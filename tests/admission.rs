@@ -413,3 +413,136 @@ fn a_proxy_header_cut_short_by_the_peers_close_ends_at_once() {
     );
     server.wait_for_log("reason=proxy-error");
 }
+
+/// Real clients, one after another: how many of `count` were served (greeted and answered).
+fn served_one_after_another(server: &Server, count: usize) -> usize {
+    (0..count)
+        .filter(|i| {
+            greeted(server)
+                .and_then(|mut s| s.request(&format!("{i} + 1")).map_err(|e| e.to_string()))
+                .is_ok_and(|reply| reply == format!("OK {}", i + 1))
+        })
+        .count()
+}
+
+/// A real client whose ClientHello leaves a moment after its connection, as when the server
+/// accepts it before it could read it: another socket connects in that moment. True when it is
+/// greeted and answered.
+fn served_though_another_came_first(server: &Server) -> bool {
+    use std::sync::Arc;
+    let mut socket = TcpStream::connect(server.addr()).unwrap();
+    let other = TcpStream::connect(server.addr()).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let ca = server.ca();
+    let config = securetcp::tls::client_config(&[ca.as_path()], None).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = rustls::ClientConnection::new(Arc::clone(&config), name).unwrap();
+    let mut stream = rustls::Stream::new(&mut tls, &mut socket);
+    let mut served = || -> std::io::Result<bool> {
+        let mut text = Vec::new();
+        stream.write_all(b"+ 1 2\n")?;
+        let mut buf = [0u8; 256];
+        while !String::from_utf8_lossy(&text).contains("OK 3\n") {
+            let n = stream.read(&mut buf)?;
+            if n == 0 {
+                return Ok(false);
+            }
+            text.extend_from_slice(&buf[..n]);
+        }
+        Ok(true)
+    };
+    let answered = served().unwrap_or(false);
+    drop(other);
+    answered
+}
+
+/// Issue 31 item 15, SPEC "Memory under pressure": every place is held by a socket that sends
+/// a byte now and then and never finishes its handshake (one that loses its place comes back
+/// and speaks at once). A real client accepted a moment ago has sent nothing yet when the next
+/// socket arrives; the old server took it for the first "silent" victim. Now the older
+/// tricklers give their places first, and every real client is served.
+#[test]
+fn real_clients_are_served_while_trickling_sockets_hold_every_place() {
+    const PLACES: usize = 50;
+    const CLIENTS: usize = 50;
+    let server = Server::start(&["--max-clients", "50"]);
+    let addr = server.addr();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let trickling = std::sync::Arc::clone(&stop);
+    let trickle = std::thread::spawn(move || {
+        // The start of a 16 KiB handshake record, then its body, a byte at a time: never whole.
+        let record = [0x16u8, 0x03, 0x01, 0x40, 0x00];
+        let connect = || {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(&record[..1]).unwrap();
+            s.set_nonblocking(true).unwrap();
+            (s, 1usize)
+        };
+        let mut socks: Vec<(TcpStream, usize)> = (0..PLACES).map(|_| connect()).collect();
+        while !trickling.load(std::sync::atomic::Ordering::Relaxed) {
+            for (s, sent) in &mut socks {
+                let byte = record.get(*sent).copied().unwrap_or(0x01);
+                let mut buf = [0u8; 64];
+                let closed = matches!(s.read(&mut buf), Ok(0)) || s.write_all(&[byte]).is_err();
+                if closed {
+                    (*s, *sent) = connect(); // back at once
+                } else {
+                    *sent += 1;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    // Every place held by a trickler, each past its first moments.
+    std::thread::sleep(Duration::from_millis(500));
+    let served = (0..CLIENTS)
+        .filter(|_| {
+            let served = served_though_another_came_first(&server);
+            std::thread::sleep(Duration::from_millis(20));
+            served
+        })
+        .count();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    trickle.join().unwrap();
+    let log = server.log();
+    assert!(
+        served * 100 >= CLIENTS * 99,
+        "{served} of {CLIENTS} real clients served under a trickling flood\n{}",
+        log.lines()
+            .filter(|l| l.contains("reason="))
+            .take(50)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(log.contains("reason=evicted"));
+}
+
+/// The same under a flood of sockets that never send, coming all the time.
+#[test]
+fn real_clients_are_served_while_a_silent_flood_keeps_coming() {
+    const CLIENTS: usize = 50;
+    let server = Server::start(&["--max-clients", "20"]);
+    let addr = server.addr();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flooding = std::sync::Arc::clone(&stop);
+    let flood = std::thread::spawn(move || {
+        let mut held = std::collections::VecDeque::new();
+        while !flooding.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Ok(s) = TcpStream::connect(addr) {
+                held.push_back(s);
+            }
+            if held.len() > 200 {
+                held.pop_front();
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let served = served_one_after_another(&server, CLIENTS);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    flood.join().unwrap();
+    assert!(
+        served * 100 >= CLIENTS * 99,
+        "{served} of {CLIENTS} real clients served under a silent flood"
+    );
+}

@@ -4,13 +4,13 @@
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 
 use super::Reactor;
-use super::admission::{Candidate, Verdict};
+use super::admission::{Candidate, NEWCOMER_GRACE, Verdict};
 use super::slots::Slots;
 use crate::conn::{CloseReason, Conn, Kind, Places, Setup};
 use crate::log::Value;
@@ -175,10 +175,11 @@ impl Reactor {
     /// Closes the connection that has waited longest without finishing its handshake
     /// (`reason=evicted`); false when there is none.
     fn evict_longest_handshaking(&mut self) -> bool {
+        let now = self.clock.now;
         let conns = &self.conns;
         let victim = self
             .admission
-            .longest_handshaking(|id| candidate(conns, id));
+            .longest_handshaking(|id| candidate(conns, id, now));
         match victim {
             Some(victim) => {
                 self.close(victim, CloseReason::Evicted);
@@ -192,10 +193,10 @@ impl Reactor {
     /// connection to evict for: this worker's longest-handshaking connections give them back.
     pub(super) fn repay_overdraft(&mut self) {
         while self.worker.shared.overdrawn() {
-            let conns = &self.conns;
+            let (conns, now) = (&self.conns, self.clock.now);
             let Some(victim) = self
                 .admission
-                .longest_handshaking(|id| candidate(conns, id))
+                .longest_handshaking(|id| candidate(conns, id, now))
             else {
                 return;
             };
@@ -286,9 +287,10 @@ impl Reactor {
         }
         if handshaking {
             // The handshake timeout covers the wait for a PROXY header too.
+            let now = self.clock.now;
             let conns = &self.conns;
             self.admission
-                .note_handshaking(id, |id| candidate(conns, id));
+                .note_handshaking(id, |id| candidate(conns, id, now));
             if let Some(timeout) = self.settings.timeouts.handshake {
                 self.clock.note_deadline(self.clock.now + timeout);
             }
@@ -319,15 +321,18 @@ impl Reactor {
     }
 }
 
-/// What a connection is to eviction (see `admission`): only a client holding its place and still
-/// handshaking can give that place to a newcomer; one that has sent nothing goes first.
-pub(super) fn candidate(conns: &Slots, id: crate::outbox::ConnId) -> Candidate {
+/// What a connection is to eviction at `now` (see `admission`): only a client holding its place
+/// and still handshaking can give that place to a newcomer; one past its grace that has sent
+/// nothing goes first, one accepted a moment ago last.
+pub(super) fn candidate(conns: &Slots, id: crate::outbox::ConnId, now: Instant) -> Candidate {
     match conns.get(id) {
         Some(conn) if conn.kind() == Kind::Client && conn.is_handshaking() => {
-            if conn.has_spoken() {
-                Candidate::Spoken
-            } else {
-                Candidate::Silent
+            let new = now.saturating_duration_since(conn.opened_at()) < NEWCOMER_GRACE;
+            match (new, conn.has_spoken()) {
+                (true, false) => Candidate::NewSilent,
+                (true, true) => Candidate::NewSpoken,
+                (false, false) => Candidate::Silent,
+                (false, true) => Candidate::Spoken,
             }
         }
         _ => Candidate::Gone,

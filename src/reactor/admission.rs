@@ -7,10 +7,18 @@
 //! When every place is taken, the connection that has waited longest without finishing its
 //! handshake (or PROXY header) gives its place to the newcomer (`reason=evicted`): sockets that
 //! never handshake cannot keep real clients out. Scrapes take no client place.
+//!
+//! Who goes first: of the connections accepted more than [`NEWCOMER_GRACE`] ago, those that have
+//! sent nothing, then those that have sent something, each oldest first; a connection accepted
+//! less than that ago only when no older one is handshaking (SPEC "Memory under pressure": a
+//! real client that has not been read yet is not "silent", it is new). Among those newcomers,
+//! one that has sent nothing goes before one mid-handshake (a real client's handshake takes
+//! milliseconds; a burst of silent sockets must not push it out), each oldest first.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::conn::{CloseReason, Kind, Places, Refusal};
 use crate::outbox::ConnId;
@@ -23,6 +31,15 @@ pub const MAX_BUSY_REPLIES: usize = 64;
 
 /// `--metrics` connections at once; the next one is answered `503` and closed.
 pub const MAX_SCRAPES: usize = 16;
+
+/// A connection accepted less than this ago is a newcomer: it has had no fair chance to send
+/// its ClientHello (or PROXY header), which a real client sends with its connection's last
+/// ACK, so having sent nothing yet says nothing about it. Short, so that under a flood of
+/// sockets that never send, the flood's own older sockets are always the first victims.
+pub const NEWCOMER_GRACE: Duration = Duration::from_millis(250);
+
+/// How many newcomers, from the oldest, are looked at for one that has sent nothing.
+const NEWCOMERS_LOOKED_AT: usize = 64;
 
 /// What admission decided for a new socket.
 #[derive(Debug, PartialEq, Eq)]
@@ -48,9 +65,9 @@ pub struct Admission {
     /// Connections in the order they were accepted while handshaking (some may have finished
     /// or gone since: looked up when a victim is needed).
     handshaking: VecDeque<ConnId>,
-    /// Handshaking connections found, when looking for a victim, to have sent something (a
-    /// ClientHello, part of a PROXY header): evicted only once no silent one is left, so a
-    /// flood of sockets that never send cannot push out real clients mid-handshake.
+    /// Handshaking connections past their grace found, when looking for a victim, to have sent
+    /// something (a ClientHello, part of a PROXY header): evicted only once no silent one is
+    /// left, so a flood of sockets that never send cannot push out real clients mid-handshake.
     spoken: VecDeque<ConnId>,
     /// `handshaking` is cleared of finished ids once it grows past this.
     compact_at: usize,
@@ -219,19 +236,30 @@ impl Admission {
         self.handshaking.push_front(id);
     }
 
-    /// The victim when every place is taken: the connection that has waited longest without
-    /// finishing its handshake and without sending anything, else the one that has waited
-    /// longest of those that sent something; `candidate` says which a connection is now. Ids
-    /// that finished or went are forgotten on the way.
+    /// The victim when every place is taken: of the connections past their grace, the one
+    /// that has waited longest without finishing its handshake and without sending anything,
+    /// else the one that has waited longest of those that sent something; only then the oldest
+    /// newcomer. `candidate` says which a connection is now. Ids that finished or went are
+    /// forgotten on the way.
     pub fn longest_handshaking(
         &mut self,
         candidate: impl Fn(ConnId) -> Candidate,
     ) -> Option<ConnId> {
-        while let Some(id) = self.handshaking.pop_front() {
+        // In accept order: once the front is a newcomer, so is everything behind it.
+        while let Some(&id) = self.handshaking.front() {
             match candidate(id) {
-                Candidate::Silent => return Some(id),
-                Candidate::Spoken => self.spoken.push_back(id),
-                Candidate::Gone => {}
+                Candidate::NewSilent | Candidate::NewSpoken => break,
+                Candidate::Silent => {
+                    self.handshaking.pop_front();
+                    return Some(id);
+                }
+                Candidate::Spoken => {
+                    self.handshaking.pop_front();
+                    self.spoken.push_back(id);
+                }
+                Candidate::Gone => {
+                    self.handshaking.pop_front();
+                }
             }
         }
         while let Some(id) = self.spoken.pop_front() {
@@ -239,7 +267,22 @@ impl Admission {
                 return Some(id);
             }
         }
-        None
+        // No older one is handshaking: the oldest newcomer that has sent nothing (looked for
+        // among the first few, so a victim costs O(1)), else the oldest newcomer.
+        let silent = self
+            .handshaking
+            .iter()
+            .take(NEWCOMERS_LOOKED_AT)
+            .position(|&id| candidate(id) == Candidate::NewSilent);
+        match silent {
+            Some(at) => self.handshaking.remove(at),
+            None => loop {
+                let id = self.handshaking.pop_front()?;
+                if candidate(id) != Candidate::Gone {
+                    return Some(id);
+                }
+            },
+        }
     }
 }
 
@@ -248,9 +291,15 @@ impl Admission {
 pub enum Candidate {
     /// Finished its handshake, went, or holds no client place (a refused one): not a victim.
     Gone,
-    /// Handshaking, holding a client place, and has sent nothing yet: the first victims.
+    /// Handshaking, holding a client place, accepted less than [`NEWCOMER_GRACE`] ago, and
+    /// has sent nothing yet: a victim only when no older connection is handshaking.
+    NewSilent,
+    /// A newcomer that has sent something (a real client mid-handshake): the last victims.
+    NewSpoken,
+    /// Handshaking, holding a client place, past its grace, and has sent nothing yet: the
+    /// first victims.
     Silent,
-    /// Handshaking and holding a client place, but it has sent something.
+    /// Handshaking, holding a client place, past its grace, but it has sent something.
     Spoken,
 }
 
@@ -361,6 +410,33 @@ mod tests {
         }
         assert_eq!(admission.longest_handshaking(state), Some(silent));
         assert_eq!(admission.longest_handshaking(state), Some(spoke));
+        assert_eq!(admission.longest_handshaking(state), None);
+    }
+
+    /// Issue 31 item 15: a newcomer not yet read has sent nothing, yet it goes last: after every
+    /// older connection, silent or not.
+    #[test]
+    fn a_newcomer_is_evicted_only_when_no_older_connection_is_handshaking() {
+        let shared = Shared::configured(1, 10, None, false);
+        let mut admission = Admission::new(shared, 0, None);
+        let ids: Vec<ConnId> = (0..5).map(|n| ConnId::new(n + 1, n as usize)).collect();
+        let (old_spoke, old_silent, newer_spoke, new_a, new_b) =
+            (ids[0], ids[1], ids[2], ids[3], ids[4]);
+        for &id in &ids {
+            admission.note_handshaking(id, |_| Candidate::NewSilent);
+        }
+        let state = |id: ConnId| match id {
+            id if id == old_spoke || id == newer_spoke => Candidate::Spoken,
+            id if id == old_silent => Candidate::Silent,
+            id if id == new_a => Candidate::NewSpoken,
+            _ => Candidate::NewSilent,
+        };
+        assert_eq!(admission.longest_handshaking(state), Some(old_silent));
+        assert_eq!(admission.longest_handshaking(state), Some(old_spoke));
+        assert_eq!(admission.longest_handshaking(state), Some(newer_spoke));
+        // Newcomers last: the silent one before the one mid-handshake, though it is younger.
+        assert_eq!(admission.longest_handshaking(state), Some(new_b));
+        assert_eq!(admission.longest_handshaking(state), Some(new_a));
         assert_eq!(admission.longest_handshaking(state), None);
     }
 }

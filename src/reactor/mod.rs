@@ -267,10 +267,11 @@ impl Reactor {
             // Before the flush: a client greeted this turn may connect again at once, and the
             // other worker must not count it as handshaking still (a place taken over the limit
             // that nobody can give back: a fourth client served under `--max-clients 3`).
+            let now = self.clock.now;
             let conns = &self.conns;
             let handshaking = self
                 .admission
-                .handshaking(|id| accept::candidate(conns, id));
+                .handshaking(|id| accept::candidate(conns, id, now));
             self.worker
                 .shared
                 .publish_handshaking(self.worker.index, handshaking);
