@@ -44,6 +44,9 @@ pub struct Config {
     pub metrics: Option<ListenSpec>,
     /// `--max-per-ip N`: connections at once from one address; `None` = no limit.
     pub max_per_ip: Option<usize>,
+    /// `--max-output-memory BYTES`: the output queued for all connections together; past it
+    /// the connections furthest behind are cut (`reason=slow-reader`).
+    pub max_output_memory: usize,
     /// `--rate-limit N`: request lines per second per connection; `None` = no limit. Without
     /// the option, chat members get the chat's default pace ([`Pace::CHAT_DEFAULT`]).
     pub rate_limit: Option<Pace>,
@@ -80,6 +83,7 @@ impl Default for Config {
             workers: 1,
             metrics: None,
             max_per_ip: None,
+            max_output_memory: crate::shared::DEFAULT_OUTPUT_BUDGET,
             rate_limit: None,
             proxy_from: None,
             chat_redis: None,
@@ -148,6 +152,12 @@ fn options() -> Options {
         "max-clients",
         "connections at once (default 10000)",
         "N",
+    );
+    o.optopt(
+        "",
+        "max-output-memory",
+        "bound on the output queued for all clients together; the furthest behind are cut past it (default 268435456, 256 MiB)",
+        "BYTES",
     );
     o.optopt(
         "",
@@ -331,6 +341,9 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, UsageError> {
                 crate::outbox::ConnId::MAX_SLOTS / 2
             )));
         }
+    }
+    if let Some(n) = m.opt_str("max-output-memory") {
+        c.max_output_memory = parse_count("--max-output-memory", &n)?;
     }
     if let Some(n) = m.opt_str("max-line") {
         c.max_line = parse_count("--max-line", &n)?;

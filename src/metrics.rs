@@ -80,6 +80,9 @@ pub struct Counters {
     pub log_dropped: u64,
     /// Connections not read right now because they are behind (a gauge).
     pub paused_readers: u64,
+    /// Output queued for all connections of the process, in bytes (a gauge kept in `Shared`,
+    /// not published per worker).
+    pub output_queued: u64,
     /// Handshakes that took at most `HANDSHAKE_BUCKETS[i]`, not cumulative; the last is `+Inf`.
     pub handshake_buckets: [u64; HANDSHAKE_BUCKETS.len() + 1],
     pub handshake_seconds_micros: u64,
@@ -211,7 +214,7 @@ pub fn render(
     };
     let plain = |v: u64| vec![(String::new(), v.to_string())];
     // The series with one unlabelled value each.
-    let scalars: [(&str, &str, &str, u64); 9] = [
+    let scalars: [(&str, &str, &str, u64); 10] = [
         (
             "securetcp_connections",
             "gauge",
@@ -259,6 +262,12 @@ pub fn render(
             "gauge",
             "Connections not read now because they (or the chat room) are behind.",
             c.paused_readers,
+        ),
+        (
+            "securetcp_output_queued_bytes",
+            "gauge",
+            "Reply bytes queued for all connections, not yet taken by the kernel (bounded by --max-output-memory).",
+            c.output_queued,
         ),
         (
             "securetcp_workers",

@@ -9,6 +9,8 @@
 //!   "congested" flag per worker, so a member far behind on worker 2 slows the senders on worker 1
 //!   as it would on its own worker;
 //! - each worker's published counters, for `--metrics`;
+//! - the output queued for all connections together, against `--max-output-memory` (one
+//!   atomic add per change of a connection's queue);
 //! - the messages one worker sends the others (`WorkerMsg`): shutdown, a reloaded TLS set-up.
 //!
 //! It knows no reactor and no service: the reactors, the scrape and the worker set point down to it.
@@ -82,7 +84,15 @@ pub struct Shared {
     metrics_on: bool,
     /// `--max-per-ip`: connections now, per client address (only with the option).
     per_ip: Option<(usize, Mutex<HashMap<IpAddr, usize>>)>,
+    /// `--max-output-memory`: the bound on `output_queued`, in bytes.
+    output_budget: AtomicUsize,
+    /// Reply bytes queued for every connection of every worker, not yet taken by the kernel.
+    output_queued: AtomicUsize,
 }
+
+/// `--max-output-memory`'s default: 256 MiB, which fits a small machine (SPEC "Memory under
+/// pressure").
+pub const DEFAULT_OUTPUT_BUDGET: usize = 256 << 20;
 
 impl Shared {
     pub fn new(workers: usize, max_clients: usize) -> Arc<Shared> {
@@ -112,7 +122,33 @@ impl Shared {
             certificate_not_after: AtomicI64::new(i64::MIN),
             metrics_on,
             per_ip: max_per_ip.map(|limit| (limit, Mutex::new(HashMap::new()))),
+            output_budget: AtomicUsize::new(DEFAULT_OUTPUT_BUDGET),
+            output_queued: AtomicUsize::new(0),
         })
+    }
+
+    /// Sets `--max-output-memory` (bytes), before the workers start.
+    pub fn set_output_budget(&self, bytes: usize) {
+        self.output_budget.store(bytes, Ordering::Relaxed);
+    }
+
+    /// `--max-output-memory`, in bytes.
+    pub fn output_budget(&self) -> usize {
+        self.output_budget.load(Ordering::Relaxed)
+    }
+
+    /// Output queued for all connections together, in bytes.
+    pub fn output_queued(&self) -> usize {
+        self.output_queued.load(Ordering::Relaxed)
+    }
+
+    /// One connection's queue grew by `bytes`, or (`shrank`) gave that many back.
+    pub fn output_changed(&self, bytes: usize, shrank: bool) {
+        if shrank {
+            self.output_queued.fetch_sub(bytes, Ordering::Relaxed);
+        } else {
+            self.output_queued.fetch_add(bytes, Ordering::Relaxed);
+        }
     }
 
     /// Whether `--metrics` is on (then every worker publishes its counters).
@@ -139,7 +175,10 @@ impl Shared {
 
     /// Every worker's counters, summed: what a scrape shows.
     pub fn counters(&self) -> Counters {
-        metrics::sum(self.stats.iter().map(Published::load))
+        Counters {
+            output_queued: self.output_queued() as u64,
+            ..metrics::sum(self.stats.iter().map(Published::load))
+        }
     }
 
     /// Takes a `--max-per-ip` place for `ip`; false when that address has its limit already.

@@ -49,6 +49,7 @@ pub fn serve(
         config.max_per_ip,
         config.metrics.is_some(),
     );
+    shared.set_output_budget(config.max_output_memory);
     let room = Directory::new();
     let mut main_log = log.another();
     if let (Some(loaded), Some(files)) = (&loaded, &tls_files) {

@@ -432,7 +432,9 @@ fn served_though_another_came_first(server: &Server) -> bool {
     use std::sync::Arc;
     let mut socket = TcpStream::connect(server.addr()).unwrap();
     let other = TcpStream::connect(server.addr()).unwrap();
-    socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     let ca = server.ca();
     let config = securetcp::tls::client_config(&[ca.as_path()], None).unwrap();
     let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();

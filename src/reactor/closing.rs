@@ -27,6 +27,10 @@ impl Reactor {
                         continue;
                     }
                 };
+            self.conns.recount(id, &self.worker.shared, self.clock.now);
+            let Some(conn) = self.conns.get(id) else {
+                continue;
+            };
             if matches!(conn.phase(), Phase::Lingering { .. }) {
                 // Our FIN is out; the peer's may already be waiting to be read.
                 self.read_from(id);
@@ -109,7 +113,7 @@ impl Reactor {
     /// when its close began, or ends now).
     pub(super) fn finish(&mut self, id: ConnId, reason: CloseReason) {
         self.end_session(id);
-        let Some((mut conn, mut socket)) = self.conns.remove(id) else {
+        let Some((mut conn, mut socket)) = self.conns.remove(id, &self.worker.shared) else {
             return;
         };
         let reason = conn.close_reason().unwrap_or(reason);

@@ -12,6 +12,7 @@ use crate::log::{Log, Value};
 use crate::outbox::{Action, ConnId, Outbox};
 use crate::room::Room;
 use crate::service::Service;
+use crate::shared::Shared;
 
 /// Plaintext read from one connection in one loop turn before the others get their turn. A
 /// client that sends faster than we answer would otherwise keep the loop to itself (readiness is
@@ -254,17 +255,27 @@ impl Reactor {
             outbox,
             conns,
             room,
+            worker,
             ..
         } = self;
+        let shared = &*worker.shared;
         let deliver = |conns: &mut Slots, room: &mut Room, to: ConnId, bytes: &[u8]| {
+            if conns.is_shed(to) {
+                return;
+            }
+            keep_output_budget(conns, shared, bytes.len());
+            if conns.is_shed(to) {
+                return; // it was the furthest behind itself
+            }
             let Some(conn) = conns.get_mut(to) else {
                 return;
             };
             if !conn.queue(bytes) {
-                conns.close_later(to, CloseReason::SlowReader);
+                conns.shed(to, shared);
                 return;
             }
             room.note_receiver(conn, sender, now);
+            conns.recount(to, shared, now);
             conns.mark_dirty(to);
         };
         for action in outbox.actions() {
@@ -291,6 +302,23 @@ impl Reactor {
             self.worker.shared.shutdown_all();
             self.begin_shutdown();
         }
+    }
+}
+
+/// SPEC "Memory under pressure": before `incoming` more bytes are queued, while they would take
+/// the output queued for the whole process past `--max-output-memory`, the connection furthest
+/// behind is cut (`reason=slow-reader`), so no allocation is ever made past the bound. A worker
+/// cuts only its own connections, and only while it holds more than its share of the bound
+/// (the bound over the workers): one that holds little does not cut its clients for another's
+/// backlog, and the one that holds more than its share cuts when its own output next grows.
+fn keep_output_budget(conns: &mut Slots, shared: &Shared, incoming: usize) {
+    let budget = shared.output_budget();
+    let share = budget / shared.workers();
+    while shared.output_queued() + incoming > budget && conns.queued_here() + incoming > share {
+        let Some(victim) = conns.furthest_behind() else {
+            return;
+        };
+        conns.shed(victim, shared);
     }
 }
 

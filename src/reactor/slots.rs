@@ -5,14 +5,22 @@
 //!
 //! A `ConnId` is slot + serial: a stale id (a late event, a service's old handle) never reaches
 //! the next connection in the same slot.
+//!
+//! It also keeps the account of the output queued in its connections, for `--max-output-memory`:
+//! each entry remembers how many of its bytes the process-wide count (`Shared`) holds, and
+//! brings that up to date when asked (`recount`), so the count stays exact whatever changed the
+//! queue, and since when its socket has taken nothing of it (how far behind it is). A connection
+//! shed for the budget no longer counts and gets nothing more.
 
 use std::io;
+use std::time::Instant;
 
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
 use crate::conn::{CloseReason, Conn, Phase};
 use crate::outbox::ConnId;
+use crate::shared::Shared;
 
 struct Entry {
     conn: Conn,
@@ -22,6 +30,14 @@ struct Entry {
     registered: Interest,
     /// In `dirty`: to be flushed at the end of this turn.
     dirty: bool,
+    /// Its queued output as the process-wide count holds it (see `recount`).
+    counted: usize,
+    /// While it has output queued: when its socket last took some, or when its queue last
+    /// went from empty to not (the reader that drains is recent, the one that never reads is
+    /// old, whatever the bytes each got this turn before the flush).
+    behind_since: Option<Instant>,
+    /// Cut for the output budget: it is closing, and gets no more output.
+    shed: bool,
 }
 
 #[derive(Default)]
@@ -34,6 +50,8 @@ pub struct Slots {
     read_later: Vec<ConnId>,
     /// Connections to close once the current step is done (never closed mid-iteration).
     to_close: Vec<(ConnId, CloseReason)>,
+    /// The sum of the entries' `counted`: this worker's part of the process's queued output.
+    counted: usize,
 }
 
 impl Slots {
@@ -74,6 +92,9 @@ impl Slots {
             socket,
             registered: Interest::READABLE,
             dirty: false,
+            counted: 0,
+            behind_since: None,
+            shed: false,
         });
         self.live += 1;
         Ok(())
@@ -108,7 +129,8 @@ impl Slots {
     /// closing its socket takes it out of the poll: a file description leaves every epoll interest
     /// list when its last descriptor closes (epoll(7)), and a connection's socket is never
     /// duplicated. So no `EPOLL_CTL_DEL`, one syscall fewer per connection (tokio makes it).
-    pub fn remove(&mut self, id: ConnId) -> Option<(Conn, TcpStream)> {
+    /// Its queued output leaves the process-wide count in `shared`.
+    pub fn remove(&mut self, id: ConnId, shared: &Shared) -> Option<(Conn, TcpStream)> {
         let slot = self.entries.get_mut(id.slot())?;
         if slot.as_ref().is_none_or(|e| e.conn.id() != id) {
             return None;
@@ -116,7 +138,78 @@ impl Slots {
         let entry = slot.take()?;
         self.free.push(id.slot());
         self.live -= 1;
+        self.counted -= entry.counted;
+        shared.output_changed(entry.counted, true);
         Some((entry.conn, entry.socket))
+    }
+
+    /// Brings the process-wide count of queued output (`shared`) up to date with what this
+    /// connection has queued now. Call it after queueing to or flushing a connection, at `now`.
+    pub fn recount(&mut self, id: ConnId, shared: &Shared, now: Instant) {
+        let Some(entry) = self.entries.get_mut(id.slot()).and_then(Option::as_mut) else {
+            return;
+        };
+        if entry.conn.id() != id || entry.shed {
+            return;
+        }
+        let queued = entry.conn.pending_output();
+        entry.behind_since = match entry.behind_since {
+            _ if queued == 0 => None,
+            // Empty until now, or its socket took some: behind from now on.
+            None => Some(now),
+            Some(_) if queued < entry.counted => Some(now),
+            Some(since) => Some(since),
+        };
+        if queued >= entry.counted {
+            shared.output_changed(queued - entry.counted, false);
+            self.counted += queued - entry.counted;
+        } else {
+            shared.output_changed(entry.counted - queued, true);
+            self.counted -= entry.counted - queued;
+        }
+        entry.counted = queued;
+    }
+
+    /// This worker's part of the process's queued output, in bytes.
+    pub fn queued_here(&self) -> usize {
+        self.counted
+    }
+
+    /// The connection furthest behind, of those not shed already and with output queued: the
+    /// one whose socket has taken nothing for the longest, and of those the one with the most
+    /// queued. (Bytes alone cannot tell: every member gets a turn's room lines before the
+    /// turn's flush, the one that reads as well as the one that never does.)
+    pub fn furthest_behind(&self) -> Option<ConnId> {
+        self.entries
+            .iter()
+            .flatten()
+            .filter(|e| !e.shed && e.counted > 0)
+            .min_by_key(|e| (e.behind_since, std::cmp::Reverse(e.counted)))
+            .map(|e| e.conn.id())
+    }
+
+    /// Cuts a connection for the output budget (`reason=slow-reader`, once the current step is
+    /// done): its bytes leave the count now, and it gets no more output.
+    pub fn shed(&mut self, id: ConnId, shared: &Shared) {
+        let Some(entry) = self.entries.get_mut(id.slot()).and_then(Option::as_mut) else {
+            return;
+        };
+        if entry.conn.id() != id || entry.shed {
+            return;
+        }
+        entry.shed = true;
+        shared.output_changed(entry.counted, true);
+        self.counted -= entry.counted;
+        entry.counted = 0;
+        self.to_close.push((id, CloseReason::SlowReader));
+    }
+
+    /// Whether the connection was cut for the output budget (or is gone).
+    pub fn is_shed(&self, id: ConnId) -> bool {
+        self.entries
+            .get(id.slot())
+            .and_then(Option::as_ref)
+            .is_none_or(|e| e.conn.id() != id || e.shed)
     }
 
     /// Every connection now in the table.
