@@ -44,7 +44,7 @@ pub struct Config {
     pub metrics: Option<ListenSpec>,
     /// `--max-per-ip N`: connections at once from one address; `None` = no limit.
     pub max_per_ip: Option<usize>,
-    /// `--max-output-memory BYTES`: the output queued for all connections together; past it
+    /// `--max-output-memory BYTES`: the memory of all connections' output buffers together; past it
     /// the connections furthest behind are cut (`reason=slow-reader`).
     pub max_output_memory: usize,
     /// `--rate-limit N`: request lines per second per connection; `None` = no limit. Without
@@ -156,7 +156,7 @@ fn options() -> Options {
     o.optopt(
         "",
         "max-output-memory",
-        "bound on the output queued for all clients together; the furthest behind are cut past it (default 268435456, 256 MiB)",
+        "bound on the memory of all clients' queued output together; the furthest behind are cut past it (default 268435456, 256 MiB)",
         "BYTES",
     );
     o.optopt(

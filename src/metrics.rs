@@ -80,9 +80,9 @@ pub struct Counters {
     pub log_dropped: u64,
     /// Connections not read right now because they are behind (a gauge).
     pub paused_readers: u64,
-    /// Output queued for all connections of the process, in bytes (a gauge kept in `Shared`,
+    /// Memory held by the output buffers of all connections, in bytes (a gauge kept in `Shared`,
     /// not published per worker).
-    pub output_queued: u64,
+    pub output_memory: u64,
     /// Handshakes that took at most `HANDSHAKE_BUCKETS[i]`, not cumulative; the last is `+Inf`.
     pub handshake_buckets: [u64; HANDSHAKE_BUCKETS.len() + 1],
     pub handshake_seconds_micros: u64,
@@ -264,10 +264,10 @@ pub fn render(
             c.paused_readers,
         ),
         (
-            "securetcp_output_queued_bytes",
+            "securetcp_output_buffer_bytes",
             "gauge",
-            "Reply bytes queued for all connections, not yet taken by the kernel (bounded by --max-output-memory).",
-            c.output_queued,
+            "Memory held by the output buffers of all connections: replies not yet taken by the kernel, as allocated (bounded by --max-output-memory).",
+            c.output_memory,
         ),
         (
             "securetcp_workers",

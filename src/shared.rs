@@ -9,8 +9,8 @@
 //!   "congested" flag per worker, so a member far behind on worker 2 slows the senders on worker 1
 //!   as it would on its own worker;
 //! - each worker's published counters, for `--metrics`;
-//! - the output queued for all connections together, against `--max-output-memory` (one
-//!   atomic add per change of a connection's queue);
+//! - the memory of the output buffers of all connections together, against
+//!   `--max-output-memory` (one atomic add per change of a connection's buffers);
 //! - the messages one worker sends the others (`WorkerMsg`): shutdown, a reloaded TLS set-up.
 //!
 //! It knows no reactor and no service: the reactors, the scrape and the worker set point down to it.
@@ -84,10 +84,11 @@ pub struct Shared {
     metrics_on: bool,
     /// `--max-per-ip`: connections now, per client address (only with the option).
     per_ip: Option<(usize, Mutex<HashMap<IpAddr, usize>>)>,
-    /// `--max-output-memory`: the bound on `output_queued`, in bytes.
+    /// `--max-output-memory`: the bound on `output_memory`, in bytes.
     output_budget: AtomicUsize,
-    /// Reply bytes queued for every connection of every worker, not yet taken by the kernel.
-    output_queued: AtomicUsize,
+    /// Memory held by the output buffers of every connection of every worker (the replies
+    /// queued and not yet taken by the kernel, as allocated), in bytes.
+    output_memory: AtomicUsize,
 }
 
 /// `--max-output-memory`'s default: 256 MiB, which fits a small machine (SPEC "Memory under
@@ -123,7 +124,7 @@ impl Shared {
             metrics_on,
             per_ip: max_per_ip.map(|limit| (limit, Mutex::new(HashMap::new()))),
             output_budget: AtomicUsize::new(DEFAULT_OUTPUT_BUDGET),
-            output_queued: AtomicUsize::new(0),
+            output_memory: AtomicUsize::new(0),
         })
     }
 
@@ -137,17 +138,17 @@ impl Shared {
         self.output_budget.load(Ordering::Relaxed)
     }
 
-    /// Output queued for all connections together, in bytes.
-    pub fn output_queued(&self) -> usize {
-        self.output_queued.load(Ordering::Relaxed)
+    /// Memory held by the output buffers of all connections together, in bytes.
+    pub fn output_memory(&self) -> usize {
+        self.output_memory.load(Ordering::Relaxed)
     }
 
-    /// One connection's queue grew by `bytes`, or (`shrank`) gave that many back.
+    /// One connection's output buffers grew by `bytes`, or (`shrank`) gave that many back.
     pub fn output_changed(&self, bytes: usize, shrank: bool) {
         if shrank {
-            self.output_queued.fetch_sub(bytes, Ordering::Relaxed);
+            self.output_memory.fetch_sub(bytes, Ordering::Relaxed);
         } else {
-            self.output_queued.fetch_add(bytes, Ordering::Relaxed);
+            self.output_memory.fetch_add(bytes, Ordering::Relaxed);
         }
     }
 
@@ -176,7 +177,7 @@ impl Shared {
     /// Every worker's counters, summed: what a scrape shows.
     pub fn counters(&self) -> Counters {
         Counters {
-            output_queued: self.output_queued() as u64,
+            output_memory: self.output_memory() as u64,
             ..metrics::sum(self.stats.iter().map(Published::load))
         }
     }

@@ -202,8 +202,11 @@ fn the_output_of_all_connections_together_is_bounded_and_the_furthest_behind_are
         assert!(named.contains("name=stuck"), "{named}");
     }
     let body = scrape(metrics);
-    let queued = metric(&body, "securetcp_output_queued_bytes");
-    assert!(queued <= BUDGET, "{queued} bytes queued, over {BUDGET}");
+    let held = metric(&body, "securetcp_output_buffer_bytes");
+    assert!(
+        held <= BUDGET,
+        "{held} bytes of output buffers, over {BUDGET}"
+    );
     // The next client is served.
     let mut next = login("next");
     until(&mut reader, |l| l == "JOIN next");

@@ -306,15 +306,16 @@ impl Reactor {
 }
 
 /// SPEC "Memory under pressure": before `incoming` more bytes are queued, while they would take
-/// the output queued for the whole process past `--max-output-memory`, the connection furthest
-/// behind is cut (`reason=slow-reader`), so no allocation is ever made past the bound. A worker
+/// the memory of the whole process's output buffers past `--max-output-memory`, the connection
+/// furthest behind is cut (`reason=slow-reader`): the bound holds before the allocation (within
+/// one buffer's growth). A worker
 /// cuts only its own connections, and only while it holds more than its share of the bound
 /// (the bound over the workers): one that holds little does not cut its clients for another's
 /// backlog, and the one that holds more than its share cuts when its own output next grows.
 fn keep_output_budget(conns: &mut Slots, shared: &Shared, incoming: usize) {
     let budget = shared.output_budget();
     let share = budget / shared.workers();
-    while shared.output_queued() + incoming > budget && conns.queued_here() + incoming > share {
+    while shared.output_memory() + incoming > budget && conns.queued_here() + incoming > share {
         let Some(victim) = conns.furthest_behind() else {
             return;
         };

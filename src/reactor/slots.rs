@@ -6,10 +6,10 @@
 //! A `ConnId` is slot + serial: a stale id (a late event, a service's old handle) never reaches
 //! the next connection in the same slot.
 //!
-//! It also keeps the account of the output queued in its connections, for `--max-output-memory`:
-//! each entry remembers how many of its bytes the process-wide count (`Shared`) holds, and
-//! brings that up to date when asked (`recount`), so the count stays exact whatever changed the
-//! queue, and since when its socket has taken nothing of it (how far behind it is). A connection
+//! It also keeps the account of its connections' output buffers, for `--max-output-memory`: each
+//! entry remembers how much of their memory the process-wide count (`Shared`) holds, and brings
+//! that up to date when asked (`recount`), so the count stays exact whatever changed the buffers,
+//! and since when its socket has taken nothing of its queue (how far behind it is). A connection
 //! shed for the budget no longer counts and gets nothing more.
 
 use std::io;
@@ -30,8 +30,10 @@ struct Entry {
     registered: Interest,
     /// In `dirty`: to be flushed at the end of this turn.
     dirty: bool,
-    /// Its queued output as the process-wide count holds it (see `recount`).
+    /// Its output buffers' memory as the process-wide count holds it (see `recount`).
     counted: usize,
+    /// Its queued output at the last `recount`.
+    queued: usize,
     /// While it has output queued: when its socket last took some, or when its queue last
     /// went from empty to not (the reader that drains is recent, the one that never reads is
     /// old, whatever the bytes each got this turn before the flush).
@@ -50,7 +52,7 @@ pub struct Slots {
     read_later: Vec<ConnId>,
     /// Connections to close once the current step is done (never closed mid-iteration).
     to_close: Vec<(ConnId, CloseReason)>,
-    /// The sum of the entries' `counted`: this worker's part of the process's queued output.
+    /// The sum of the entries' `counted`: this worker's part of the process's output buffers.
     counted: usize,
 }
 
@@ -93,6 +95,7 @@ impl Slots {
             registered: Interest::READABLE,
             dirty: false,
             counted: 0,
+            queued: 0,
             behind_since: None,
             shed: false,
         });
@@ -129,7 +132,7 @@ impl Slots {
     /// closing its socket takes it out of the poll: a file description leaves every epoll interest
     /// list when its last descriptor closes (epoll(7)), and a connection's socket is never
     /// duplicated. So no `EPOLL_CTL_DEL`, one syscall fewer per connection (tokio makes it).
-    /// Its queued output leaves the process-wide count in `shared`.
+    /// Its output buffers leave the process-wide count in `shared`.
     pub fn remove(&mut self, id: ConnId, shared: &Shared) -> Option<(Conn, TcpStream)> {
         let slot = self.entries.get_mut(id.slot())?;
         if slot.as_ref().is_none_or(|e| e.conn.id() != id) {
@@ -143,8 +146,8 @@ impl Slots {
         Some((entry.conn, entry.socket))
     }
 
-    /// Brings the process-wide count of queued output (`shared`) up to date with what this
-    /// connection has queued now. Call it after queueing to or flushing a connection, at `now`.
+    /// Brings the process-wide count of output memory (`shared`) up to date with what this
+    /// connection's buffers hold now (`Conn::output_memory`). Call it after queueing to or flushing a connection, at `now`.
     pub fn recount(&mut self, id: ConnId, shared: &Shared, now: Instant) {
         let Some(entry) = self.entries.get_mut(id.slot()).and_then(Option::as_mut) else {
             return;
@@ -152,25 +155,26 @@ impl Slots {
         if entry.conn.id() != id || entry.shed {
             return;
         }
-        let queued = entry.conn.pending_output();
+        let (queued, memory) = (entry.conn.pending_output(), entry.conn.output_memory());
         entry.behind_since = match entry.behind_since {
             _ if queued == 0 => None,
             // Empty until now, or its socket took some: behind from now on.
             None => Some(now),
-            Some(_) if queued < entry.counted => Some(now),
+            Some(_) if queued < entry.queued => Some(now),
             Some(since) => Some(since),
         };
-        if queued >= entry.counted {
-            shared.output_changed(queued - entry.counted, false);
-            self.counted += queued - entry.counted;
+        entry.queued = queued;
+        if memory >= entry.counted {
+            shared.output_changed(memory - entry.counted, false);
+            self.counted += memory - entry.counted;
         } else {
-            shared.output_changed(entry.counted - queued, true);
-            self.counted -= entry.counted - queued;
+            shared.output_changed(entry.counted - memory, true);
+            self.counted -= entry.counted - memory;
         }
-        entry.counted = queued;
+        entry.counted = memory;
     }
 
-    /// This worker's part of the process's queued output, in bytes.
+    /// This worker's part of the process's output buffers, in bytes.
     pub fn queued_here(&self) -> usize {
         self.counted
     }
@@ -183,7 +187,7 @@ impl Slots {
         self.entries
             .iter()
             .flatten()
-            .filter(|e| !e.shed && e.counted > 0)
+            .filter(|e| !e.shed && e.queued > 0)
             .min_by_key(|e| (e.behind_since, std::cmp::Reverse(e.counted)))
             .map(|e| e.conn.id())
     }

@@ -279,6 +279,13 @@ impl Conn {
         self.out.len() - self.out_sent
     }
 
+    /// The memory our output buffers hold now, in bytes: what was allocated for the queue
+    /// (sent bytes included until it empties) and for the TLS records not yet sent. The
+    /// process-wide `--max-output-memory` bound counts this.
+    pub fn output_memory(&self) -> usize {
+        self.out.capacity() + self.unsent.capacity()
+    }
+
     /// When this connection must be dealt with next, and the reason it closes if nothing else
     /// happens first: the handshake (or PROXY header) timeout, the line and idle timeouts while
     /// open, the close deadline while closing. `None`: no deadline. Once that time has come,
