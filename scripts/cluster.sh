@@ -88,7 +88,8 @@ haproxy -f "$run/haproxy.cfg" -db > "$run/haproxy.out" 2>&1 &
 pids+=($!)
 sleep 0.5
 
-echo "front: $FRONT ($SERVICE, TLS passed through to $N instances x $WORKERS workers)"
+plural() { if [ "$1" = 1 ]; then echo "1 $2"; else echo "$1 ${2}s"; fi; }
+echo "front: $FRONT ($SERVICE, TLS passed through to $(plural "$N" instance) of $(plural "$WORKERS" worker) each)"
 echo "run directory: $run (instance-N.log, haproxy.cfg)"
 echo "try: cargo run --release --example client -- --ca $run/certs/ca.pem ${FRONT%:*} ${FRONT##*:}"
 echo "Ctrl-C stops everything."

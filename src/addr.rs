@@ -31,9 +31,62 @@ pub fn parse_address(option: &str, text: &str) -> Result<ListenSpec, String> {
     })
 }
 
+/// Resolves `host`:`port` as the server and the client both do, with the errors in words:
+/// `999.1.1.1 is not an IPv4 address (each part is 0-255)` for what can only be a mistyped
+/// address (digits and dots are never a host name), `cannot resolve NAME: no such host` when the
+/// lookup fails, never the resolver's own `failed to lookup address information`.
+pub fn resolve(host: &str, port: u16) -> Result<Vec<std::net::SocketAddr>, String> {
+    use std::net::ToSocketAddrs;
+    if !host.is_empty()
+        && host.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && host.parse::<std::net::Ipv4Addr>().is_err()
+    {
+        return Err(format!(
+            "{host} is not an IPv4 address (four parts of 0-255, as 127.0.0.1)"
+        ));
+    }
+    let mut addrs: Vec<_> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| {
+            // getaddrinfo's own failures carry no OS error number, only its words.
+            let why = match e.raw_os_error() {
+                Some(_) => crate::cli::io_words(&e),
+                None if e.to_string().contains("Temporary failure") => {
+                    "the name service did not answer; try again".to_string()
+                }
+                None => "no such host".to_string(),
+            };
+            format!("cannot resolve {host}: {why}")
+        })?
+        .collect();
+    addrs.dedup();
+    if addrs.is_empty() {
+        return Err(format!("{host} has no address"));
+    }
+    Ok(addrs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mistyped_addresses_and_unknown_hosts_are_said_in_words() {
+        assert_eq!(
+            resolve("999.1.1.1", 5000).unwrap_err(),
+            "999.1.1.1 is not an IPv4 address (four parts of 0-255, as 127.0.0.1)"
+        );
+        assert!(
+            resolve("1.2.3", 5000)
+                .unwrap_err()
+                .contains("not an IPv4 address")
+        );
+        assert_eq!(
+            resolve("nosuchhost.invalid", 5000).unwrap_err(),
+            "cannot resolve nosuchhost.invalid: no such host"
+        );
+        assert_eq!(resolve("127.0.0.1", 7).unwrap()[0].port(), 7);
+    }
 
     #[test]
     fn hosts_ports_and_bracketed_ipv6_are_read() {

@@ -10,7 +10,7 @@
 //!
 //! socket2 sets the options std's `TcpListener::bind` cannot (`SO_REUSEPORT`).
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 
 use mio::net::TcpListener;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -64,7 +64,7 @@ enum Role {
 }
 
 fn bind(addr: SocketAddr, role: Role) -> Result<TcpListener, String> {
-    let fail = |e: std::io::Error| format!("cannot listen on {addr}: {e}");
+    let fail = |e: std::io::Error| format!("cannot listen on {addr}: {}", crate::cli::io_words(&e));
     let socket =
         Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(fail)?;
     // As std's bind does: a restarted server can bind while old connections are in TIME_WAIT.
@@ -102,8 +102,9 @@ pub fn from_passed(passed: Vec<std::net::TcpListener>, workers: usize) -> Result
 
 /// One plain listener on the first address of `spec` (the `--metrics` endpoint), and its address.
 pub fn bind_one(spec: &ListenSpec) -> Result<(TcpListener, SocketAddr), String> {
-    let wanted = resolve(spec)?[0];
-    let listener = bind(wanted, Role::Alone)?;
+    let role = |e: String| format!("--metrics: {e}");
+    let wanted = resolve(spec).map_err(role)?[0];
+    let listener = bind(wanted, Role::Alone).map_err(role)?;
     let addr = listener
         .local_addr()
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
@@ -111,15 +112,7 @@ pub fn bind_one(spec: &ListenSpec) -> Result<(TcpListener, SocketAddr), String> 
 }
 
 pub fn resolve(spec: &ListenSpec) -> Result<Vec<SocketAddr>, String> {
-    let mut addrs: Vec<SocketAddr> = (spec.host.as_str(), spec.port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {}: {e}", spec.host))?
-        .collect();
-    addrs.dedup();
-    if addrs.is_empty() {
-        return Err(format!("{} has no address", spec.host));
-    }
-    Ok(addrs)
+    crate::addr::resolve(&spec.host, spec.port)
 }
 
 #[cfg(test)]

@@ -49,6 +49,16 @@ fn start(
     passed: Result<Option<Vec<std::net::TcpListener>>, String>,
 ) -> Result<(), String> {
     let passed = passed?;
+    // Every address first: a host that does not resolve is the one thing to say, before any
+    // certificate is made or warned about for it.
+    if passed.is_none() {
+        for spec in &config.listen {
+            securetcp::addr::resolve(&spec.host, spec.port)?;
+        }
+    }
+    if let Some(spec) = &config.metrics {
+        securetcp::addr::resolve(&spec.host, spec.port).map_err(|e| format!("--metrics: {e}"))?;
+    }
     raise_descriptor_limit(config.max_clients);
     let tls = if config.tls {
         let (cert, key) = certificate_paths(config)?;

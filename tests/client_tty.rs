@@ -18,11 +18,19 @@ fn address_prompts_then_editing_and_history() {
     let port = server.addr().port().to_string();
     let mut client = client_on_terminal(&server, &[]);
     client.expect("Server IP address [127.0.0.1]: ");
+    // Issue 27 friction 5: a bad host is said at once and asked again (it was found only after
+    // the port question, and ended the program); port 0 is no port to connect to.
+    client.type_text("999.1.1.1\r");
+    client.expect("error: 999.1.1.1 is not an IPv4 address");
+    client.expect_n("Server IP address [127.0.0.1]: ", 2);
     client.type_text("\r");
     client.expect("Port [5000]: ");
     client.type_text("fifty\r");
-    client.expect("error: \"fifty\" is not a port (0-65535)");
+    client.expect("error: \"fifty\" is not a port (1-65535)");
     client.expect_n("Port [5000]: ", 2);
+    client.type_text("0\r");
+    client.expect("error: \"0\" is not a port (1-65535)");
+    client.expect_n("Port [5000]: ", 3);
     client.type_text(&format!("{port}\r"));
     client.expect("Type help for the commands, q to quit.");
     client.expect("> ");

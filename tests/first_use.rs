@@ -144,3 +144,65 @@ fn usage_errors_are_two_lines_and_the_help_is_clean() {
         }
     }
 }
+
+#[test]
+fn start_errors_name_the_option_and_the_file_and_speak_plainly() {
+    // Issue 27 friction 4: `cannot read certificate /nope.pem: I/O error: No such file or
+    // directory (os error 2)` for --client-ca, `no items found` for a key, a --metrics address
+    // not named as such, a certificate warning before `cannot resolve`, `999.1.1.1` resolved as
+    // a host name.
+    let dir = TestDir::new("start-words");
+    std::fs::write(dir.0.join("junk.key"), "junk\n").unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    let cases: [(&[&str], String); 5] = [
+        (
+            &["--client-ca", "/nope.pem", "127.0.0.1", "0"],
+            "securetcp: --client-ca /nope.pem: cannot read it: no such file\n".into(),
+        ),
+        (
+            &[
+                "--cert",
+                "certs/server.pem",
+                "--key",
+                "junk.key",
+                "127.0.0.1",
+                "0",
+            ],
+            "securetcp: --key junk.key: no private key in it (expected a PEM block)\n".into(),
+        ),
+        (
+            &["--metrics", &taken, "127.0.0.1", "0"],
+            format!("securetcp: --metrics: cannot listen on {taken}: address already in use\n"),
+        ),
+        (
+            &["nosuchhost.invalid", "5000"],
+            "securetcp: cannot resolve nosuchhost.invalid: no such host\n".into(),
+        ),
+        (
+            &["999.1.1.1", "5000"],
+            "securetcp: 999.1.1.1 is not an IPv4 address (four parts of 0-255, as 127.0.0.1)\n"
+                .into(),
+        ),
+    ];
+    // The development certificates exist already, so nothing else is said.
+    tls_dev_certs_in(&dir.0);
+    for (args, expected) in cases {
+        let mut args = args.to_vec();
+        args.push("--no-log");
+        let (status, _, stderr) = run_server(&dir.0, &args);
+        assert_eq!(status.code(), Some(1), "{args:?}: {stderr}");
+        assert_eq!(stderr, expected, "{args:?}");
+    }
+    // A warning of a running server says whose it is, in words.
+    let mut server = Server::start(&["--service", "chat", "--chat-redis", "redis://127.0.0.1:1"]);
+    server.wait_for_log("event=bus-down");
+    let needle = "securetcp: warning: --chat-redis: no Redis at 127.0.0.1:1: connection refused; \
+                  serving the local room, retrying";
+    assert!(server.stderr_now_contains(needle), "{}", server.stderr());
+}
+
+/// Makes the development certificates in `dir/certs` the way the server does.
+fn tls_dev_certs_in(dir: &std::path::Path) {
+    securetcp::tls::generate_dev_certs(&dir.join("certs"), &[]).unwrap();
+}

@@ -84,9 +84,16 @@ fn run(o: ClientOptions) -> i32 {
     }
     let host = match &o.host {
         Some(h) => h.clone(),
-        None if interactive => match ask("Server IP address", DEFAULT_HOST) {
-            Some(answer) => host_of(&answer),
-            None => return 0,
+        // A host that does not resolve is said at once, and asked again, before the port.
+        None if interactive => loop {
+            let Some(answer) = ask("Server IP address", DEFAULT_HOST) else {
+                return 0;
+            };
+            let host = host_of(&answer);
+            match securetcp::addr::resolve(&host, 0) {
+                Ok(_) => break host,
+                Err(why) => eprintln!("error: {}", visible(&why)),
+            }
         },
         None => DEFAULT_HOST.to_string(),
     };

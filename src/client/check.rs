@@ -23,7 +23,9 @@ pub fn local_check(service: ServiceKind, line: &str) -> Result<(), String> {
             Err(e) if e.is_malformed() => Err(e.to_string()),
             _ => Ok(()),
         },
-        ServiceKind::Quiz if line.parse::<i64>().is_err() => {
+        ServiceKind::Quiz
+            if crate::proto::parse_answer(line) == crate::proto::Answer::NotANumber =>
+        {
             Err("answer with a whole number".into())
         }
         _ => Ok(()),

@@ -145,9 +145,11 @@ pub use crate::proto::host_of;
 
 /// A port as a person types it (surrounding spaces allowed); the error quotes the text.
 pub fn parse_port(text: &str) -> Result<u16, String> {
-    text.trim()
-        .parse()
-        .map_err(|_| format!("{} is not a port (0-65535)", quote(text)))
+    // Port 0 asks the system for any free port when listening; no server is ever at it.
+    match text.trim().parse() {
+        Ok(0) | Err(_) => Err(format!("{} is not a port (1-65535)", quote(text))),
+        Ok(port) => Ok(port),
+    }
 }
 
 /// `HOST:PORT`, IPv6 in brackets, as a person writes it.
@@ -297,7 +299,7 @@ impl From<io::Error> for ClientError {
 /// first DNS or e-mail name, the only name a server with mutual TLS lets it take. Errors name the
 /// file and say what is wrong.
 pub fn certificate_name(path: &Path) -> Result<String, String> {
-    let certs = crate::tls::load_certs(path)?;
+    let certs = crate::tls::load_certs("--cert", path)?;
     crate::tls::certificate_name(&certs[0]).ok_or_else(|| {
         format!(
             "{} gives no name (no CN, DNS or e-mail name)",

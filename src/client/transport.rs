@@ -3,7 +3,7 @@
 //! the greeting.
 
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -346,9 +346,7 @@ pub fn reset_on_drop(socket: &TcpStream) {
 
 /// Tries each address of `host` in turn; the error says why the last one failed.
 fn connect_any(host: &str, port: u16, silence: Duration) -> Result<TcpStream, ClientError> {
-    let addrs = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| ClientError::Resolve(format!("cannot resolve {host}: {e}")))?;
+    let addrs = crate::addr::resolve(host, port).map_err(ClientError::Resolve)?;
     let mut last_error = ClientError::Resolve(format!("{host} has no address"));
     for addr in addrs {
         match TcpStream::connect_timeout(&addr, silence) {

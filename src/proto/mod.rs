@@ -5,6 +5,7 @@
 //! nothing else in the crate, so every arrow points down to it.
 
 mod address;
+mod answer;
 mod command;
 pub mod exchange;
 pub mod name;
@@ -12,6 +13,7 @@ mod reply;
 mod service_kind;
 
 pub use address::{DEFAULT_HOST, DEFAULT_PORT, host_of, parse_port, port_given_as_host};
+pub use answer::{Answer, parse_answer};
 pub use command::{Common, common_command};
 pub use reply::Reply;
 pub use service_kind::ServiceKind;

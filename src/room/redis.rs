@@ -228,10 +228,10 @@ impl RedisBus {
                 ),
                 None => None,
             };
-            let mut stream = TcpStream::connect(self.addr).map_err(|e| e.to_string())?;
+            let mut stream = TcpStream::connect(self.addr).map_err(|e| crate::cli::io_words(&e))?;
             registry
                 .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| crate::cli::io_words(&e))?;
             Ok(Side {
                 stream,
                 connected: false,
@@ -557,7 +557,7 @@ impl RedisBus {
         if !self.start_reported {
             // Once, at start: a server started by hand says at once why its room is alone.
             eprintln!(
-                "warning: --chat-redis: no Redis at {}: {why}; serving the local room, retrying",
+                "securetcp: warning: --chat-redis: no Redis at {}: {why}; serving the local room, retrying",
                 self.addr
             );
             self.start_reported = true;
@@ -588,12 +588,12 @@ impl Side {
     fn pump(&mut self) -> Result<(), String> {
         if !self.connected {
             if let Some(e) = self.stream.take_error().ok().flatten() {
-                return Err(e.to_string());
+                return Err(crate::cli::io_words(&e));
             }
             match self.stream.peer_addr() {
                 Ok(_) => self.connected = true,
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(()),
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(crate::cli::io_words(&e)),
             }
         }
         let mut buf = [0u8; 16 * 1024];
@@ -614,14 +614,14 @@ impl Side {
                                 Ok(0) => return Err("Redis closed the connection".into()),
                                 Ok(n) => self.input.extend_from_slice(&buf[..n]),
                                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                                Err(e) => return Err(e.to_string()),
+                                Err(e) => return Err(crate::cli::io_words(&e)),
                             }
                         }
                     }
                 },
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(crate::cli::io_words(&e)),
             }
         }
         self.write_out()
@@ -640,7 +640,7 @@ impl Side {
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e.to_string()),
+                    Err(e) => return Err(crate::cli::io_words(&e)),
                 }
             }
             return Ok(());
@@ -653,7 +653,7 @@ impl Side {
                 false => tls
                     .writer()
                     .write(&self.output)
-                    .map_err(|e| e.to_string())?,
+                    .map_err(|e| crate::cli::io_words(&e))?,
             };
             self.output.drain(..moved);
             if !tls.wants_write() {
@@ -666,7 +666,7 @@ impl Side {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(crate::cli::io_words(&e)),
             }
         }
     }
@@ -679,7 +679,7 @@ fn redis_tls(url: &RedisUrl) -> Result<(Arc<rustls::ClientConfig>, ServerName<'s
     let mut roots = rustls::RootCertStore::empty();
     match &url.ca {
         Some(ca) => {
-            for cert in crate::tls::load_certs(ca)? {
+            for cert in crate::tls::load_certs("--redis-ca", ca)? {
                 roots
                     .add(cert)
                     .map_err(|e| format!("--redis-ca {}: {e}", ca.display()))?;

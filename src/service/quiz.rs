@@ -109,16 +109,21 @@ impl Service for Quiz {
         if answer_common(line, id, HELP, self.certified.of(id), out) {
             return self.ask(id, out); // name and help: their OK, then the same question again
         }
-        let Ok(answer) = line.trim().parse::<i64>() else {
-            out.send(id, "ERR answer with a whole number");
-            return self.ask(id, out);
+        let answer = match crate::proto::parse_answer(line) {
+            crate::proto::Answer::Number(n) => Some(n),
+            // Wrong for sure (the sum is below 200), and counted as any wrong answer.
+            crate::proto::Answer::TooBig => None,
+            crate::proto::Answer::NotANumber => {
+                out.send(id, "ERR answer with a whole number");
+                return self.ask(id, out);
+            }
         };
         let Some(player) = self.players.get_mut(&id) else {
             return;
         };
         let sum = player.a + player.b;
         player.total += 1;
-        if answer == sum as i64 {
+        if answer == Some(sum as i64) {
             player.right += 1;
             out.send(
                 id,
@@ -194,6 +199,32 @@ mod tests {
             format!("ERR wrong, {a} + {b} = {}, score 1/2", answer_of(&q2))
         );
         answer_of(&lines[1]);
+    }
+
+    #[test]
+    fn a_whole_number_too_big_for_the_machine_is_a_wrong_answer() {
+        // Issue 27 friction 6: it was "not a whole number".
+        let id = ConnId::new(1, 0);
+        let mut quiz = Quiz::new(5);
+        let mut out = Outbox::new();
+        quiz.greeting(id, None, &mut out);
+        let question = out.lines_for(id)[1].clone();
+        out.clear();
+        quiz.on_line(id, "99999999999999999999", &mut out);
+        let lines = out.lines_for(id);
+        let (a, b) = question
+            .strip_prefix("QUIZ ")
+            .unwrap()
+            .split_once(" + ")
+            .unwrap();
+        assert_eq!(
+            lines[0],
+            format!("ERR wrong, {a} + {b} = {}, score 0/1", answer_of(&question))
+        );
+        assert!(
+            crate::client::local_check(crate::proto::ServiceKind::Quiz, "99999999999999999999")
+                .is_ok()
+        );
     }
 
     #[test]

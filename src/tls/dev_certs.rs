@@ -153,15 +153,15 @@ mod tests {
         let files = generate_dev_certs(&dir, &["example.test".to_string()]).unwrap();
         assert!(server_config(&files.cert, &files.key, None).is_ok());
         assert!(client_config(&[&files.ca], None).is_ok());
-        assert_eq!(load_certs(&files.cert).unwrap().len(), 2);
-        let client = load_certs(&files.client_cert).unwrap();
+        assert_eq!(load_certs("--cert", &files.cert).unwrap().len(), 2);
+        let client = load_certs("--cert", &files.client_cert).unwrap();
         assert_eq!(subject(&client[0]).as_deref(), Some("CN=dev-client"));
         assert_eq!(
             certificate_name(&client[0]).as_deref(),
             Some(DEV_CLIENT_NAME)
         );
         assert_eq!(crate::proto::name::check(DEV_CLIENT_NAME), Ok(()));
-        let server = load_certs(&files.cert).unwrap();
+        let server = load_certs("--cert", &files.cert).unwrap();
         assert_eq!(
             subject(&server[0]).as_deref(),
             Some("CN=securetcp development server")

@@ -48,29 +48,54 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(provider)
 }
 
-pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+/// The certificates of the PEM file at `path`, which `role` (the option that named it, such as
+/// `--client-ca`) says what it is for. Errors name the option, the file and what is wrong in
+/// words: `--client-ca /nope.pem: cannot read it: no such file`.
+pub fn load_certs(role: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let fail = |why: String| format!("{role} {}: {why}", path.display());
     let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("cannot read certificate {}: {e}", path.display()))?
+        .map_err(|e| fail(pem_words(&e, "certificate")))?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("cannot parse certificate {}: {e}", path.display()))?;
+        .map_err(|e| fail(pem_words(&e, "certificate")))?;
     if certs.is_empty() {
-        return Err(format!("no certificate found in {}", path.display()));
+        return Err(fail(
+            "no certificate in it (a PEM CERTIFICATE block)".into(),
+        ));
     }
     Ok(certs)
 }
 
-pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
-    PrivateKeyDer::from_pem_file(path)
-        .map_err(|e| format!("cannot read private key {}: {e}", path.display()))
+/// The private key of the PEM file at `path` (`role`: the option that named it, `--key`).
+pub fn load_key(role: &str, path: &Path) -> Result<PrivateKeyDer<'static>, String> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| {
+        format!(
+            "{role} {}: {}",
+            path.display(),
+            pem_words(&e, "private key")
+        )
+    })
 }
 
-fn root_store(ca_files: &[&Path]) -> Result<RootCertStore, String> {
+/// A PEM reading error in words (`what`: what the file should hold).
+fn pem_words(e: &rustls::pki_types::pem::Error, what: &str) -> String {
+    use rustls::pki_types::pem::Error;
+    match e {
+        Error::Io(io) => format!("cannot read it: {}", crate::cli::io_words(io)),
+        Error::NoItemsFound => format!("no {what} in it (expected a PEM block)"),
+        _ => format!("not a valid PEM file ({what} expected)"),
+    }
+}
+
+fn root_store(role: &str, ca_files: &[&Path]) -> Result<RootCertStore, String> {
     let mut roots = RootCertStore::empty();
     for path in ca_files {
-        for cert in load_certs(path)? {
-            roots
-                .add(cert)
-                .map_err(|e| format!("bad CA certificate in {}: {e}", path.display()))?;
+        for cert in load_certs(role, path)? {
+            roots.add(cert).map_err(|e| {
+                format!(
+                    "{role} {}: not a usable CA certificate: {e}",
+                    path.display()
+                )
+            })?;
         }
     }
     Ok(roots)
@@ -83,7 +108,7 @@ pub fn server_config(
     key: &Path,
     client_ca: Option<&Path>,
 ) -> Result<Arc<ServerConfig>, String> {
-    server_config_for(load_certs(cert)?, cert, key, client_ca)
+    server_config_for(load_certs("--cert", cert)?, cert, key, client_ca)
 }
 
 /// [`server_config`] for a chain already read from `cert`.
@@ -93,7 +118,7 @@ fn server_config_for(
     key: &Path,
     client_ca: Option<&Path>,
 ) -> Result<Arc<ServerConfig>, String> {
-    let key = load_key(key)?;
+    let key = load_key("--key", key)?;
     let builder = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS set-up failed: {e}"))?;
@@ -101,7 +126,7 @@ fn server_config_for(
         None => builder.with_no_client_auth(),
         Some(ca) => {
             let verifier = WebPkiClientVerifier::builder_with_provider(
-                Arc::new(root_store(&[ca])?),
+                Arc::new(root_store("--client-ca", &[ca])?),
                 provider(),
             )
             .build()
@@ -160,7 +185,7 @@ impl TlsFiles {
     /// The files as loaded at start. A certificate out of its validity period is not refused
     /// here (SPEC: warned of at start); [`expiry_warning`] says so.
     pub fn load(&self) -> Result<ServerTls, String> {
-        let chain = load_certs(&self.cert)?;
+        let chain = load_certs("--cert", &self.cert)?;
         let (validity, ended_by) = expiry::chain_validity(&chain).unzip();
         let config = server_config_for(chain, &self.cert, &self.key, self.client_ca.as_deref())?;
         Ok(ServerTls {
@@ -208,7 +233,7 @@ pub fn client_config(
     ca_files: &[&Path],
     client_cert: Option<(&Path, &Path)>,
 ) -> Result<Arc<ClientConfig>, String> {
-    let mut roots = root_store(ca_files)?;
+    let mut roots = root_store("--ca", ca_files)?;
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
@@ -217,7 +242,7 @@ pub fn client_config(
     let config = match client_cert {
         None => builder.with_no_client_auth(),
         Some((cert, key)) => builder
-            .with_client_auth_cert(load_certs(cert)?, load_key(key)?)
+            .with_client_auth_cert(load_certs("--cert", cert)?, load_key("--key", key)?)
             .map_err(|e| {
                 format!(
                     "client certificate {}: {}",
@@ -262,7 +287,10 @@ pub fn hosts_not_covered(cert_file: &Path, ca_file: &Path, hosts: &[String]) -> 
     use rustls::CertificateError::{NotValidForName, NotValidForNameContext};
     use rustls::client::danger::ServerCertVerifier;
     use rustls::pki_types::{ServerName, UnixTime};
-    let (Ok(chain), Ok(roots)) = (load_certs(cert_file), root_store(&[ca_file])) else {
+    let (Ok(chain), Ok(roots)) = (
+        load_certs("--cert", cert_file),
+        root_store("--ca", &[ca_file]),
+    ) else {
         return Vec::new();
     };
     let Some((leaf, intermediates)) = chain.split_first() else {
