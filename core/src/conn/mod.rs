@@ -670,6 +670,17 @@ impl Conn {
         if self.pending_output() + bytes.len() > MAX_PENDING_OUTPUT {
             return false;
         }
+        // The sent prefix goes once it is as large as what is left: the queue empties only when
+        // the client catches up, and one that is always a little behind must not keep all that
+        // was ever sent to it (MAX_PENDING_OUTPUT bounds the unsent part alone). Amortized: a
+        // move of at most as many bytes as were sent since the last one.
+        if self.in_flight == 0
+            && self.out_sent > KEEP_OUTPUT_CAPACITY
+            && self.out_sent >= self.pending_output()
+        {
+            self.out.drain(..self.out_sent);
+            self.out_sent = 0;
+        }
         self.out.extend_from_slice(bytes);
         true
     }

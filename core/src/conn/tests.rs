@@ -955,3 +955,23 @@ mod properties {
         }
     }
 }
+
+/// A client always a little behind (it takes 900 of every 1,000 bytes queued) never lets the
+/// queue empty: the bytes it has taken are dropped from the front as the queue grows, so the
+/// memory follows what is unsent, not all that was ever sent (2 MB here before).
+#[test]
+fn a_reader_always_a_little_behind_keeps_only_its_unsent_output() {
+    let mut conn = plain_conn(None);
+    let mut traffic = Traffic::default();
+    for _ in 0..2000 {
+        assert!(conn.queue(&[b'x'; 1000]));
+        conn.transport.room = Some(900);
+        conn.flush(t0(), &mut traffic).unwrap();
+    }
+    let (pending, memory) = (conn.pending_output(), conn.output_memory());
+    assert_eq!(pending, 2000 * 100);
+    assert!(
+        memory <= 4 * pending + 64 * 1024,
+        "{memory} bytes held for {pending} unsent"
+    );
+}
