@@ -91,6 +91,6 @@ sleep 0.5
 plural() { if [ "$1" = 1 ]; then echo "1 $2"; else echo "$1 ${2}s"; fi; }
 echo "front: $FRONT ($SERVICE, TLS passed through to $(plural "$N" instance) of $(plural "$WORKERS" worker) each)"
 echo "run directory: $run (instance-N.log, haproxy.cfg)"
-echo "try: cargo run --release --example client -- --ca $run/certs/ca.pem ${FRONT%:*} ${FRONT##*:}"
+echo "try: cargo run --release --bin securetcp-client -- --ca $run/certs/ca.pem ${FRONT%:*} ${FRONT##*:}"
 echo "Ctrl-C stops everything."
 wait

@@ -185,7 +185,7 @@ fn usage_errors_exit_two() {
     let dir = TestDir::new("client-usage");
     let (status, _, stderr) = run_client(&dir.0, &["--bogus"], None);
     assert_eq!(status.code(), Some(2));
-    assert!(stderr.contains("Usage: client"), "{stderr}");
+    assert!(stderr.contains("Usage: securetcp-client"), "{stderr}");
     let (status, stdout, _) = run_client(&dir.0, &["--help"], None);
     assert_eq!(status.code(), Some(0));
     assert!(stdout.contains("--exec"));
@@ -576,21 +576,13 @@ fn quiz_exec_prints_each_question_with_its_answer() {
     assert_eq!(stderr, "Session ended\n");
 }
 
-/// Issue 21, friction 11: the terminal client is also the package's binary `securetcp-client`,
-/// behind the feature `client`, so the server's own build has no line editor. This builds it
-/// the way `cargo install --path . --features client` does (the same target, here in debug)
-/// and talks to the server with it; `cargo tree` shows rustyline only with the feature.
+/// The terminal client is the workspace's binary `securetcp-client` (client/), a crate of its own:
+/// `cargo build` at the root puts it beside the server (SPEC: Names), the server's own
+/// dependency tree has no line editor, and the client's has none of the tests' or benches'
+/// dependencies (the README's `cargo run --release --bin securetcp-client` builds only these).
 #[test]
-fn the_client_is_also_the_binary_securetcp_client() {
-    let profile = common::cargo(&[
-        "build",
-        "--quiet",
-        "--features",
-        "client",
-        "--bin",
-        "securetcp-client",
-    ]);
-    let installed = profile.join("securetcp-client");
+fn the_client_is_the_binary_securetcp_client_with_a_build_of_its_own() {
+    let installed = common::client_bin();
     let server = Server::start(&[]);
     let port = server.addr().port().to_string();
     let out = std::process::Command::new(&installed)
@@ -609,44 +601,41 @@ fn the_client_is_also_the_binary_securetcp_client() {
         format!("securetcp-client {}\n", env!("CARGO_PKG_VERSION"))
     );
 
-    let tree = |features: &[&str]| {
+    let tree = |package: &str| {
         let out = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()))
-            .args(["tree", "--offline", "-e", "normal", "--prefix", "none"])
-            .args(features)
+            .args([
+                "tree",
+                "--offline",
+                "-e",
+                "normal",
+                "--prefix",
+                "none",
+                "-p",
+                package,
+            ])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .output()
             .unwrap();
         assert!(out.status.success(), "{out:?}");
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    assert!(!tree(&[]).contains("rustyline"), "the server's build");
-    assert!(tree(&["--features", "client"]).contains("rustyline"));
-}
-
-/// Issue 27 defect 2, SPEC "An idle close says so": a client whose session the server ends for
-/// `--idle-timeout` says so and does not reconnect (the old one took the silent close for a lost
-/// server and connected again after every idle period). Its input pipe stays open and silent.
-#[test]
-fn an_idle_timeout_ends_the_session_once_without_reconnecting() {
-    use std::process::{Command, Stdio};
-    let server = Server::start(&["--idle-timeout", "1"]);
-    let mut client = Command::new(common::client_bin())
-        .args(port_args(&server))
-        .current_dir(&server.dir.0)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdin = client.stdin.take().unwrap(); // open, and nothing typed
-    let status = common::wait_for_exit(&mut client, std::time::Duration::from_secs(6), || {
-        format!("the client did not end; the log:\n{}", server.log())
-    });
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut client.stderr.take().unwrap(), &mut stderr).unwrap();
-    drop(stdin);
-    assert!(status.success(), "{status:?} {stderr}");
-    assert_eq!(stderr, "disconnected after 1 s idle\n");
-    let log = server.wait_for_log("reason=idle-timeout");
-    assert_eq!(log.matches("event=open").count(), 1, "{log}");
+    let server_tree = tree("securetcp");
+    assert!(
+        !server_tree.contains("rustyline"),
+        "the server's build: {server_tree}"
+    );
+    let client_tree = tree("securetcp-client");
+    assert!(client_tree.contains("rustyline"));
+    for test_only in [
+        "criterion",
+        "proptest",
+        "prometheus-parse",
+        "rayon",
+        "plotters",
+    ] {
+        assert!(
+            !client_tree.contains(test_only),
+            "{test_only} in the client's build"
+        );
+    }
 }

@@ -4,7 +4,7 @@
 # A real window (examples/gui) under Xvfb, drawn by Mesa's software OpenGL, typed into with
 # xdotool and captured with ImageMagick's import, then reduced to 64 colours.
 #
-#   cargo build --features gui --example gui --example client && docs/gui/screenshots.sh
+#   cargo build --features gui --example gui --bin securetcp-client && docs/gui/screenshots.sh
 #
 # Needs the Debian packages xvfb xdotool imagemagick python3 (and the GUI's libraries, docs/clients.md).
 # Runs servers on 127.0.0.1 ports 5701-5706 in a scratch folder, and ends them (5706: nobody).
@@ -14,7 +14,7 @@ out="$repo/docs/gui"
 bin=${SHOT_BIN:-$repo/target/debug}
 server="$bin/securetcp"
 gui="$bin/examples/gui"
-client="$bin/examples/client"
+client="$bin/securetcp-client"
 work=$(mktemp -d)
 cd "$work"
 pids=()

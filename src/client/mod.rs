@@ -1,4 +1,4 @@
-//! The blocking client's library half, shared by the terminal client (`examples/client/`), the
+//! The blocking client's library half, shared by the terminal client (`client/`), the
 //! GUI, the tests and the benches: its command line, the TLS connection and session, the
 //! local check of a typed line, and the text shown to a person. The terminal front end (line
 //! editor, conversations) is the example's own, so the server's build carries none of it.

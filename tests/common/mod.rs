@@ -335,9 +335,15 @@ pub fn run_server(dir: &Path, args: &[&str]) -> (ExitStatus, String, String) {
     )
 }
 
-/// The example client's binary.
+/// The terminal client's binary, `securetcp-client` (the workspace member client/), built once
+/// per test process as `cargo build -p securetcp-client` builds it.
 pub fn client_bin() -> PathBuf {
-    example_bin("client")
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            cargo(&["build", "--quiet", "-p", "securetcp-client"]).join("securetcp-client")
+        })
+        .clone()
 }
 
 /// An example's binary. `cargo test` builds the examples, but `cargo test --test NAME` does not,

@@ -1,6 +1,6 @@
-//! The blocking securetcp client: `cargo run --release --example client -- [OPTIONS] [HOST [PORT]]`.
-//! The same source is the installable binary `securetcp-client` (cargo feature `client`:
-//! `cargo install --path . --features client`), which names itself so in its usage and version.
+//! The blocking securetcp client, `securetcp-client [OPTIONS] [HOST [PORT]]`: `cargo run --release
+//! --bin securetcp-client -- ...` at the repository root, which builds the server's library and
+//! this crate, none of the tests' or benches' dependencies.
 //!
 //! The terminal front end lives here: the address prompts, the console (rustyline on a
 //! terminal, a pipe, or `--exec`) and one conversation per service. The connection, the
@@ -18,9 +18,9 @@ use securetcp::client::{
 };
 use securetcp::proto::{DEFAULT_HOST, DEFAULT_PORT};
 
-pub fn main() -> ExitCode {
+fn main() -> ExitCode {
     let program = program_name();
-    // The usage's own word for the program is `client`, the example's name.
+    // The usage's own word for the program is `client`: the name it was started by replaces it.
     let named = |text: &str| text.replacen("client", &program, 1);
     let args: Vec<String> = std::env::args().skip(1).collect();
     let code = match client::parse_args(&args) {
@@ -44,14 +44,14 @@ pub fn main() -> ExitCode {
     ExitCode::from(code as u8)
 }
 
-/// `client` as an example, `securetcp-client` installed: the name it was started by.
+/// The name the program was started by (`securetcp-client`, or a link's name).
 fn program_name() -> String {
     std::env::args()
         .next()
         .as_deref()
         .map(std::path::Path::new)
         .and_then(|path| path.file_name()?.to_str().map(str::to_string))
-        .unwrap_or_else(|| "client".to_string())
+        .unwrap_or_else(|| "securetcp-client".to_string())
 }
 
 /// Asks for a missing host or port when stdin is a terminal (the seeds' prompts); `None` at
