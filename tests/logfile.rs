@@ -417,11 +417,20 @@ fn a_full_disk_loses_lines_counted_never_half_and_logging_resumes_when_room_is_m
             format!("OK {}", i * 2)
         );
     }
+    // The writer thread counts a line as lost when it fails to write it, a moment after the
+    // reply went out: wait for the count, never assert on a snapshot taken too early.
+    let start = Instant::now();
+    let lost = loop {
+        let lost = log_dropped(metrics);
+        if lost >= lost_first + 50 {
+            break lost;
+        }
+        assert!(start.elapsed() < WAIT, "only {lost} lines counted as lost");
+        std::thread::sleep(Duration::from_millis(20));
+    };
     let text = std::fs::read_to_string(&log).unwrap();
     assert_whole_lines(&text);
     assert!(!text.contains("req=\"49 * 2\""));
-    let lost = log_dropped(metrics);
-    assert!(lost >= lost_first + 50, "{lost}");
 
     // Room again: remove the ballast (or rotate the file away under the size limit).
     match &tmpfs {
