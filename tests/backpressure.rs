@@ -116,6 +116,17 @@ fn stuck_member(addr: std::net::SocketAddr, name: &str) -> std::net::TcpStream {
 /// never read can be sockets of the test's own making.
 #[test]
 fn the_output_of_all_connections_together_is_bounded_and_the_furthest_behind_are_cut() {
+    output_budget_holds("1");
+}
+
+/// The same bound with two workers: each cuts its own connections, only while it holds more
+/// than its share, and the total still ends under the bound.
+#[test]
+fn the_output_budget_holds_across_workers() {
+    output_budget_holds("2");
+}
+
+fn output_budget_holds(workers: &str) {
     const BUDGET: u64 = 4 << 20;
     const STUCK: usize = 30;
     let budget = BUDGET.to_string();
@@ -127,6 +138,8 @@ fn the_output_of_all_connections_together_is_bounded_and_the_furthest_behind_are
         "--max-output-memory",
         &budget,
         "--no-tls",
+        "--workers",
+        workers,
     ]);
     let mut plain = server.options();
     plain.no_tls = true;
