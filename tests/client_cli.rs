@@ -639,3 +639,31 @@ fn the_client_is_the_binary_securetcp_client_with_a_build_of_its_own() {
         );
     }
 }
+
+/// Issue 27 defect 2, SPEC "An idle close says so": a client whose session the server ends for
+/// `--idle-timeout` says so and does not reconnect (the old one took the silent close for a lost
+/// server and connected again after every idle period). Its input pipe stays open and silent.
+#[test]
+fn an_idle_timeout_ends_the_session_once_without_reconnecting() {
+    use std::process::{Command, Stdio};
+    let server = Server::start(&["--idle-timeout", "1"]);
+    let mut client = Command::new(common::client_bin())
+        .args(port_args(&server))
+        .current_dir(&server.dir.0)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = client.stdin.take().unwrap(); // open, and nothing typed
+    let status = common::wait_for_exit(&mut client, std::time::Duration::from_secs(6), || {
+        format!("the client did not end; the log:\n{}", server.log())
+    });
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut client.stderr.take().unwrap(), &mut stderr).unwrap();
+    drop(stdin);
+    assert!(status.success(), "{status:?} {stderr}");
+    assert_eq!(stderr, "disconnected after 1 s idle\n");
+    let log = server.wait_for_log("reason=idle-timeout");
+    assert_eq!(log.matches("event=open").count(), 1, "{log}");
+}
