@@ -39,6 +39,16 @@ pub fn read(socket: &mut TcpStream, buf: &mut [u8]) -> Read {
     }
 }
 
+/// [`read`], unless the peer's FIN was read already (`ended`): then `Eof` with no syscall. A
+/// connection that lingers after the peer closed first is finished without a read for a FIN
+/// that is here.
+pub fn read_unless_ended(ended: bool, socket: &mut TcpStream, buf: &mut [u8]) -> Read {
+    match ended {
+        true => Read::Eof,
+        false => read(socket, buf),
+    }
+}
+
 /// After the peer's close_notify: reads (and throws away) until `WouldBlock`, and says whether
 /// the peer's FIN is here. It most likely came with the close_notify, and seeing it spares the
 /// close a `shutdown` and a read later.

@@ -47,7 +47,7 @@ impl Reactor {
                 }
                 continue;
             }
-            let n = match driver::read(socket, &mut self.scratch) {
+            let n = match driver::read_unless_ended(conn.peer_closed(), socket, &mut self.scratch) {
                 driver::Read::Data(n) => n,
                 driver::Read::WouldBlock => {
                     // Handshake messages (or a TLS key update) may be waiting to go out.
@@ -73,7 +73,8 @@ impl Reactor {
             let scratch = std::mem::take(&mut self.scratch);
             let open = self.take_input(id, &scratch[..n]);
             self.scratch = scratch;
-            if !open {
+            // After the FIN (`n == 0`) nothing more can come.
+            if !open || n == 0 {
                 return;
             }
             if budget == 0 {
