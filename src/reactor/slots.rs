@@ -54,6 +54,9 @@ pub struct Slots {
     to_close: Vec<(ConnId, CloseReason)>,
     /// The sum of the entries' `counted`: this worker's part of the process's output buffers.
     counted: usize,
+    /// Entries not shed with output queued: when none is, no victim is looked for (memory
+    /// kept by idle connections' buffers must not cost a scan of the table per line).
+    behind: usize,
 }
 
 impl Slots {
@@ -143,11 +146,15 @@ impl Slots {
         self.live -= 1;
         self.counted -= entry.counted;
         shared.output_changed(entry.counted, true);
+        if !entry.shed && entry.queued > 0 {
+            self.behind -= 1;
+        }
         Some((entry.conn, entry.socket))
     }
 
     /// Brings the process-wide count of output memory (`shared`) up to date with what this
-    /// connection's buffers hold now (`Conn::output_memory`). Call it after queueing to or flushing a connection, at `now`.
+    /// connection's buffers hold now (`Conn::output_memory`). Call it after queueing to or
+    /// flushing a connection, at `now`.
     pub fn recount(&mut self, id: ConnId, shared: &Shared, now: Instant) {
         let Some(entry) = self.entries.get_mut(id.slot()).and_then(Option::as_mut) else {
             return;
@@ -163,6 +170,11 @@ impl Slots {
             Some(_) if queued < entry.queued => Some(now),
             Some(since) => Some(since),
         };
+        match (entry.queued > 0, queued > 0) {
+            (false, true) => self.behind += 1,
+            (true, false) => self.behind -= 1,
+            _ => {}
+        }
         entry.queued = queued;
         if memory >= entry.counted {
             shared.output_changed(memory - entry.counted, false);
@@ -184,6 +196,9 @@ impl Slots {
     /// queued. (Bytes alone cannot tell: every member gets a turn's room lines before the
     /// turn's flush, the one that reads as well as the one that never does.)
     pub fn furthest_behind(&self) -> Option<ConnId> {
+        if self.behind == 0 {
+            return None;
+        }
         self.entries
             .iter()
             .flatten()
@@ -202,6 +217,9 @@ impl Slots {
             return;
         }
         entry.shed = true;
+        if entry.queued > 0 {
+            self.behind -= 1;
+        }
         shared.output_changed(entry.counted, true);
         self.counted -= entry.counted;
         entry.counted = 0;
