@@ -133,7 +133,7 @@ fn usage_errors_are_two_lines_and_the_help_is_clean() {
     assert_eq!(
         stderr,
         "error: unknown option --bogus\n\
-         Usage: client [OPTIONS] [HOST [PORT]]; try --help for the options\n"
+         Usage: securetcp-client [OPTIONS] [HOST [PORT]]; try --help for the options\n"
     );
     let (_, server_help, _) = run_server(&dir.0, &["--help"]);
     let (_, client_help, _) = run_client(&dir.0, &["--help"], None);
