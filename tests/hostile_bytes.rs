@@ -195,6 +195,31 @@ fn binary_that_is_not_tls_gets_a_tls_alert_and_only_a_text_line_gets_err() {
     assert_eq!(normal.request("+ 3 4").unwrap(), "OK 7");
 }
 
+#[test]
+fn a_plain_text_line_cut_across_segments_still_gets_the_plain_line() {
+    // A person's client writes `hello`, then the rest: the first segment alone is no TLS and
+    // not yet a line; the server waits for the line end before it answers (it answered the
+    // first segment with an alert).
+    let server = Server::start(&[]);
+    let mut s = raw_tcp(server.addr());
+    s.set_nodelay(true).unwrap();
+    s.write_all(b"hello").unwrap();
+    // A real pause is the point: the two writes must reach the server as two reads.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    s.write_all(b" there\n").unwrap();
+    let (reply, _) = read_to_end_timed(&mut s);
+    assert_eq!(reply, b"ERR this port speaks TLS\n");
+    server.wait_for_log("error=\"not TLS: a plain-text line\"");
+
+    // Text that never ends its line before the client hangs up gets the alert, as binary does.
+    let (reply, close) = answer_to(&server, b"hello");
+    assert_eq!(reply.first(), Some(&0x15), "{reply:?}");
+    assert!(
+        close.contains("error=\"not TLS: text with no line end\""),
+        "{close}"
+    );
+}
+
 /// Whether `records` is whole TLS records whose last is an alert (content type 21).
 fn last_record_is_an_alert(mut records: &[u8]) -> bool {
     let mut last = None;

@@ -2,8 +2,14 @@
 //! plain-text line (answered with one plain `ERR` line) from binary that is not TLS (answered
 //! with rustls's alert), and to say in the log what came (SPEC "Trust at the edges").
 //!
-//! Five bytes per connection, and the scan stops at the first byte that decides it: a TLS
-//! client's first byte (0x16) is not text, so for every real client it ends at once.
+//! Seven bytes per connection, and the scan stops at the first byte that decides it: a TLS
+//! client's first byte (0x16) is not text, so for every real client it ends at once. Text with no
+//! line end yet is given up to [`MAX_TEXT_LINE`] bytes to show its `\n` (a plain client's line may
+//! come in several TCP segments); past that it is not a line a person typed.
+
+/// How many bytes of text may come before their `\n` and still be answered as a plain-text
+/// line: a typed command, not a file.
+pub(crate) const MAX_TEXT_LINE: u16 = 1024;
 
 /// The first bytes seen on a TLS connection, before rustls took them.
 #[derive(Clone, Copy, Debug, Default)]
@@ -12,6 +18,8 @@ pub(crate) struct FirstBytes {
     head: [u8; 3],
     head_len: u8,
     text: Text,
+    /// Bytes of text so far, while `text` is undecided (at most [`MAX_TEXT_LINE`]).
+    text_len: u16,
 }
 
 /// Whether the bytes so far read as a line of text.
@@ -45,12 +53,20 @@ impl FirstBytes {
             if self.text == Text::Undecided {
                 self.text = match byte {
                     b'\n' => Text::Line,
+                    // Too long to be a line someone typed: whatever it is, it is not that.
+                    _ if self.text_len >= MAX_TEXT_LINE => Text::Binary,
                     // Printable ASCII, tab, CR (telnet's CRLF), and UTF-8's bytes: text.
                     b'\t' | b'\r' | 0x20..=0x7E | 0x80..=0xFF => Text::Undecided,
                     _ => Text::Binary,
                 };
+                self.text_len += 1;
             }
         }
+    }
+
+    /// The bytes so far are text with no line end yet: the next bytes may make them a line.
+    pub(crate) fn is_text_so_far(&self) -> bool {
+        self.head_len > 0 && self.text == Text::Undecided
     }
 
     /// The peer sent a plain-text line: printable bytes ending in `\n` (SPEC: only that is
@@ -106,6 +122,13 @@ mod tests {
         }
         // Split anywhere, it is the same line.
         assert!(seen(&[b"hel", b"", b"lo", b"\n"]).is_plain_text_line());
+        assert!(seen(&[b"hello"]).is_text_so_far());
+        // A line end only after more than a typed line's worth of text is no typed line.
+        let long = vec![b'a'; usize::from(MAX_TEXT_LINE) + 1];
+        assert!(!seen(&[&long, b"\n"]).is_plain_text_line());
+        assert!(!seen(&[&long]).is_text_so_far());
+        let just = vec![b'a'; usize::from(MAX_TEXT_LINE) - 1];
+        assert!(seen(&[&just, b"\n"]).is_plain_text_line());
         for not_a_line in [
             &b"hello"[..],                             // no line end (yet)
             b"\x80\x2e\x01\x03\x01\x00\x15\x00\x00\n", // SSLv2 hello

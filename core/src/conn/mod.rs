@@ -393,6 +393,16 @@ impl Conn {
                     return ReadEvent::Data(n);
                 }
             }
+            if self.failure.is_some() {
+                // Text that is not TLS, waiting for its line end before the verdict (see
+                // `refuse_tls`): the bytes only go to the note, never to rustls again.
+                self.first_bytes.note(input);
+                *input = &[];
+                if self.first_bytes.is_text_so_far() && !self.peer_closed {
+                    return ReadEvent::NeedBytes;
+                }
+                return ReadEvent::Closed(CloseReason::TlsError);
+            }
             if self.tls_closed {
                 // A clean close_notify from the peer: whatever follows is not read.
                 *input = &[];
@@ -418,7 +428,24 @@ impl Conn {
                     self.tls_closed = state.peer_has_closed();
                 }
                 // rustls has queued an alert for the peer; `poll_last_words` hands it out.
-                Err(e) => return self.refuse_tls(e),
+                Err(e) => {
+                    let not_tls = matches!(
+                        e,
+                        rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)
+                    );
+                    let event = self.refuse_tls(e);
+                    // A plain client's line may be cut across TCP segments: text with no line
+                    // end yet waits for the rest (up to first_bytes::MAX_TEXT_LINE bytes, or
+                    // the handshake timeout) before it is answered as a line or with the alert.
+                    if not_tls && self.first_bytes.is_text_so_far() && !self.peer_closed {
+                        self.first_bytes.note(input);
+                        *input = &[];
+                        if self.first_bytes.is_text_so_far() {
+                            return ReadEvent::NeedBytes;
+                        }
+                    }
+                    return event;
+                }
             }
             if self.phase == Phase::Handshaking && !tls.is_handshaking() {
                 self.phase = Phase::Open;
@@ -749,6 +776,9 @@ impl Conn {
                 buf.extend_from_slice(&self.unsent);
                 self.unsent.clear();
             }
+            // Refused: rustls's alert (or the plain line) is the last words', never sent ahead
+            // of them, while text that is not TLS still waits for its line end.
+            Some(_) if self.failure.is_some() => {}
             Some(tls) => {
                 if self.out_sent < self.out.len() && !tls.is_handshaking() {
                     // rustls takes at most its buffer limit; the rest waits in `out`.
