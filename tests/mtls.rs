@@ -207,3 +207,43 @@ fn no_login_by_resumption_after_a_client_ca_change(
     );
     assert!(greeting.unwrap().starts_with("HELLO calc"));
 }
+
+#[test]
+fn a_client_certificate_that_expired_since_its_session_began_does_not_log_in_by_resumption() {
+    // The attack round of issue 31: mallory's certificate ran out after she logged in; a full
+    // handshake was refused ("certificate expired"), but resuming the session was welcomed, and
+    // every resumption renewed the ticket, forever.
+    for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+        let dir = TestDir::new("expired-resume");
+        let ca = common::certs::TestCa::new("test client CA");
+        let ca_file = ca.write(&dir.0.join("ca.pem"));
+        let (cert, key) = ca.server(&dir.0, "server", -1, 300);
+        let (client_cert, client_key) = ca.client_for_secs(&dir.0, "mallory", "mallory", 2);
+        let args = [
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "--client-ca",
+            ca_file.to_str().unwrap(),
+        ];
+        let server = Server::start_in(dir, &["127.0.0.1", "0"], &args, 1);
+        let mallory = client_on(version, &ca_file, &client_cert, &client_key);
+        let (greeting, _) = greeting_over(&server, &mallory);
+        assert!(greeting.unwrap().starts_with("HELLO calc"));
+        // Her certificate's notAfter passes (a real clock is the point here).
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        let (greeting, resumed) = greeting_over(&server, &mallory);
+        assert!(
+            resumed,
+            "{version:?}: the client did not resume: the test proves nothing"
+        );
+        assert!(
+            greeting.is_err(),
+            "{version:?}: an expired certificate logged in by resumption: {greeting:?}"
+        );
+        server.wait_for_log("reason=tls-error");
+        let log = server.log();
+        assert!(log.contains("error=\"certificate expired on "), "{log}");
+    }
+}

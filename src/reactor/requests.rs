@@ -199,10 +199,21 @@ impl Reactor {
         if self.log.enabled() && kind != Kind::Scrape {
             super::closing::log_open(&mut self.log, &self.worker, conn);
         }
+        let out_of_time = match kind {
+            Kind::Client => resumed_certificate_out_of_time(conn),
+            _ => None,
+        };
         match kind {
             Kind::Refused(refusal) => {
                 conn.queue(refusal.reply());
                 self.close(id, refusal.reason());
+            }
+            Kind::Client if out_of_time.is_some() => {
+                // A resumed session's certificate ran out since it was verified: no greeting.
+                if let Some(e) = out_of_time {
+                    conn.refuse_certificate(e);
+                }
+                self.close(id, CloseReason::TlsError);
             }
             Kind::Client => {
                 // Mutual TLS: the name the client's certificate gives it, for the service.
@@ -385,4 +396,40 @@ fn write_service_log(log: &mut Log, id: ConnId, name: Option<&str>, fields: &[u8
         Value(name.unwrap_or("-").as_bytes()),
         String::from_utf8_lossy(fields)
     ));
+}
+
+/// Mutual TLS and a resumed session: rustls verified the client's chain when the session began,
+/// not now. A certificate of that chain that has expired since (or is not valid yet by the
+/// clock now) is refused as a full handshake would refuse it, so a ticket renewed on every
+/// resumption never outlives the certificate it was issued for (the class of CVE-2025-68121).
+fn resumed_certificate_out_of_time(conn: &crate::conn::Conn) -> Option<rustls::Error> {
+    use rustls::CertificateError;
+    use rustls::pki_types::UnixTime;
+    let chain = conn.resumed_client_chain()?;
+    let now = UnixTime::now();
+    let at =
+        |secs: i64| UnixTime::since_unix_epoch(std::time::Duration::from_secs(secs.max(0) as u64));
+    for cert in chain {
+        let Some(validity) = crate::tls::validity(cert) else {
+            continue;
+        };
+        let now_secs = now.as_secs() as i64;
+        if now_secs > validity.not_after {
+            return Some(rustls::Error::InvalidCertificate(
+                CertificateError::ExpiredContext {
+                    time: now,
+                    not_after: at(validity.not_after),
+                },
+            ));
+        }
+        if now_secs < validity.not_before {
+            return Some(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidYetContext {
+                    time: now,
+                    not_before: at(validity.not_before),
+                },
+            ));
+        }
+    }
+    None
 }

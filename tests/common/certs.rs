@@ -98,6 +98,36 @@ impl TestCa {
         )
     }
 
+    /// A client certificate named `name`, valid from a day ago until `secs` seconds from now:
+    /// one that expires while a test holds its TLS session.
+    pub fn client_for_secs(
+        &self,
+        dir: &Path,
+        stem: &str,
+        name: &str,
+        secs: u64,
+    ) -> (PathBuf, PathBuf) {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        let epoch = rcgen::date_time_ymd(1970, 1, 1);
+        params.not_before = epoch + (now - std::time::Duration::from_secs(86_400));
+        params.not_after = epoch + (now + std::time::Duration::from_secs(secs));
+        let issuer = rcgen::Issuer::new(self.params.clone(), &self.key);
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        let (cert_path, key_path) = (
+            dir.join(format!("{stem}.pem")),
+            dir.join(format!("{stem}.key")),
+        );
+        std::fs::write(&cert_path, format!("{}{}", cert.pem(), self.pem)).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        (cert_path, key_path)
+    }
+
     fn leaf(
         &self,
         dir: &Path,

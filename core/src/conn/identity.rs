@@ -30,4 +30,21 @@ impl Conn {
     pub fn client_certificate(&self) -> Option<&CertificateDer<'static>> {
         self.tls.as_ref()?.peer_certificates()?.first()
     }
+
+    /// The chain the client presented, when this session was resumed from a ticket or a session
+    /// id rather than verified now: rustls does not verify a client's certificate again on
+    /// resumption, so what changed since (its validity ran out) is the server's to check.
+    pub fn resumed_client_chain(&self) -> Option<&[CertificateDer<'static>]> {
+        let tls = self.tls.as_ref()?;
+        if tls.handshake_kind() != Some(rustls::HandshakeKind::Resumed) {
+            return None;
+        }
+        tls.peer_certificates()
+    }
+
+    /// The server refuses the client's certificate after the handshake (a resumed session whose
+    /// certificate is no longer valid): the close that follows is a `tls-error` for `e`.
+    pub fn refuse_certificate(&mut self, e: rustls::Error) {
+        self.failure = Some(Box::new(super::Failure::Tls(e)));
+    }
 }

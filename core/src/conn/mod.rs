@@ -393,7 +393,7 @@ impl Conn {
                     return ReadEvent::Data(n);
                 }
             }
-            if self.failure.is_some() {
+            if self.failure.is_some() && self.phase == Phase::Handshaking {
                 // Text that is not TLS, waiting for its line end before the verdict (see
                 // `refuse_tls`): the bytes only go to the note, never to rustls again.
                 self.first_bytes.note(input);
@@ -778,7 +778,7 @@ impl Conn {
             }
             // Refused: rustls's alert (or the plain line) is the last words', never sent ahead
             // of them, while text that is not TLS still waits for its line end.
-            Some(_) if self.failure.is_some() => {}
+            Some(_) if self.failure.is_some() && self.phase == Phase::Handshaking => {}
             Some(tls) => {
                 if self.out_sent < self.out.len() && !tls.is_handshaking() {
                     // rustls takes at most its buffer limit; the rest waits in `out`.
