@@ -77,6 +77,10 @@ pub struct Shared {
     /// the chat's flow control: lines waiting in a channel are behind too.
     room_backlog: Box<[AtomicUsize]>,
     peers: OnceLock<Vec<Peer>>,
+    /// Held by a reload from reading the files to installing what it read: two SIGHUPs close
+    /// together load one after the other, so the set read last is the set installed last (a
+    /// slow first read finishing after a second would put the older files back in force).
+    reloading: std::sync::Mutex<()>,
     /// Each worker's counters as last published (for `--metrics`).
     stats: Box<[Published]>,
     /// The server certificate's notAfter in Unix seconds (`i64::MIN`: none, or unread).
@@ -119,6 +123,7 @@ impl Shared {
             congested: (0..workers).map(|_| AtomicBool::new(false)).collect(),
             room_backlog: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
             peers: OnceLock::new(),
+            reloading: std::sync::Mutex::new(()),
             stats: (0..workers).map(|_| Published::default()).collect(),
             certificate_not_after: AtomicI64::new(i64::MIN),
             metrics_on,
@@ -336,6 +341,17 @@ impl Shared {
             let _ = peer.inbox.send(WorkerMsg::Shutdown);
             let _ = peer.waker.wake();
         }
+    }
+
+    /// Runs `reload` (reads the TLS files, off the reactors' threads) and installs its outcome,
+    /// one reload at a time: see `reloading`.
+    pub fn reload_tls_with(
+        &self,
+        reload: impl FnOnce() -> Result<(ServerTls, Option<ExpiryWarning>), String>,
+    ) {
+        // A reload that panicked left nothing half-done behind the lock: go on.
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        self.install_tls(reload());
     }
 
     /// The outcome of a reload (built off the reactors' threads): a new set-up goes to every

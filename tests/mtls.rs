@@ -247,3 +247,44 @@ fn a_client_certificate_that_expired_since_its_session_began_does_not_log_in_by_
         assert!(log.contains("error=\"certificate expired on "), "{log}");
     }
 }
+
+#[test]
+fn two_reloads_close_together_install_the_files_read_last() {
+    // The attack round of issue 31: SIGHUP while a slow read of the old --client-ca (caA) runs,
+    // the file replaced by caB, SIGHUP again: the second reload finished first, the first one
+    // last, and caA was back in force with two `reload ok=1` lines.
+    let (server, files) = mtls_server();
+    let mallory = client_on(
+        &rustls::version::TLS13,
+        &files.ca,
+        &files.client_cert,
+        &files.client_key,
+    );
+    let (greeting, _) = greeting_over(&server, &mallory);
+    assert!(greeting.unwrap().starts_with("HELLO calc"));
+    // caA behind many lines of text the PEM reader must pass over: a slow first read.
+    let elsewhere = TestDir::new("ca-b-race");
+    let other = generate_dev_certs(&elsewhere.0, &[]).unwrap();
+    let mut slow = std::fs::read(&files.ca).unwrap();
+    let padding =
+        b"a comment line that the PEM reader skips, as it skips any text between blocks\n";
+    for _ in 0..(160 << 20) / padding.len() {
+        slow.extend_from_slice(padding);
+    }
+    let slow_path = elsewhere.0.join("slow-ca.pem");
+    std::fs::write(&slow_path, &slow).unwrap();
+    std::fs::rename(&slow_path, &files.ca).unwrap();
+    server.signal(libc::SIGHUP);
+    std::thread::sleep(std::time::Duration::from_millis(20)); // the first reload is reading
+    let fast_path = elsewhere.0.join("fast-ca.pem");
+    std::fs::copy(&other.ca, &fast_path).unwrap();
+    std::fs::rename(&fast_path, &files.ca).unwrap();
+    server.signal(libc::SIGHUP);
+    server.wait_for_log_count("event=reload ok=1", 2);
+    let (greeting, resumed) = greeting_over(&server, &mallory);
+    assert!(!resumed);
+    assert!(
+        greeting.is_err(),
+        "the CA replaced by the second reload is in force again: {greeting:?}"
+    );
+}

@@ -401,11 +401,12 @@ impl Reactor {
         let started = std::thread::Builder::new()
             .name("tls-reload".into())
             .spawn(move || {
-                let reloaded = files.reload().map(|loaded| {
-                    let warning = files.expiry_warning(&loaded);
-                    (loaded, warning)
+                shared.reload_tls_with(|| {
+                    files.reload().map(|loaded| {
+                        let warning = files.expiry_warning(&loaded);
+                        (loaded, warning)
+                    })
                 });
-                shared.install_tls(reloaded);
             });
         if let Err(e) = started {
             self.log.line(format_args!(
