@@ -288,3 +288,36 @@ fn two_reloads_close_together_install_the_files_read_last() {
         "the CA replaced by the second reload is in force again: {greeting:?}"
     );
 }
+
+#[test]
+fn a_client_ca_file_with_hundreds_of_cas_is_served_not_aborted() {
+    // The attack round of issue 31: a --client-ca bundle of 720 CAs made the CertificateRequest's
+    // list of CA names longer than its 16-bit length field, rustls panicked while encoding it,
+    // and the process aborted (exit 134) at the first handshake, every session lost.
+    let (mut server, files) = mtls_server();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut bundle = std::fs::read_to_string(&files.ca).unwrap();
+    for i in 0..1000 {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.distinguished_name.push(
+            rcgen::DnType::CommonName,
+            format!("a filler CA of a bundle as large as a system trust store, with a long name as some have, number {i}"),
+        );
+        bundle.push_str(&params.self_signed(&key).unwrap().pem());
+    }
+    std::fs::write(&files.ca, bundle).unwrap();
+    server.signal(libc::SIGHUP);
+    server.wait_for_log("event=reload ok=1");
+    let mallory = client_on(
+        &rustls::version::TLS13,
+        &server.dir.0.join("certs/ca.pem"),
+        &files.client_cert,
+        &files.client_key,
+    );
+    for _ in 0..2 {
+        let (greeting, _) = greeting_over(&server, &mallory);
+        assert!(greeting.unwrap().starts_with("HELLO calc"));
+    }
+    server.stop_with(libc::SIGTERM); // exit 0: still the process that started
+}

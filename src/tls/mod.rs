@@ -101,6 +101,24 @@ fn root_store(role: &str, ca_files: &[&Path]) -> Result<RootCertStore, String> {
     Ok(roots)
 }
 
+/// The most bytes of CA names the server lists in its CertificateRequest (the
+/// `certificate_authorities` hints that help a client pick its certificate). The list's length is
+/// a 16-bit field (RFC 8446 §4.2.4, RFC 5246 §7.4.4), and rustls 0.23 panics while encoding a
+/// longer one, which would end the process at the first handshake; past this, no hints are sent
+/// (a client with one certificate, which is every usual client, does not need them; OpenSSL
+/// servers met the same limit, openssl/openssl#6609). Kept under 64 KiB for the list's own
+/// framing and the rest of the message.
+const MAX_ROOT_HINTS_BYTES: usize = 60_000;
+
+/// What the CA names of `roots` take in a CertificateRequest: each subject with its 2-byte length.
+fn roots_hint_size(roots: &RootCertStore) -> usize {
+    roots
+        .roots
+        .iter()
+        .map(|anchor| anchor.subject.len() + 2)
+        .sum()
+}
+
 /// The server's rustls configuration: TLS 1.2 and 1.3 (rustls's safe defaults), and client
 /// certificates required when `client_ca` is given.
 pub fn server_config(
@@ -125,12 +143,15 @@ fn server_config_for(
     let builder = match client_ca {
         None => builder.with_no_client_auth(),
         Some(ca) => {
-            let verifier = WebPkiClientVerifier::builder_with_provider(
-                Arc::new(root_store("--client-ca", &[ca])?),
-                provider(),
-            )
-            .build()
-            .map_err(|e| format!("--client-ca {}: {e}", ca.display()))?;
+            let roots = Arc::new(root_store("--client-ca", &[ca])?);
+            let hints_fit = roots_hint_size(&roots) <= MAX_ROOT_HINTS_BYTES;
+            let mut verifier = WebPkiClientVerifier::builder_with_provider(roots, provider());
+            if !hints_fit {
+                verifier = verifier.clear_root_hint_subjects();
+            }
+            let verifier = verifier
+                .build()
+                .map_err(|e| format!("--client-ca {}: {e}", ca.display()))?;
             builder.with_client_cert_verifier(verifier)
         }
     };
