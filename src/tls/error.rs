@@ -98,11 +98,14 @@ fn invalid_certificate(why: &rustls::CertificateError) -> String {
         C::UnknownIssuer => "certificate signed by an unknown CA".into(),
         C::Expired => "certificate expired".into(),
         C::ExpiredContext { not_after, .. } => {
-            format!("certificate expired on {}", utc(not_after.as_secs()))
+            format!("certificate expired on {}", utc(not_after.as_secs() as i64))
         }
         C::NotValidYet => "certificate not valid yet".into(),
         C::NotValidYetContext { not_before, .. } => {
-            format!("certificate not valid before {}", utc(not_before.as_secs()))
+            format!(
+                "certificate not valid before {}",
+                utc(not_before.as_secs() as i64)
+            )
         }
         C::NotValidForName | C::NotValidForNameContext { .. } => {
             "certificate not valid for this name".into()
@@ -142,8 +145,9 @@ fn bad_record(how: &rustls::InvalidMessage) -> String {
 }
 
 /// Unix seconds as `2026-12-07T21:04:50Z`.
-pub(crate) fn utc(secs: u64) -> String {
-    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
+/// Unix seconds (before 1970 too: a certificate may say 1950) as `2026-12-20T00:00:00Z`.
+pub(crate) fn utc(secs: i64) -> String {
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (year, month, day) = crate::log::civil_from_days(days);
     format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",

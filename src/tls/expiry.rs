@@ -24,12 +24,12 @@ pub fn check_in_time(validity: &Validity, now: i64) -> Result<(), String> {
     if now > validity.not_after {
         Err(format!(
             "the certificate expired on {}",
-            utc(validity.not_after as u64)
+            utc(validity.not_after)
         ))
     } else if now < validity.not_before {
         Err(format!(
             "the certificate is not valid before {}",
-            utc(validity.not_before.max(0) as u64)
+            utc(validity.not_before)
         ))
     } else {
         Ok(())
@@ -82,15 +82,15 @@ pub fn expiry_warning(cert: &str, validity: &Validity, now: i64) -> Option<Expir
     })
 }
 
-/// Unix seconds as `2026-12-20T00:00:00Z` (before 1970: 1970).
+/// Unix seconds as `2026-12-20T00:00:00Z` (before 1970 too).
 pub fn utc_date(secs: i64) -> String {
-    utc(secs.max(0) as u64)
+    utc(secs)
 }
 
 impl ExpiryWarning {
     /// The date it expires (or expired), as `2026-12-20T00:00:00Z`.
     pub fn date(&self) -> String {
-        utc(self.not_after.max(0) as u64)
+        utc(self.not_after)
     }
 
     /// The line for stderr (without the program's prefix).
@@ -99,7 +99,7 @@ impl ExpiryWarning {
             format!(
                 "warning: the certificate {} is not valid before {}: clients that verify it refuse it until then (check the certificate, and this machine's clock)",
                 self.cert,
-                utc(not_before.max(0) as u64)
+                utc(not_before)
             )
         } else if self.days_left < 0 {
             format!(
@@ -129,6 +129,23 @@ mod tests {
             not_before: from,
             not_after: to,
         }
+    }
+
+    #[test]
+    fn dates_before_1970_are_written_as_themselves() {
+        // The attack round: a notAfter of 1950 read as year 584554051204, or as 1970.
+        assert_eq!(utc_date(-618_105_600), "1950-06-01T00:00:00Z");
+        assert!(
+            check_in_time(
+                &Validity {
+                    not_before: -700_000_000,
+                    not_after: -618_105_600
+                },
+                0
+            )
+            .unwrap_err()
+            .ends_with("expired on 1950-06-01T00:00:00Z")
+        );
     }
 
     #[test]

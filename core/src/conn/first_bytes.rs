@@ -9,7 +9,7 @@
 
 /// How many bytes of text may come before their `\n` and still be answered as a plain-text
 /// line: a typed command, not a file.
-pub(crate) const MAX_TEXT_LINE: u16 = 1024;
+pub(crate) const MAX_TEXT_LINE: u16 = 16 * 1024;
 
 /// The first bytes seen on a TLS connection, before rustls took them.
 #[derive(Clone, Copy, Debug, Default)]
