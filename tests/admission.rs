@@ -548,3 +548,83 @@ fn real_clients_are_served_while_a_silent_flood_keeps_coming() {
         "{served} of {CLIENTS} real clients served under a silent flood"
     );
 }
+
+/// A TLS client on a slow path: it sends its ClientHello, reads the server's flight, then
+/// waits `round_trip` before its Finished, as a client 300 ms away does. The greeting, or why
+/// there was none.
+fn slow_handshake_greeting(server: &Server, round_trip: Duration) -> Result<String, String> {
+    let config = securetcp::tls::client_config(&[server.ca().as_path()], None)?;
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = rustls::ClientConnection::new(config, name).map_err(|e| e.to_string())?;
+    let mut tcp = TcpStream::connect(server.addr()).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(common::WAIT)).unwrap();
+    while tls.wants_write() {
+        tls.write_tls(&mut tcp).map_err(|e| e.to_string())?;
+    }
+    // The server's flight, up to the point where the client owes its Finished.
+    while !tls.wants_write() {
+        if tls.read_tls(&mut tcp).map_err(|e| e.to_string())? == 0 {
+            return Err("closed during the handshake".into());
+        }
+        tls.process_new_packets().map_err(|e| e.to_string())?;
+    }
+    std::thread::sleep(round_trip); // the path's delay is the point here
+    let mut stream = rustls::Stream::new(&mut tls, &mut tcp);
+    let mut greeting = Vec::new();
+    let mut byte = [0u8; 1];
+    while !greeting.ends_with(b"\n") {
+        match stream.read(&mut byte) {
+            Ok(0) => return Err("closed before the greeting".into()),
+            Ok(_) => greeting.push(byte[0]),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(String::from_utf8_lossy(&greeting).trim_end().to_string())
+}
+
+#[test]
+fn a_real_client_on_a_slow_path_is_served_while_sockets_churn_faster_than_the_grace() {
+    // The attack round of issue 31: sockets that reconnect as soon as they are evicted are
+    // always younger than the newcomers' grace, so a real client still handshaking after it
+    // (a 300 ms round trip) was the only victim past it: 0 of 10 served.
+    let server = Server::start(&["--max-clients", "20"]);
+    let addr = server.addr();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churn = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut sockets: Vec<TcpStream> = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // Keep 40 silent sockets: each one evicted is replaced at once.
+                sockets.retain_mut(|s| {
+                    let mut byte = [0u8; 1];
+                    s.set_nonblocking(true).unwrap();
+                    // Still held while there is nothing to read; an EOF, a reset or a refusal
+                    // line means it lost its place.
+                    matches!(s.read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+                });
+                while sockets.len() < 40 {
+                    match TcpStream::connect(addr) {
+                        Ok(s) => sockets.push(s),
+                        Err(_) => break,
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300)); // the churn is under way
+    let mut served = 0;
+    for _ in 0..5 {
+        match slow_handshake_greeting(&server, Duration::from_millis(400)) {
+            Ok(greeting) if greeting.starts_with("HELLO calc") => served += 1,
+            other => eprintln!("not served: {other:?}"),
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    churn.join().unwrap();
+    assert_eq!(
+        served, 5,
+        "real clients on a slow path served: {served} of 5"
+    );
+}

@@ -179,7 +179,7 @@ impl Reactor {
         let conns = &self.conns;
         let victim = self
             .admission
-            .longest_handshaking(|id| candidate(conns, id, now));
+            .longest_handshaking(|id| victim_candidate(conns, id, now));
         match victim {
             Some(victim) => {
                 self.close(victim, CloseReason::Evicted);
@@ -196,7 +196,7 @@ impl Reactor {
             let (conns, now) = (&self.conns, self.clock.now);
             let Some(victim) = self
                 .admission
-                .longest_handshaking(|id| candidate(conns, id, now))
+                .longest_handshaking(|id| victim_candidate(conns, id, now))
             else {
                 return;
             };
@@ -327,6 +327,9 @@ impl Reactor {
 pub(super) fn candidate(conns: &Slots, id: crate::outbox::ConnId, now: Instant) -> Candidate {
     match conns.get(id) {
         Some(conn) if conn.kind() == Kind::Client && conn.is_handshaking() => {
+            if conn.hello_answered() {
+                return Candidate::Answered;
+            }
             let new = now.saturating_duration_since(conn.opened_at()) < NEWCOMER_GRACE;
             match (new, conn.has_spoken()) {
                 (true, false) => Candidate::NewSilent,
@@ -336,6 +339,22 @@ pub(super) fn candidate(conns: &Slots, id: crate::outbox::ConnId, now: Instant) 
             }
         }
         _ => Candidate::Gone,
+    }
+}
+
+/// [`candidate`], when a victim is being chosen: a connection the core has heard nothing from
+/// but whose bytes already wait in the kernel (its ClientHello came in this loop turn) has
+/// spoken, so a burst of accepts cannot take a real client for a silent socket.
+fn victim_candidate(conns: &Slots, id: crate::outbox::ConnId, now: Instant) -> Candidate {
+    let waiting = || {
+        conns
+            .socket(id)
+            .is_some_and(super::driver::has_bytes_waiting)
+    };
+    match candidate(conns, id, now) {
+        Candidate::NewSilent if waiting() => Candidate::NewSpoken,
+        Candidate::Silent if waiting() => Candidate::Spoken,
+        other => other,
     }
 }
 

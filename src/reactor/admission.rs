@@ -13,7 +13,10 @@
 //! less than that ago only when no older one is handshaking (SPEC "Memory under pressure": a
 //! real client that has not been read yet is not "silent", it is new). Among those newcomers,
 //! one that has sent nothing goes before one mid-handshake (a real client's handshake takes
-//! milliseconds; a burst of silent sockets must not push it out), each oldest first.
+//! milliseconds; a burst of silent sockets must not push it out), each oldest first. Last of
+//! all, whatever its age, a connection whose ClientHello the server has answered: a real client
+//! waiting on its round trip (a 300 ms path, or TLS 1.2's two), which a flood of sockets that
+//! come and go faster than the grace would otherwise leave as the only one past it.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -69,6 +72,8 @@ pub struct Admission {
     /// something (a ClientHello, part of a PROXY header): evicted only once no silent one is
     /// left, so a flood of sockets that never send cannot push out real clients mid-handshake.
     spoken: VecDeque<ConnId>,
+    /// Handshaking connections whose hello the server answered, oldest first: the last victims.
+    answered: VecDeque<ConnId>,
     /// `handshaking` is cleared of finished ids once it grows past this.
     compact_at: usize,
 }
@@ -86,6 +91,7 @@ impl Admission {
             scrapes: 0,
             handshaking: VecDeque::new(),
             spoken: VecDeque::new(),
+            answered: VecDeque::new(),
             compact_at: MIN_COMPACT,
         }
     }
@@ -129,7 +135,9 @@ impl Admission {
             return self.refuse(Refusal::PerIp);
         }
         if !self.shared.admit() {
-            let waiting = !self.handshaking.is_empty() || !self.spoken.is_empty();
+            let waiting = !self.handshaking.is_empty()
+                || !self.spoken.is_empty()
+                || !self.answered.is_empty();
             let full = if !evicting && waiting {
                 Some(Verdict::Full)
             } else if evicting || !self.shared.admit_over(self.worker) {
@@ -210,6 +218,11 @@ impl Admission {
             self.handshaking.retain(|&id| still_handshaking(id));
             self.compact_at = (2 * self.handshaking.len()).max(MIN_COMPACT);
         }
+        if self.spoken.len() + self.answered.len() > self.compact_at {
+            // The queues eviction sorted into keep ids that finished since: dropped likewise.
+            self.spoken.retain(|&id| still_handshaking(id));
+            self.answered.retain(|&id| still_handshaking(id));
+        }
     }
 
     /// How many connections may still be handshaking (an upper bound: ids behind the front
@@ -217,7 +230,7 @@ impl Admission {
     /// ones at the front.
     pub fn handshaking(&mut self, candidate: impl Fn(ConnId) -> Candidate) -> usize {
         self.forget_finished_at_front(&candidate);
-        self.handshaking.len() + self.spoken.len()
+        self.handshaking.len() + self.spoken.len() + self.answered.len()
     }
 
     /// Drops the ids at the front of the queue that finished or went.
@@ -257,14 +270,21 @@ impl Admission {
                     self.handshaking.pop_front();
                     self.spoken.push_back(id);
                 }
+                Candidate::Answered => {
+                    self.handshaking.pop_front();
+                    self.answered.push_back(id);
+                }
                 Candidate::Gone => {
                     self.handshaking.pop_front();
                 }
             }
         }
         while let Some(id) = self.spoken.pop_front() {
-            if candidate(id) != Candidate::Gone {
-                return Some(id);
+            match candidate(id) {
+                Candidate::Gone => {}
+                // Its hello came whole since: it waits with the others answered.
+                Candidate::Answered => self.answered.push_back(id),
+                _ => return Some(id),
             }
         }
         // No older one is handshaking: the oldest newcomer that has sent nothing (looked for
@@ -274,15 +294,23 @@ impl Admission {
             .iter()
             .take(NEWCOMERS_LOOKED_AT)
             .position(|&id| candidate(id) == Candidate::NewSilent);
-        match silent {
-            Some(at) => self.handshaking.remove(at),
-            None => loop {
-                let id = self.handshaking.pop_front()?;
-                if candidate(id) != Candidate::Gone {
-                    return Some(id);
-                }
-            },
+        if let Some(at) = silent {
+            return self.handshaking.remove(at);
         }
+        while let Some(id) = self.handshaking.pop_front() {
+            match candidate(id) {
+                Candidate::Gone => {}
+                Candidate::Answered => self.answered.push_back(id),
+                _ => return Some(id),
+            }
+        }
+        // Only clients mid-handshake are left: the one that has waited longest.
+        while let Some(id) = self.answered.pop_front() {
+            if candidate(id) == Candidate::Answered {
+                return Some(id);
+            }
+        }
+        None
     }
 }
 
@@ -301,6 +329,9 @@ pub enum Candidate {
     Silent,
     /// Handshaking, holding a client place, past its grace, but it has sent something.
     Spoken,
+    /// Handshaking, holding a client place, and the server has answered its ClientHello: a
+    /// client waiting on a round trip, of any age. The very last victims.
+    Answered,
 }
 
 #[cfg(test)]
@@ -437,6 +468,31 @@ mod tests {
         // Newcomers last: the silent one before the one mid-handshake, though it is younger.
         assert_eq!(admission.longest_handshaking(state), Some(new_b));
         assert_eq!(admission.longest_handshaking(state), Some(new_a));
+        assert_eq!(admission.longest_handshaking(state), None);
+    }
+
+    #[test]
+    fn a_client_whose_hello_was_answered_goes_after_every_newcomer() {
+        // The attack round of issue 31: sockets that come and go faster than the grace are all
+        // newcomers, and a real client on a 300 ms path, past its grace, was the only victim.
+        let shared = Shared::configured(1, 10, None, false);
+        let mut admission = Admission::new(shared, 0, None);
+        let ids: Vec<ConnId> = (0..4).map(|n| ConnId::new(n + 1, n as usize)).collect();
+        let (slow_real, older_real, new_silent, new_spoke) = (ids[0], ids[1], ids[2], ids[3]);
+        admission.note_handshaking(older_real, |_| Candidate::NewSilent);
+        admission.note_handshaking(slow_real, |_| Candidate::NewSilent);
+        admission.note_handshaking(new_silent, |_| Candidate::NewSilent);
+        admission.note_handshaking(new_spoke, |_| Candidate::NewSilent);
+        let state = |id: ConnId| match id {
+            id if id == slow_real || id == older_real => Candidate::Answered,
+            id if id == new_silent => Candidate::NewSilent,
+            _ => Candidate::NewSpoken,
+        };
+        assert_eq!(admission.longest_handshaking(state), Some(new_silent));
+        assert_eq!(admission.longest_handshaking(state), Some(new_spoke));
+        // Then the answered ones, the one that has waited longest first.
+        assert_eq!(admission.longest_handshaking(state), Some(older_real));
+        assert_eq!(admission.longest_handshaking(state), Some(slow_real));
         assert_eq!(admission.longest_handshaking(state), None);
     }
 }

@@ -65,6 +65,15 @@ pub fn fin_is_here(socket: &mut TcpStream) -> bool {
     }
 }
 
+/// Whether the peer's bytes wait in the kernel, not read yet (a one-byte `MSG_PEEK`, which
+/// takes nothing). Eviction asks it of a connection that has sent nothing as far as the core
+/// knows: a real client's ClientHello that arrived in this loop turn is not silence.
+pub fn has_bytes_waiting(socket: &TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    // WouldBlock: nothing waits. EOF (0) or an error: nothing that makes it a client.
+    matches!(socket.peek(&mut byte), Ok(n) if n > 0)
+}
+
 /// Writes what the connection hands out until it has nothing more or the socket is full, then
 /// sends our FIN if the connection asks for it. Returns true when a reader paused for its output
 /// backlog may be read again. `Err`: the peer is gone. `transmit` is the reactor's buffer, lent.

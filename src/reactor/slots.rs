@@ -114,6 +114,15 @@ impl Slots {
             .filter(|c| c.id() == id)
     }
 
+    /// The socket of `id`, to look at (the driver's `has_bytes_waiting`).
+    pub fn socket(&self, id: ConnId) -> Option<&TcpStream> {
+        self.entries
+            .get(id.slot())
+            .and_then(Option::as_ref)
+            .filter(|e| e.conn.id() == id)
+            .map(|e| &e.socket)
+    }
+
     /// The connection and its socket, for the driver.
     pub fn get_with_socket(&mut self, id: ConnId) -> Option<(&mut Conn, &mut TcpStream)> {
         self.entries

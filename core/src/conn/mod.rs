@@ -120,6 +120,10 @@ pub struct Conn {
     fin_due: bool,
     /// Some byte has come from the peer (eviction spares those that spoke).
     spoke: bool,
+    /// While handshaking, the server has sent its answer to the peer's hello (the ServerHello
+    /// flight): the peer sent a whole ClientHello, and the handshake waits on its round trip
+    /// (eviction spares these last of all).
+    hello_answered: bool,
     /// What the first bytes to rustls looked like: a plain-text line, or binary that is not TLS.
     first_bytes: FirstBytes,
     pauses: Pauses,
@@ -179,6 +183,7 @@ impl Conn {
             peer_closed: false,
             fin_due: false,
             spoke: false,
+            hello_answered: false,
             first_bytes: FirstBytes::default(),
             pauses: Pauses::default(),
             bucket: match kind {
@@ -243,6 +248,12 @@ impl Conn {
     /// Whether any byte has come from the peer yet.
     pub fn has_spoken(&self) -> bool {
         self.spoke
+    }
+
+    /// Whether the server has answered the peer's hello while handshaking: the peer is a TLS
+    /// client mid-handshake, waiting on a round trip, not a socket holding a place.
+    pub fn hello_answered(&self) -> bool {
+        self.hello_answered
     }
 
     /// Whether the reactor may read now: while handshaking, open and not paused, or lingering
@@ -830,6 +841,9 @@ impl Conn {
             // SPEC: any byte in either direction restarts the idle clock.
             self.last_activity = now;
             self.last_drained = now;
+            if self.phase == Phase::Handshaking && self.failure.is_none() {
+                self.hello_answered = true;
+            }
         }
         self.release_sent_output();
         self.advance_close();
