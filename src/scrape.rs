@@ -88,17 +88,36 @@ impl Scrape {
 }
 
 /// `GET /metrics HTTP/1.1` -> what to answer; `None` when the line is no HTTP request line.
+/// RFC 9112 §3: the method is a token (any, case-sensitive: `get` is a method this endpoint does
+/// not allow); the target is origin-form (`/metrics`), absolute-form (`http://host/metrics`,
+/// which a server must accept, §3.2.2) or, for CONNECT, authority-form, or `*` for OPTIONS; the
+/// version is HTTP/1.x (a later 1.x is answered as 1.1, §2.6).
 fn request_line(line: &str) -> Option<Answer> {
     let mut parts = line.split(' ');
     let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
-    let is_token = !method.is_empty() && method.bytes().all(|b| b.is_ascii_uppercase());
-    if parts.next().is_some() || !is_token || !target.starts_with('/') {
+    let is_tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    let is_token = !method.is_empty() && method.bytes().all(is_tchar);
+    let minor = version.strip_prefix("HTTP/1.")?;
+    if parts.next().is_some()
+        || !is_token
+        || minor.is_empty()
+        || !minor.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
-    if !matches!(version, "HTTP/1.0" | "HTTP/1.1") {
-        return None;
-    }
-    let path = target.split('?').next().unwrap_or(target);
+    let path = match target {
+        _ if target.starts_with('/') => target,
+        _ if target.starts_with("http://") || target.starts_with("https://") => {
+            let after_scheme = &target[target.find("://")? + 3..];
+            after_scheme.find('/').map_or("/", |at| &after_scheme[at..])
+        }
+        // Authority-form (CONNECT) and `*` (OPTIONS): no path of ours, and not GET or HEAD.
+        _ if !target.is_empty() && method != "GET" && method != "HEAD" => {
+            return Some(Answer::NotAllowed);
+        }
+        _ => return None,
+    };
+    let path = path.split('?').next().unwrap_or(path);
     Some(match (method, path) {
         ("GET" | "HEAD", "/metrics") => Answer::Metrics {
             head_only: method == "HEAD",
@@ -233,6 +252,22 @@ mod tests {
     fn other_paths_methods_and_noise_are_refused() {
         assert!(answer(&["GET / HTTP/1.1", ""]).starts_with("HTTP/1.1 404"));
         assert!(answer(&["POST /metrics HTTP/1.1", ""]).starts_with("HTTP/1.1 405"));
+        // The attack round: any method token, CONNECT's authority-form, OPTIONS *, absolute-form
+        // targets and later 1.x versions are HTTP too.
+        for line in [
+            "get /metrics HTTP/1.1",
+            "CONNECT 127.0.0.1:9100 HTTP/1.1",
+            "OPTIONS * HTTP/1.1",
+        ] {
+            assert!(answer(&[line, ""]).starts_with("HTTP/1.1 405"), "{line}");
+        }
+        for line in [
+            "GET http://127.0.0.1:9100/metrics HTTP/1.1",
+            "GET /metrics HTTP/1.2",
+        ] {
+            assert!(answer(&[line, ""]).starts_with("HTTP/1.1 200"), "{line}");
+        }
+        assert!(answer(&["GET http://127.0.0.1:9100/ HTTP/1.1", ""]).starts_with("HTTP/1.1 404"));
         for method in ["POST", "OPTIONS", "PUT", "DELETE"] {
             let refused = answer(&[&format!("{method} /metrics HTTP/1.1"), ""]);
             assert!(refused.starts_with("HTTP/1.1 405"), "{refused}");

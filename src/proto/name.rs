@@ -243,8 +243,8 @@ pub fn is_invisible(c: char) -> bool {
 /// Letters or symbols that draw as blank space without being whitespace, format characters or
 /// default-ignorable: no Unicode property names them, so the list is the one public lists of
 /// "invisible characters" agree on (Hangul fillers, U+2800, U+1D159 MUSICAL SYMBOL NULL
-/// NOTEHEAD, U+16FE4 KHITAN SMALL SCRIPT FILLER).
-const DRAWN_AS_NOTHING: [char; 7] = [
+/// NOTEHEAD, U+16FE4 KHITAN SMALL SCRIPT FILLER, U+303F IDEOGRAPHIC HALF FILL SPACE).
+const DRAWN_AS_NOTHING: [char; 8] = [
     '\u{115F}',
     '\u{1160}',
     '\u{3164}',
@@ -252,6 +252,7 @@ const DRAWN_AS_NOTHING: [char; 7] = [
     '\u{2800}',
     '\u{1D159}',
     '\u{16FE4}',
+    '\u{303F}',
 ];
 
 /// What two names are compared by. Two names are the same name when
@@ -336,6 +337,7 @@ mod tests {
             ("ali\u{180E}ce", '\u{180E}'),   // Mongolian vowel separator
             ("\u{1D159}", '\u{1D159}'),      // musical null notehead, alone
             ("alice\u{1D159}", '\u{1D159}'), // ... or after a member's name
+            ("alice\u{303F}", '\u{303F}'),   // ideographic half fill space
         ];
         for (name, c) in cases {
             assert_eq!(check(name), Err(NameError::Invisible(c)), "{name:?}");
