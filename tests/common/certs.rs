@@ -107,25 +107,21 @@ impl TestCa {
         name: &str,
         secs: u64,
     ) -> (PathBuf, PathBuf) {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap();
         let epoch = rcgen::date_time_ymd(1970, 1, 1);
-        params.not_before = epoch + (now - std::time::Duration::from_secs(86_400));
-        params.not_after = epoch + (now + std::time::Duration::from_secs(secs));
-        let issuer = rcgen::Issuer::new(self.params.clone(), &self.key);
-        let cert = params.signed_by(&key, &issuer).unwrap();
-        let (cert_path, key_path) = (
-            dir.join(format!("{stem}.pem")),
-            dir.join(format!("{stem}.key")),
-        );
-        std::fs::write(&cert_path, format!("{}{}", cert.pem(), self.pem)).unwrap();
-        std::fs::write(&key_path, key.serialize_pem()).unwrap();
-        (cert_path, key_path)
+        self.leaf_valid(
+            dir,
+            stem,
+            Vec::new(),
+            name,
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+            |params| {
+                params.not_before = epoch + (now - std::time::Duration::from_secs(86_400));
+                params.not_after = epoch + (now + std::time::Duration::from_secs(secs));
+            },
+        )
     }
 
     fn leaf(
@@ -137,13 +133,28 @@ impl TestCa {
         usage: rcgen::ExtendedKeyUsagePurpose,
         (from, to): (i64, i64),
     ) -> (PathBuf, PathBuf) {
+        let validity = |params: &mut CertificateParams| valid_days(params, from, to);
+        self.leaf_valid(dir, stem, names, common_name, usage, validity)
+    }
+
+    /// A leaf this CA signs, valid as `set_validity` says, written as `<stem>.pem` (with the CA
+    /// after it) and `<stem>.key` in `dir`.
+    fn leaf_valid(
+        &self,
+        dir: &Path,
+        stem: &str,
+        names: Vec<String>,
+        common_name: &str,
+        usage: rcgen::ExtendedKeyUsagePurpose,
+        set_validity: impl FnOnce(&mut CertificateParams),
+    ) -> (PathBuf, PathBuf) {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(names).unwrap();
         params
             .distinguished_name
             .push(DnType::CommonName, common_name);
         params.extended_key_usages = vec![usage];
-        valid_days(&mut params, from, to);
+        set_validity(&mut params);
         let issuer = rcgen::Issuer::new(self.params.clone(), &self.key);
         let cert = params.signed_by(&key, &issuer).unwrap();
         let (cert_path, key_path) = (
