@@ -114,16 +114,13 @@ impl RedisBus {
         room: Arc<Directory>,
         now: Instant,
     ) -> Result<RedisBus, String> {
-        use std::net::ToSocketAddrs;
         let tls = match url.tls {
             true => Some(redis_tls(&url)?),
             false => None,
         };
-        let addr = (url.host.as_str(), url.port)
-            .to_socket_addrs()
-            .ok()
-            .and_then(|mut addrs| addrs.next())
-            .ok_or_else(|| format!("--chat-redis: cannot resolve {}", url.host))?;
+        // The same resolution, and the same words, as every other address the server is given.
+        let addr = crate::addr::resolve(&url.host, url.port)
+            .map_err(|why| format!("--chat-redis: {why}"))?[0];
         let me = format!(
             "{:x}-{:x}",
             std::process::id(),
